@@ -1,0 +1,265 @@
+"""Composite operations: built from the primitives, with no rules of their own.
+
+Their gradients come from the primitives they are made of, so they need no tests of their own
+beyond the generated gradient checks. Each is written for numerical stability first (logsumexp
+subtracts the max; sigmoid goes through tanh; softplus never exponentiates a large number).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .ops.elementwise import abs, exp, log, log1p, maximum, multiply, sqrt, tanh, where
+from .ops.linalg import tensordot
+from .ops.reduce import max, norm2, normalize_axis, sum
+from .ops.registry import _as_array
+from .ops.shape import concatenate, getitem, reshape, transpose
+from .tensor import Tensor, _new_tensor
+
+
+def _arr(x):
+    return x.array if isinstance(x, Tensor) else _as_array(x)
+
+
+def _shape(x):
+    return tuple(_arr(x).shape) if not isinstance(x, Tensor) else x.shape
+
+
+def _probe(shape):
+    """A zero-stride array of `shape`: lets NumPy work out shapes without allocating."""
+    return np.broadcast_to(np.False_, shape)
+
+
+def _reduced_shape(shape, axis) -> tuple:
+    return np.sum(_probe(shape), axis=axis).shape
+
+
+def stop_gradient(x):
+    """The same values without history (``x.detach()``)."""
+    return _new_tensor(_arr(x))
+
+
+# -- elementwise --------------------------------------------------------------------------------
+def square(x):
+    """x * x."""
+    return multiply(x, x)
+
+
+def sigmoid(x):
+    """1 / (1 + e**-x), computed as (1 + tanh(x/2)) / 2, which never overflows."""
+    return 0.5 * tanh(0.5 * x) + 0.5
+
+
+def relu(x):
+    """max(x, 0), with gradient 0 at 0 (as PyTorch)."""
+    return where(_arr(x) > 0, x, 0.0)
+
+
+def softplus(x):
+    """log(1 + e**x), stable for large |x| (its gradient at 0 is sigmoid(0) = 0.5)."""
+    return maximum(x, 0.0) + log1p(exp(-abs(x)))
+
+
+def clip(x, a_min=None, a_max=None):
+    """Values limited to [a_min, a_max]; gradient 1 inside (ends included), 0 outside."""
+    out = x
+    if a_min is not None:
+        out = where(_arr(out) < _arr(a_min), a_min, out)
+    if a_max is not None:
+        out = where(_arr(out) > _arr(a_max), a_max, out)
+    return out
+
+
+# -- reductions ---------------------------------------------------------------------------------
+def _count(x, axis) -> int:
+    shape = _shape(x)
+    return int(np.prod([shape[a] for a in normalize_axis(axis, len(shape), "mean")]))
+
+
+def mean(x, axis=None, keepdims=False):
+    """Arithmetic mean over `axis`."""
+    return sum(x, axis=axis, keepdims=keepdims) / _count(x, axis)
+
+
+def var(x, axis=None, ddof=0, keepdims=False):
+    """Variance over `axis` with NumPy's `ddof`."""
+    centred = x - mean(x, axis=axis, keepdims=True)
+    return sum(centred * centred, axis=axis, keepdims=keepdims) / (_count(x, axis) - ddof)
+
+
+def std(x, axis=None, ddof=0, keepdims=False):
+    """Standard deviation over `axis` with NumPy's `ddof`."""
+    return sqrt(var(x, axis=axis, ddof=ddof, keepdims=keepdims))
+
+
+def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False):
+    """log(sum(exp(a))) over `axis` without overflow (SciPy's signature; `b` and
+    `return_sign` are not supported).
+
+    >>> import tape as tp
+    >>> round(float(tp.logsumexp(tp.tensor([1000.0, 1000.0]))), 4)
+    1000.6931
+    """
+    if b is not None or return_sign:
+        raise NotImplementedError("logsumexp: the b= and return_sign= arguments are not supported")
+    m = np.max(_arr(a), axis=axis, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0.0)  # all -inf (or inf) slices: shift by 0 instead of nan
+    out = log(sum(exp(a - m), axis=axis, keepdims=True)) + m
+    if not keepdims:
+        out = reshape(out, _reduced_shape(_shape(a), axis))
+    return out
+
+
+def softmax(x, axis=-1):
+    """e**x / sum(e**x) along `axis` (max-shifted for stability)."""
+    m = np.max(_arr(x), axis=axis, keepdims=True)
+    e = exp(x - m)
+    return e / sum(e, axis=axis, keepdims=True)
+
+
+def log_softmax(x, axis=-1):
+    """x - logsumexp(x) along `axis`."""
+    return x - logsumexp(x, axis=axis, keepdims=True)
+
+
+def norm(x, ord=None, axis=None, keepdims=False):
+    """np.linalg.norm: vector norms (any p, inf, -inf, 0) and matrix 1, inf, 'fro' norms.
+
+    Matrix ord=2, -2 and 'nuc' (singular values) are not supported.
+    """
+    nd = len(_shape(x))
+    if axis is None and ord is not None and nd not in (1, 2):
+        raise ValueError(f"norm: improper number of dimensions to norm ({nd}) for ord={ord!r}")
+    if axis is None:
+        axes = tuple(range(nd))
+    else:
+        axes = (int(axis),) if np.ndim(axis) == 0 else tuple(int(a) for a in axis)
+    if ord is None or (len(axes) == 2 and ord == "fro") or (len(axes) == 1 and ord == 2):
+        return norm2(x, axis=None if axis is None else axes, keepdims=keepdims)
+    if len(axes) == 1:
+        if ord == np.inf:
+            return max(abs(x), axis=axes, keepdims=keepdims)
+        if ord == -np.inf:
+            return -max(-abs(x), axis=axes, keepdims=keepdims)
+        if ord == 0:
+            return _new_tensor(np.sum(_arr(x) != 0, axis=axes, keepdims=keepdims).astype(_arr(x).dtype))
+        if ord == 1:
+            return sum(abs(x), axis=axes, keepdims=keepdims)
+        return sum(abs(x) ** ord, axis=axes, keepdims=keepdims) ** (1.0 / ord)
+    if len(axes) == 2 and ord in (1, -1, np.inf, -np.inf):
+        row, col = (a % nd for a in axes)
+        inner_axis, outer_axis = (row, col) if ord in (1, -1) else (col, row)
+        sums = sum(abs(x), axis=inner_axis, keepdims=True)
+        pick = max(sums, axis=outer_axis, keepdims=True) if ord > 0 else -max(-sums, axis=outer_axis, keepdims=True)
+        return pick if keepdims else reshape(pick, _reduced_shape(_shape(x), axes))
+    raise NotImplementedError(f"norm: ord={ord!r} over axes {axes} is not supported (singular-value norms)")
+
+
+# -- linear algebra ---------------------------------------------------------------------------
+def inner(a, b):
+    """np.inner: sum over the last axes of a and b."""
+    if len(_shape(a)) == 0 or len(_shape(b)) == 0:
+        return multiply(a, b)
+    return tensordot(a, b, axes=((-1,), (-1,)))
+
+
+def outer(a, b):
+    """np.outer: a.ravel()[:, None] * b.ravel()[None, :]."""
+    return multiply(reshape(a, (-1, 1)), reshape(b, (1, -1)))
+
+
+def trace(x, offset=0, axis1=0, axis2=1):
+    """np.trace: sum of the (offset) diagonal over axis1, axis2."""
+    shape = _shape(x)
+    nd = len(shape)
+    a1, a2 = axis1 % nd, axis2 % nd
+    rest = [i for i in range(nd) if i not in (a1, a2)]
+    moved = transpose(x, rest + [a1, a2])
+    eye = np.eye(shape[a1], shape[a2], k=offset, dtype=_arr(x).dtype)
+    return sum(moved * eye, axis=(-2, -1))
+
+
+# -- shape ----------------------------------------------------------------------------------------
+def swapaxes(x, axis1, axis2):
+    """Exchange two axes."""
+    order = list(range(len(_shape(x))))
+    order[axis1], order[axis2] = order[axis2], order[axis1]
+    return transpose(x, order)
+
+
+def moveaxis(x, source, destination):
+    """Move axes to new positions (np.moveaxis)."""
+    nd = len(_shape(x))
+    src = [s % nd for s in ((source,) if np.ndim(source) == 0 else source)]
+    dst = [d % nd for d in ((destination,) if np.ndim(destination) == 0 else destination)]
+    order = [i for i in range(nd) if i not in src]
+    for d, s in sorted(zip(dst, src)):
+        order.insert(d, s)
+    return transpose(x, order)
+
+
+def expand_dims(x, axis):
+    """Insert size-1 axes at `axis`."""
+    return reshape(x, np.expand_dims(_probe(_shape(x)), axis).shape)
+
+
+def squeeze(x, axis=None):
+    """Remove size-1 axes (all, or those in `axis`)."""
+    return reshape(x, np.squeeze(_probe(_shape(x)), axis).shape)
+
+
+def stack(arrays, axis=0):
+    """Join tensors along a new axis."""
+    arrays = list(arrays)
+    if not arrays:
+        raise ValueError("stack: need at least one array to stack")
+    nd = len(_shape(arrays[0])) + 1
+    return concatenate([expand_dims(a, axis % nd) for a in arrays], axis=axis % nd)
+
+
+def split(x, indices_or_sections, axis=0):
+    """np.split: a list of sub-tensors (views along `axis`)."""
+    shape = _shape(x)
+    ax = axis % len(shape)
+    n = shape[ax]
+    if np.ndim(indices_or_sections) == 0:
+        k = int(indices_or_sections)
+        if n % k:
+            raise ValueError(f"split: array split does not result in an equal division ({n} into {k})")
+        bounds = list(range(0, n + 1, n // k)) if n else [0] * (k + 1)
+    else:
+        bounds = [0, *[int(i) for i in indices_or_sections], n]
+    lead = (slice(None),) * ax
+    return [getitem(x, lead + (slice(lo, hi),)) for lo, hi in zip(bounds[:-1], bounds[1:])]
+
+
+def flip(x, axis=None):
+    """Reverse the order of elements along `axis` (all axes by default)."""
+    nd = len(_shape(x))
+    axes = range(nd) if axis is None else [a % nd for a in ((axis,) if np.ndim(axis) == 0 else axis)]
+    return getitem(x, tuple(slice(None, None, -1) if i in axes else slice(None) for i in range(nd)))
+
+
+# -- results without history --------------------------------------------------------------------
+def _plain(fn, name):
+    def op(*args, **kw):
+        return _new_tensor(_as_array(fn(*[_arr(a) for a in args], **kw)))
+
+    op.__name__ = op.__qualname__ = name
+    op.__doc__ = f"np.{fn.__name__}; the result is a Tensor without history."
+    return op
+
+
+equal = _plain(np.equal, "equal")
+not_equal = _plain(np.not_equal, "not_equal")
+less = _plain(np.less, "less")
+less_equal = _plain(np.less_equal, "less_equal")
+greater = _plain(np.greater, "greater")
+greater_equal = _plain(np.greater_equal, "greater_equal")
+argmax = _plain(np.argmax, "argmax")
+argmin = _plain(np.argmin, "argmin")
+isfinite = _plain(np.isfinite, "isfinite")
+isnan = _plain(np.isnan, "isnan")
+logical_and = _plain(np.logical_and, "logical_and")
+logical_or = _plain(np.logical_or, "logical_or")
+logical_not = _plain(np.logical_not, "logical_not")

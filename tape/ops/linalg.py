@@ -1,0 +1,234 @@
+"""Linear-algebra primitives: matmul, dot, tensordot, einsum, solve, inv, det.
+
+Batch dimensions that matmul broadcast are summed away by the sweep, like any broadcast.
+"""
+
+from __future__ import annotations
+
+import string
+from collections import Counter
+
+import numpy as np
+
+from .registry import Op, apply, defop
+
+
+def _swap(a):
+    return np.swapaxes(a, -1, -2)
+
+
+def _inverse(order) -> tuple:
+    """The permutation that undoes `order`."""
+    return tuple(int(i) for i in np.argsort(order))
+
+
+# -- matmul / dot ---------------------------------------------------------------------------------
+def _matmul_da(g, o, a, b):
+    if b.ndim == 1:
+        return g * b if a.ndim == 1 else g[..., None] * b
+    if a.ndim == 1:
+        return (g[..., None, :] @ _swap(b))[..., 0, :]
+    return g @ _swap(b)
+
+
+def _matmul_db(g, o, a, b):
+    if a.ndim == 1:
+        return g * a if b.ndim == 1 else a[:, None] * g[..., None, :]
+    if b.ndim == 1:
+        return (_swap(a) @ g[..., None])[..., 0]
+    return _swap(a) @ g
+
+
+def _dot_axes(a, b):
+    return ((a.ndim - 1,), (b.ndim - 2,))
+
+
+def _dot_da(g, o, a, b):
+    if a.ndim == 0 or b.ndim == 0:
+        return g * b
+    if b.ndim <= 2:
+        return _matmul_da(g, o, a, b)
+    return _tensordot_da(g, o, a, b, _dot_axes(a, b))
+
+
+def _dot_db(g, o, a, b):
+    if a.ndim == 0 or b.ndim == 0:
+        return g * a
+    if b.ndim <= 2:
+        return _matmul_db(g, o, a, b)
+    return _tensordot_db(g, o, a, b, _dot_axes(a, b))
+
+
+# -- tensordot --------------------------------------------------------------------------------
+def _free(ndim, axes):
+    return [i for i in range(ndim) if i not in axes]
+
+
+def _tensordot_da(g, o, a, b, axes):
+    ax_a, ax_b = axes
+    free_a, free_b = _free(a.ndim, ax_a), _free(b.ndim, ax_b)
+    ga = np.tensordot(g, b, axes=(list(range(len(free_a), g.ndim)), free_b))
+    # ga's axes: a's free axes, then b's contracted axes in b's order, each standing for its a-axis
+    return np.transpose(ga, _inverse(free_a + [ax_a[ax_b.index(j)] for j in sorted(ax_b)]))
+
+
+def _tensordot_db(g, o, a, b, axes):
+    ax_a, ax_b = axes
+    free_a, free_b = _free(a.ndim, ax_a), _free(b.ndim, ax_b)
+    gb = np.tensordot(a, g, axes=(free_a, list(range(len(free_a)))))
+    return np.transpose(gb, _inverse([ax_b[ax_a.index(i)] for i in sorted(ax_a)] + free_b))
+
+
+# -- einsum -------------------------------------------------------------------------------------
+def _einsum_forward(*operands, ins, out):
+    return np.einsum(",".join(ins) + "->" + out, *operands)
+
+
+def _einsum_vjp(g, o, *operands, ins, out):
+    cts = []
+    for k, sub in enumerate(ins):
+        others = [x for j, x in enumerate(operands) if j != k]
+        other_subs = [s for j, s in enumerate(ins) if j != k]
+        avail = set(out).union(*other_subs)
+        uniq = "".join(dict.fromkeys(sub))
+        target = "".join(c for c in uniq if c in avail)
+        ct = np.einsum(",".join([out, *other_subs]) + "->" + target, g, *others)
+        size = dict(zip(sub, operands[k].shape))
+        if len(target) < len(uniq):  # letters summed within this operand alone: broadcast back
+            lone = "".join(c for c in uniq if c not in avail)
+            ones = np.ones_like(g, shape=tuple(size[c] for c in lone))
+            ct = np.einsum(f"{target},{lone}->{uniq}", ct, ones)
+        if len(uniq) < len(sub):  # a repeated letter (a diagonal): put the cotangent back on it
+            fresh = iter(c for c in string.ascii_letters if c not in sub + out + "".join(other_subs))
+            expanded, deltas, seen = "", [], set()
+            for c in sub:
+                if c in seen:
+                    f = next(fresh)
+                    expanded += f
+                    deltas.append(c + f)
+                else:
+                    seen.add(c)
+                    expanded += c
+            eyes = [np.eye(size[d[0]], dtype=g.dtype) for d in deltas]
+            ct = np.einsum(",".join([uniq, *deltas]) + "->" + expanded, ct, *eyes)
+        cts.append(ct)
+    return tuple(cts)
+
+
+def parse_einsum(subscripts: str, shapes) -> tuple[tuple, str]:
+    """Explicit per-operand subscripts and output, with '...' spelled out as letters."""
+    subs = subscripts.replace(" ", "")
+    lhs, arrow, rhs = subs.partition("->")
+    ins = lhs.split(",")
+    if len(ins) != len(shapes):
+        raise ValueError(f"einsum: {len(ins)} operand subscripts for {len(shapes)} operands")
+    unused = [c for c in string.ascii_letters if c not in subs]
+    spans = [len(shape) - (len(s) - 3) for s, shape in zip(ins, shapes) if "..." in s]
+    width = max(spans, default=0)
+    ell = "".join(unused[:width])
+    explicit = [
+        s.replace("...", ell[width - (len(shape) - (len(s) - 3)) :]) if "..." in s else s
+        for s, shape in zip(ins, shapes)
+    ]
+    if arrow:
+        out = rhs.replace("...", ell)
+    else:
+        counts = Counter("".join(ins).replace("...", ""))
+        out = ell + "".join(sorted(c for c, n in counts.items() if n == 1))
+    return tuple(explicit), out
+
+
+#      opcode                name          forward               vjp rules                  save
+MATMUL = defop(Op.MATMUL, "matmul", np.matmul, (_matmul_da, _matmul_db), "xy")
+DOT = defop(Op.DOT, "dot", np.dot, (_dot_da, _dot_db), "xy")
+TENSORDOT = defop(
+    Op.TENSORDOT, "tensordot", lambda a, b, axes: np.tensordot(a, b, axes=axes), (_tensordot_da, _tensordot_db), "xy"
+)
+EINSUM = defop(Op.EINSUM, "einsum", _einsum_forward, save="*", vjp_all=_einsum_vjp)
+
+
+def _solve_db(g, o, a, b, vec):
+    return np.linalg.solve(_swap(a), g[..., None])[..., 0] if vec else np.linalg.solve(_swap(a), g)
+
+
+def _solve_da(g, o, a, b, vec):
+    gb = _solve_db(g, o, a, b, vec)
+    return -gb[..., :, None] * o[..., None, :] if vec else -(gb @ _swap(o))
+
+
+SOLVE = defop(
+    Op.SOLVE, "solve", lambda a, b, vec: np.linalg.solve(a, b), (_solve_da, _solve_db), "xo", domain=(0.5, 2.0)
+)
+INV = defop(Op.INV, "inv", np.linalg.inv, (lambda g, o, a: -(_swap(o) @ g @ _swap(o)),), "o", domain=(0.5, 2.0))
+DET = defop(
+    Op.DET,
+    "det",
+    np.linalg.det,
+    (lambda g, o, a: (g * o)[..., None, None] * _swap(np.linalg.inv(a)),),
+    "xo",
+    domain=(0.5, 2.0),
+)
+
+
+# -- public functions ---------------------------------------------------------------------------
+def matmul(a, b):
+    """a @ b with NumPy's rules (1-D promotion, broadcast batch dimensions).
+
+    >>> import tape as tp
+    >>> tp.matmul(tp.eye(2), tp.tensor([1.0, 2.0]))
+    tensor([1., 2.])
+    """
+    return apply(MATMUL, (a, b))
+
+
+def dot(a, b):
+    """np.dot: inner product of vectors, matrix product, sum over last/second-to-last axes."""
+    return apply(DOT, (a, b))
+
+
+def tensordot(a, b, axes=2):
+    """np.tensordot: contract `axes` of a with `axes` of b."""
+    from ..tensor import Tensor
+
+    nd_a = a.ndim if isinstance(a, Tensor) else np.ndim(a)
+    nd_b = b.ndim if isinstance(b, Tensor) else np.ndim(b)
+    if np.ndim(axes) == 0:
+        n = int(axes)
+        ax_a, ax_b = tuple(range(nd_a - n, nd_a)), tuple(range(n))
+    else:
+        ax_a, ax_b = axes
+        ax_a = (ax_a,) if np.ndim(ax_a) == 0 else tuple(ax_a)
+        ax_b = (ax_b,) if np.ndim(ax_b) == 0 else tuple(ax_b)
+        if len(ax_a) != len(ax_b):
+            raise ValueError(f"tensordot: axes {ax_a} and {ax_b} have different lengths")
+        ax_a = tuple(int(i) % max(nd_a, 1) for i in ax_a)
+        ax_b = tuple(int(i) % max(nd_b, 1) for i in ax_b)
+    return apply(TENSORDOT, (a, b), {"axes": (ax_a, ax_b)})
+
+
+def einsum(subscripts: str, *operands):
+    """np.einsum with explicit or implicit output and '...'; differentiable in every operand.
+
+    >>> import tape as tp
+    >>> tp.einsum("ii", tp.eye(3))
+    tensor(3.)
+    """
+    if not isinstance(subscripts, str):
+        raise TypeError("einsum: only the subscripts-string form is supported, e.g. einsum('ij,jk->ik', a, b)")
+    ins, out = parse_einsum(subscripts, [np.shape(getattr(x, "array", x)) for x in operands])
+    return apply(EINSUM, operands, {"ins": ins, "out": out})
+
+
+def solve(a, b):
+    """The x with a @ x = b (np.linalg.solve; b is a vector only when it is 1-D)."""
+    return apply(SOLVE, (a, b), {"vec": np.ndim(getattr(b, "array", b)) == 1})
+
+
+def inv(a):
+    """Matrix inverse (batched)."""
+    return apply(INV, (a,))
+
+
+def det(a):
+    """Determinant (batched)."""
+    return apply(DET, (a,))

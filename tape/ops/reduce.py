@@ -1,0 +1,120 @@
+"""Reduction primitives: sum, prod, max, min, and the Euclidean norm.
+
+`axis` is normalised to a tuple of non-negative ints before recording, so the rules can put the
+reduced axes back with `expand_dims` and broadcast the cotangent to the input's shape.
+"""
+
+from __future__ import annotations
+
+import builtins
+
+import numpy as np
+
+from .registry import Op, apply, defop
+
+
+def normalize_axis(axis, ndim: int, what: str) -> tuple:
+    """`axis` (None, int or sequence) as a sorted tuple of non-negative ints."""
+    if axis is None:
+        return tuple(range(ndim))
+    axes = (axis,) if np.ndim(axis) == 0 else tuple(axis)
+    out = []
+    for a in axes:
+        a = int(a)
+        if not -ndim <= a < builtins.max(ndim, 1) or (ndim == 0 and a not in (0, -1)):
+            raise np.exceptions.AxisError(f"{what}: axis {a} is out of bounds for an array of dimension {ndim}")
+        out.append(a % ndim if ndim else 0)
+    if len(set(out)) != len(out):
+        raise ValueError(f"{what}: repeated axis in {axis}")
+    return tuple(sorted(out)) if ndim else ()
+
+
+def keep(g, axis, keepdims):
+    """`g` with the reduced axes put back as size-1 axes."""
+    return g if keepdims or not axis else np.expand_dims(g, axis)
+
+
+def _sum_vjp(g, o, x, axis, keepdims, shape):
+    return np.broadcast_to(keep(g, axis, keepdims), shape)
+
+
+def _prod_others(x, axis):
+    """For each element, the product of the others in its reduction group (exact at zeros)."""
+    n = len(axis)
+    moved = np.moveaxis(x, axis, tuple(range(x.ndim - n, x.ndim)))
+    flat = moved.reshape(moved.shape[: x.ndim - n] + (-1,))
+    ones = np.ones_like(flat[..., :1])
+    left = np.cumprod(np.concatenate([ones, flat[..., :-1]], axis=-1), axis=-1)
+    right = np.cumprod(np.concatenate([ones, flat[..., :0:-1]], axis=-1), axis=-1)[..., ::-1]
+    return np.moveaxis((left * right).reshape(moved.shape), tuple(range(x.ndim - n, x.ndim)), axis)
+
+
+def _prod_vjp(g, o, x, axis, keepdims, shape):
+    return keep(g, axis, keepdims) * _prod_others(x, axis)
+
+
+def _extreme_vjp(g, o, x, axis, keepdims, shape):
+    # Ties share the gradient equally: each of the k tied maxima gets g / k.
+    hit = x == keep(o, axis, keepdims)
+    count = np.sum(hit, axis=axis, keepdims=True)
+    return np.where(hit, keep(g, axis, keepdims) / count, 0.0)
+
+
+def _norm_forward(x, axis, keepdims, shape):
+    return np.sqrt(np.sum(x * x, axis=axis, keepdims=keepdims))
+
+
+def _norm_vjp(g, o, x, axis, keepdims, shape):
+    # The subgradient 0 at x = 0 (PyTorch), instead of 0/0.
+    ok = keep(o, axis, keepdims)
+    return np.where(ok == 0, 0.0, keep(g, axis, keepdims) * x / np.where(ok == 0, 1.0, ok))
+
+
+def _reduce_forward(fn):
+    return lambda x, axis, keepdims, shape: fn(x, axis=axis, keepdims=keepdims)
+
+
+#      opcode       name     forward                      vjp           save
+SUM = defop(Op.SUM, "sum", _reduce_forward(np.sum), (_sum_vjp,))
+PROD = defop(Op.PROD, "prod", _reduce_forward(np.prod), (_prod_vjp,), "x")
+MAX = defop(Op.MAX, "max", _reduce_forward(np.max), (_extreme_vjp,), "xo")
+MIN = defop(Op.MIN, "min", _reduce_forward(np.min), (_extreme_vjp,), "xo")
+NORM = defop(Op.NORM, "norm", _norm_forward, (_norm_vjp,), "xo")
+
+
+def _reduce(d, x, axis, keepdims):
+    from ..tensor import Tensor
+
+    shape = x.shape if isinstance(x, Tensor) else np.shape(x)
+    params = {"axis": normalize_axis(axis, len(shape), d.name), "keepdims": bool(keepdims), "shape": tuple(shape)}
+    return apply(d, (x,), params)
+
+
+def sum(x, axis=None, keepdims=False):  # noqa: A001 (NumPy's name)
+    """Sum over `axis` (all by default).
+
+    >>> import tape as tp
+    >>> tp.sum(tp.ones((2, 3)), axis=0)
+    tensor([2., 2., 2.])
+    """
+    return _reduce(SUM, x, axis, keepdims)
+
+
+def prod(x, axis=None, keepdims=False):
+    """Product over `axis`; its gradient is exact where elements are zero."""
+    return _reduce(PROD, x, axis, keepdims)
+
+
+def max(x, axis=None, keepdims=False):  # noqa: A001
+    """Largest element over `axis`; tied maxima share the gradient equally."""
+    return _reduce(MAX, x, axis, keepdims)
+
+
+def min(x, axis=None, keepdims=False):  # noqa: A001
+    """Smallest element over `axis`; tied minima share the gradient equally."""
+    return _reduce(MIN, x, axis, keepdims)
+
+
+def norm2(x, axis=None, keepdims=False):
+    """sqrt(sum(x**2)) over `axis`: the Euclidean (and Frobenius) norm, gradient 0 at 0."""
+    return _reduce(NORM, x, axis, keepdims)

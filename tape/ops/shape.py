@@ -1,0 +1,165 @@
+"""Shape and movement primitives: reshape, transpose, broadcast_to, indexing, concatenate, pad,
+astype, and moving between devices. None of them keeps an input array for its rule.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import devices
+from .registry import Op, apply, call, defop
+
+
+def _index_arrays(index):
+    """An index with Tensors and lists turned into arrays (what NumPy indexing expects)."""
+    from ..tensor import Tensor
+
+    if isinstance(index, tuple):
+        return tuple(_index_arrays(i) for i in index)
+    if isinstance(index, Tensor):
+        return index.array
+    if isinstance(index, list):
+        return np.asarray(index)
+    return index
+
+
+def _has_int_array(index) -> bool:
+    """True if `index` holds an integer array, which may pick the same element twice."""
+    items = index if isinstance(index, tuple) else (index,)
+    return any(hasattr(i, "dtype") and i.dtype.kind in "iu" and i.ndim > 0 for i in items)
+
+
+def _index_add_forward(g, idx, shape):
+    z = np.zeros_like(g, shape=shape)
+    if _has_int_array(idx):
+        np.add.at(z, idx, g)  # repeated indices add up
+    else:
+        z[idx] = g
+    return z
+
+
+def _pad_slices(pad_width):
+    return tuple(slice(lo, -hi if hi else None) for lo, hi in pad_width)
+
+
+#      opcode                   name             forward                                                 vjp rule
+RESHAPE = defop(
+    Op.RESHAPE,
+    "reshape",
+    lambda x, shape, in_shape: np.reshape(x, shape),
+    (lambda g, o, x, shape, in_shape: np.reshape(g, in_shape),),
+)
+TRANSPOSE = defop(
+    Op.TRANSPOSE,
+    "transpose",
+    lambda x, axes: np.transpose(x, axes),
+    (lambda g, o, x, axes: np.transpose(g, tuple(int(i) for i in np.argsort(axes))),),
+)
+BROADCAST_TO = defop(
+    Op.BROADCAST_TO, "broadcast_to", lambda x, shape: np.broadcast_to(x, shape), (lambda g, o, x, shape: g,)
+)
+GETITEM = defop(
+    Op.GETITEM,
+    "getitem",
+    lambda x, idx, shape: x[idx],
+    (lambda g, o, x, idx, shape: call(INDEX_ADD, g, idx=idx, shape=shape),),
+)
+INDEX_ADD = defop(Op.INDEX_ADD, "index_add", _index_add_forward, (lambda g, o, x, idx, shape: g[idx],))
+CONCATENATE = defop(
+    Op.CONCATENATE,
+    "concatenate",
+    lambda *xs, axis, sizes: np.concatenate(xs, axis=axis),
+    vjp_all=lambda g, o, *xs, axis, sizes: tuple(np.split(g, np.cumsum(sizes)[:-1].tolist(), axis=axis)),
+)
+PAD = defop(
+    Op.PAD,
+    "pad",
+    lambda x, pad_width, value: np.pad(x, pad_width, constant_values=value),
+    (lambda g, o, x, pad_width, value: g[_pad_slices(pad_width)],),
+)
+ASTYPE = defop(
+    Op.ASTYPE, "astype", lambda x, dtype: x.astype(dtype), (lambda g, o, x, dtype: g,)
+)  # the sweep casts g back
+TO_DEVICE = defop(
+    Op.TO_DEVICE,
+    "to",
+    lambda x, device, source: devices.to_device(x, device),
+    (lambda g, o, x, device, source: call(TO_DEVICE, g, device=source, source=device),),
+)
+
+
+def _shape_of(x):
+    return tuple(getattr(x, "shape", np.shape(x)))
+
+
+def reshape(x, *shape):
+    """x with a new shape (a tuple or separate ints; one entry may be -1)."""
+    if len(shape) == 1 and not isinstance(shape[0], (int, np.integer)):
+        shape = tuple(shape[0])
+    return apply(RESHAPE, (x,), {"shape": tuple(int(s) for s in shape), "in_shape": _shape_of(x)})
+
+
+def transpose(x, axes=None):
+    """Permute the axes (reverse them by default)."""
+    nd = len(_shape_of(x))
+    axes = tuple(range(nd))[::-1] if axes is None else tuple(int(a) % max(nd, 1) for a in axes)
+    if sorted(axes) != list(range(nd)):
+        raise ValueError(f"transpose: axes {axes} are not a permutation of the {nd} axes of shape {_shape_of(x)}")
+    return apply(TRANSPOSE, (x,), {"axes": axes})
+
+
+def broadcast_to(x, shape):
+    """x broadcast to `shape` (the gradient is summed back)."""
+    shape = (int(shape),) if np.ndim(shape) == 0 else tuple(int(s) for s in shape)
+    return apply(BROADCAST_TO, (x,), {"shape": shape})
+
+
+def getitem(x, index):
+    """x[index]: slices, integers, None, Ellipsis, integer arrays and boolean masks."""
+    return apply(GETITEM, (x,), {"idx": _index_arrays(index), "shape": _shape_of(x)})
+
+
+def concatenate(arrays, axis=0):
+    """Join a sequence of tensors along an existing axis."""
+    arrays = tuple(arrays)
+    if not arrays:
+        raise ValueError("concatenate: need at least one array to concatenate")
+    if axis is None:
+        arrays = tuple(reshape(a, -1) for a in arrays)
+        axis = 0
+    nd = len(_shape_of(arrays[0]))
+    if nd == 0:
+        raise ValueError("concatenate: zero-dimensional arrays cannot be concatenated")
+    ax = int(axis) % nd
+    sizes = tuple(_shape_of(a)[ax] if len(_shape_of(a)) == nd else -1 for a in arrays)
+    return apply(CONCATENATE, arrays, {"axis": ax, "sizes": sizes})
+
+
+def pad(x, pad_width, mode="constant", constant_values=0):
+    """np.pad with mode='constant' (the gradient drops the padding)."""
+    if mode != "constant":
+        raise NotImplementedError(f"pad: mode {mode!r} is not supported; only mode='constant' is differentiable here")
+    nd = len(_shape_of(x))
+    widths = np.broadcast_to(np.asarray(pad_width, dtype=int), (nd, 2))
+    pw = tuple((int(lo), int(hi)) for lo, hi in widths)
+    return apply(PAD, (x,), {"pad_width": pw, "value": constant_values})
+
+
+def astype(x, dtype):
+    """A cast copy; recorded (differentiable) only between floating-point dtypes."""
+    from ..tensor import Tensor, _new_tensor
+
+    dtype = np.dtype(dtype)
+    a = x.array if isinstance(x, Tensor) else np.asarray(x)
+    if dtype.kind != "f" or a.dtype.kind != "f":
+        return _new_tensor(a.astype(dtype))
+    return apply(ASTYPE, (x,), {"dtype": dtype})
+
+
+def to_device(x, device):
+    """x on `device` ("cpu" or "cuda"); the gradient moves back."""
+    devices.check_device(device, "to")
+    source = devices.device_of(getattr(x, "array", x))
+    if device == "cuda":
+        devices.cupy()  # the clear error when CuPy or the GPU is missing
+    return apply(TO_DEVICE, (x,), {"device": device, "source": source})
