@@ -13,6 +13,8 @@ from numpy import bool_, float16, float32, float64, int32, int64  # noqa: F401  
 
 from . import linalg  # noqa: F401
 from .composite import (  # noqa: F401
+    all,
+    any,
     argmax,
     argmin,
     clip,

@@ -263,3 +263,5 @@ isnan = _plain(np.isnan, "isnan")
 logical_and = _plain(np.logical_and, "logical_and")
 logical_or = _plain(np.logical_or, "logical_or")
 logical_not = _plain(np.logical_not, "logical_not")
+all = _plain(np.all, "all")  # noqa: A001 (NumPy's name)
+any = _plain(np.any, "any")  # noqa: A001

@@ -24,6 +24,9 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .record import state
+from .tensor import Tensor, _tensor_with_history
+
 # Columns of a row.
 OP, INS, PARAMS, SAVED, META, VALUE, ADJ, RC, FLAGS, SRC = range(10)
 # Flags.
@@ -32,6 +35,9 @@ STALE = 2  # a value it saved was changed in place after recording
 
 #: Values and adjoints up to this many elements are kept for `Tape.trace()`.
 TRACE_MAX_SIZE = 16
+
+
+_SCALARS = (int, float, np.generic)
 
 
 class _Leaf:
@@ -74,9 +80,6 @@ class Store:
 
     def record(self, d, args, arrays, out, params):
         """Append a row for op `d`; return the output Tensor, which holds the new slot."""
-        from .record import state
-        from .tensor import Tensor, _tensor_with_history
-
         rows = self.rows
         ins = []
         meta = []
@@ -91,7 +94,7 @@ class Store:
                     meta.append(None)
             else:
                 ins.append(-1)
-                meta.append(arr if np.ndim(arr) == 0 else None)  # constants, for the trace
+                meta.append(arr if isinstance(arr, _SCALARS) else None)  # constants, for the trace
         slot = self.next
         self.next = slot + 1
         src = _user_line() if state().anomaly else None
@@ -137,7 +140,7 @@ class Store:
         may_share = _may_share_memory(array)
         for row in self.rows.values():
             saved = row[SAVED]
-            if not saved or row[OP] is LEAF or row[FLAGS] & STALE:
+            if saved is None or row[OP] is LEAF or row[FLAGS] & STALE:
                 continue
             for v in saved:
                 if v is not None and hasattr(v, "shape") and type(v) is type(array) and may_share(v, array):

@@ -325,7 +325,7 @@ def _bind_operators_and_methods() -> None:
         setattr(T, name, getattr(ew, name))
     for name in ("sum", "prod", "max", "min"):
         setattr(T, name, getattr(rd, name))
-    for name in ("mean", "var", "std", "clip", "squeeze", "swapaxes", "argmax", "argmin", "trace"):
+    for name in ("mean", "var", "std", "clip", "squeeze", "swapaxes", "argmax", "argmin", "trace", "all", "any"):
         setattr(T, name, getattr(cp, name))
     T.dot = la.dot
     T.reshape = sh.reshape

@@ -19,7 +19,9 @@ from enum import IntEnum
 
 import numpy as np
 
+from ..errors import op_error
 from ..record import _STATE, _new_state
+from ..tensor import Tensor, _new_tensor
 
 
 class Op(IntEnum):
@@ -181,22 +183,19 @@ def _as_array(x):
 
 def apply(d: OpDef, args: tuple, params: dict | None = None):
     """Run op `d` on `args` (Tensors, arrays or scalars); record it if anything needs a gradient."""
-    from ..tensor import Tensor, _new_tensor
-
     arrays = [a.array if isinstance(a, Tensor) else a for a in args]
     try:
         out = d.forward(*arrays, **params) if params else d.forward(*arrays)
     except Exception as exc:
-        from ..errors import op_error
-
         raise op_error(d.name, args, exc) from exc
     if type(out) is not _ndarray:
         out = _as_array(out)
     state = _STATE.get(None) or _new_state()
     if state.anomaly:
         from ..errors import check_finite
+        from ..tape import _user_line
 
-        check_finite(out, d.name, "forward", None)
+        check_finite(out, d.name, "forward", _user_line())
     if state.recording:
         for a in args:
             if isinstance(a, Tensor) and a._rg:
@@ -210,8 +209,6 @@ def call(d: OpDef, *args, **params):
     Rules use this for the few primitives NumPy has no function for (`index_add`), so that the
     same rule serves the plain sweep (arrays) and the differentiable one (Tensors).
     """
-    from ..tensor import Tensor
-
     if any(isinstance(a, Tensor) for a in args):
         return apply(d, args, params or None)
     return d.forward(*args, **params)

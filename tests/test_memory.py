@@ -1,0 +1,123 @@
+"""Memory (API §2), measured with tracemalloc: exact bounds, no timings.
+
+NumPy reports its allocations to tracemalloc, so these numbers include the arrays.
+"""
+
+import gc
+import tracemalloc
+
+import numpy as np
+import pytest
+
+import tape as tp
+from tape.tape import SAVED
+
+MB = 1 << 20
+ARRAY = 8 * 1_000_000  # bytes of 10**6 float64
+
+
+@pytest.fixture
+def traced():
+    gc.collect()
+    tracemalloc.start()
+    yield
+    tracemalloc.stop()
+
+
+def _current():
+    return tracemalloc.get_traced_memory()[0]
+
+
+def _mlp_params(rng):
+    return [tp.tensor(rng.standard_normal(s) * 0.3, requires_grad=True) for s in [(8, 16), (16,), (16, 1)]]
+
+
+def _mlp_loss(params, x):
+    w1, b1, w2 = params
+    return tp.mean(tp.tanh(x @ w1 + b1) @ w2)
+
+
+def _growth(step, iterations, warmup=50):
+    """Bytes still allocated after `iterations` steps, beyond what was allocated after the warm-up."""
+    for _ in range(warmup):
+        step()
+    gc.collect()
+    before = _current()
+    for _ in range(iterations):
+        step()
+    gc.collect()
+    return _current() - before
+
+
+def test_training_loop_runs_in_constant_memory(traced):
+    rng = np.random.default_rng(0)
+    params, x = _mlp_params(rng), tp.tensor(rng.standard_normal((32, 8)))
+
+    def step():
+        with tp.record():
+            loss = _mlp_loss(params, x)
+        loss.backward()
+        for p in params:
+            p -= 0.01 * p.grad
+            p.zero_grad()
+
+    assert _growth(step, 1000) < 64 * 1024
+
+
+def test_recording_without_backward_runs_in_constant_memory_block_per_iteration(traced):
+    rng = np.random.default_rng(0)
+    params, x = _mlp_params(rng), tp.tensor(rng.standard_normal((32, 8)))
+
+    def step():
+        with tp.record():
+            _mlp_loss(params, x)  # result dropped, never differentiated
+
+    assert _growth(step, 1000) < 64 * 1024
+
+
+def test_recording_without_backward_runs_in_constant_memory_in_one_long_block(traced):
+    rng = np.random.default_rng(0)
+    params, x = _mlp_params(rng), tp.tensor(rng.standard_normal((32, 8)))
+    with tp.record() as t:
+        scaled = params[0] * 1.0  # an early result that stays alive the whole time
+        assert _growth(lambda: _mlp_loss([scaled, *params[1:]], x), 1000) < 64 * 1024
+        assert len(t) == 1  # only `scaled` is still reachable
+
+
+def test_a_chain_of_adds_keeps_no_input_arrays(traced):
+    x = tp.tensor(np.ones(1_000_000), requires_grad=True)  # 8 MB
+    start = _current()
+    with tp.record():
+        y = x
+        for _ in range(50):
+            y = y + 1.0
+    assert _current() - start < 2 * ARRAY  # y, and at most one temporary; not 50 arrays
+    y.backward(gradient=np.ones(1_000_000))
+    np.testing.assert_array_equal(x.grad.numpy()[:3], [1.0, 1.0, 1.0])
+
+
+def test_a_consumed_tape_holds_no_arrays(traced):
+    x = tp.tensor(np.linspace(0, 1, 1_000_000), requires_grad=True)
+    with tp.record() as t:
+        # saved for the sweep: exp's output, sin's input (x), tanh's output, both products' inputs:
+        # four 8 MB arrays besides x.
+        loss = tp.sum(tp.exp(x) * tp.sin(x) * tp.tanh(x))
+    held = _current()
+    loss.backward()  # loss is still alive, so are its (consumed) rows
+    gc.collect()
+    assert len(t) == 6
+    assert all(row[SAVED] is None for row in t._store.rows.values() if row[0].name != "leaf")
+    # the four saved arrays are gone; x.grad (8 MB) was added
+    assert _current() < held - 3 * ARRAY + MB
+
+
+def test_unreachable_history_is_released_at_once():
+    x = tp.tensor(2.0, requires_grad=True)
+    with tp.record() as t:
+        y = tp.exp(x * x)
+        z = y + 1
+    assert len(t) == 3
+    del z
+    assert len(t) == 2  # y still reachable: mul and exp stay
+    del y
+    assert len(t) == 0 and t._store.rows == {} or all(s < t._first for s in t._store.rows)
