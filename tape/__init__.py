@@ -69,6 +69,7 @@ from .creation import (  # noqa: F401
 )
 from .custom import Primitive, primitive  # noqa: F401
 from .devices import cuda_available  # noqa: F401
+from .functional import grad, hessian, hvp, jacfwd, jacobian, jacrev, jvp, value_and_grad, vjp  # noqa: F401
 from .ops.elementwise import (  # noqa: F401
     abs,
     add,

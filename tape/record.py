@@ -13,11 +13,13 @@ import contextvars
 
 
 class _State:
-    __slots__ = ("recording", "anomaly", "store", "active")
+    __slots__ = ("recording", "anomaly", "store", "active", "dual_depth", "dual_levels")
 
     def __init__(self, store):
         self.recording = False
         self.anomaly = False
+        self.dual_depth = 0  # forward-mode (jvp) calls in progress
+        self.dual_levels = 0  # levels handed out so far, so nested jvps never confuse their tangents
         self.store = store
         self.active = None  # innermost Tape handle, for tp.checkpoint and friends
 

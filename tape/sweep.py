@@ -77,82 +77,98 @@ def _precheck(rows, seeds):
         need.update(s for s in row[INS] if s >= 0)
 
 
+def _differentiable_saved(store, row, slot):
+    """The row's saved values as Tensors that carry history, for rules run under recording."""
+    saved = row[SAVED] or row[OP].no_saved
+    out = saved[0]
+    lifted = [None if out is None else store.handle(slot, out)]
+    for s, v in zip(row[INS], saved[1:]):
+        lifted.append(v if v is None or s < 0 else store.handle(s, v))
+    return lifted
+
+
 def sweep(store, seeds: dict, retain: bool, wanted=frozenset(), create_graph: bool = False):
     """Run the reverse sweep from `seeds` (slot -> cotangent).
 
     Returns (leaves, captured): the adjoint of every leaf reached, as (leaf tensor, adjoint)
-    pairs, and the adjoint of every slot in `wanted`.
+    pairs, and the adjoint of every slot in `wanted`. With `create_graph` the rules run on
+    Tensors under recording (through NumPy dispatch), so the adjoints have history of their own.
     """
+    st = state()
+    if st.dual_depth:
+        raise NotImplementedError(
+            "reverse mode inside forward mode (e.g. jvp or jacfwd of a function that calls grad) is not "
+            "supported: the tangents would be lost; use jacrev, hessian or hvp instead"
+        )
     rows = store.rows
-    anomaly = state().anomaly
+    anomaly = st.anomaly
     if store.n_consumed or store.n_stale:
         _precheck(rows, seeds)
-    if create_graph:
-        return _sweep_differentiable(store, seeds, retain, wanted)
     adj = dict(seeds)
+    if create_graph:
+        adj = {s: g if isinstance(g, Tensor) else _new_tensor(g) for s, g in adj.items()}
     top = max(adj)
     leaves = []
     captured = {}
     consumed = []
-    for slot in reversed(list(rows)):
-        if slot > top:
-            continue
-        g = adj.pop(slot, None)
-        if g is None:
-            continue
-        row = rows[slot]
-        if slot in wanted:
-            captured[slot] = g
-        d = row[OP]
-        row[ADJ] = _small(g)
-        if d is LEAF:
-            leaves.append((row[SAVED], g))
-        else:
-            saved = row[SAVED] or d.no_saved
-            params = row[PARAMS] or _EMPTY
-            meta = row[META]
-            cts = d.vjp_all(g, *saved, **params) if d.vjp_all is not None else None
-            for i, s in enumerate(row[INS]):
-                if s < 0:
-                    continue
-                if cts is None:
-                    rule = d.vjp[i]
-                    if rule is None:
+    with enable_grad() if create_graph else nullcontext():
+        for slot in reversed(list(rows)):
+            if slot > top:
+                continue
+            g = adj.pop(slot, None)
+            if g is None:
+                continue
+            row = rows[slot]
+            if slot in wanted:
+                captured[slot] = g
+            d = row[OP]
+            row[ADJ] = _small(g.array if create_graph else g)
+            if d is LEAF:
+                leaves.append((row[SAVED], g))
+            else:
+                saved = _differentiable_saved(store, row, slot) if create_graph else row[SAVED] or d.no_saved
+                params = row[PARAMS] or _EMPTY
+                meta = row[META]
+                cts = d.vjp_all(g, *saved, **params) if d.vjp_all is not None else None
+                for i, s in enumerate(row[INS]):
+                    if s < 0:
                         continue
-                    ct = rule(g, *saved, **params)
-                else:
-                    ct = cts[i]
-                    if ct is None:
-                        continue
-                if meta[i] is not None:
-                    ct = fit(ct, meta[i])
-                if anomaly:
-                    check_finite(ct, d.name, f"backward, cotangent of input {i}", row[SRC], slot)
-                prev = adj.get(s)
-                adj[s] = ct if prev is None else prev + ct
-            if not retain:
-                # Under detect_anomaly keep everything until the sweep succeeds, so that a raise
-                # leaves the tape as it was; otherwise free now, as the sweep passes.
-                if anomaly:
-                    consumed.append(row)
-                else:
-                    store.consume(row)
-        if not adj:
-            break
+                    if cts is None:
+                        rule = d.vjp[i]
+                        if rule is None:
+                            continue
+                        ct = rule(g, *saved, **params)
+                    else:
+                        ct = cts[i]
+                        if ct is None:
+                            continue
+                    if meta[i] is not None:
+                        ct = fit(ct, meta[i])
+                    if anomaly:
+                        check_finite(
+                            getattr(ct, "array", ct), d.name, f"backward, cotangent of input {i}", row[SRC], slot
+                        )
+                    prev = adj.get(s)
+                    adj[s] = ct if prev is None else prev + ct
+                if not retain:
+                    # Under detect_anomaly keep everything until the sweep succeeds, so that a raise
+                    # leaves the tape as it was; otherwise free now, as the sweep passes.
+                    if anomaly:
+                        consumed.append(row)
+                    else:
+                        store.consume(row)
+            if not adj:
+                break
     for row in consumed:
         store.consume(row)
     return leaves, captured
-
-
-def _sweep_differentiable(store, seeds, retain, wanted):
-    raise NotImplementedError("create_graph=True (higher-order derivatives) is not available yet")
 
 
 # ------------------------------------------------------------------------------------------------
 # Seeds and entry points.
 
 
-def _seed(t: Tensor, gradient, what: str):
+def _seed(t: Tensor, gradient, what: str, keep_history: bool = False):
     if not hasattr(t.array, "shape"):  # a plain Python number
         return 1.0 if gradient is None else getattr(gradient, "array", gradient)
     if gradient is None:
@@ -163,6 +179,11 @@ def _seed(t: Tensor, gradient, what: str):
             )
         xp = np if isinstance(t.array, np.ndarray) else devices.cupy()
         return xp.ones_like(t.array)
+    if keep_history and isinstance(gradient, Tensor) and gradient._rg:
+        # a differentiable pass: the seed's own history must stay (d/d(cotangent) of the result)
+        if gradient.shape != t.shape:
+            raise ValueError(f"{what}: gradient shape {gradient.shape} does not match the output's shape {t.shape}")
+        return gradient
     g = gradient.array if isinstance(gradient, Tensor) else gradient
     xp = np if isinstance(t.array, np.ndarray) else devices.cupy()
     g = xp.asarray(g, dtype=t.dtype)
@@ -195,14 +216,15 @@ def backward(tensors, grad_tensors=None, retain_graph=False, create_graph=False)
                 f"backward: this tensor (shape {shape}) has no history and does not require grad; "
                 "compute it inside a `with tp.record():` block from tensors created with requires_grad=True"
             )
-        g = _seed(t, gt, "backward")
+        g = _seed(t, gt, "backward", create_graph)
         if t._rg == 1:
             direct.append((t, g))
         else:
             seeds[t._slot] = seeds[t._slot] + g if t._slot in seeds else g
     leaves = []
     if seeds:
-        leaves, _ = sweep(_store_of(tensors), seeds, retain_graph, create_graph=create_graph)
+        # As in PyTorch, a differentiable pass keeps the history (the new graph reads it).
+        leaves, _ = sweep(_store_of(tensors), seeds, retain_graph or create_graph, create_graph=create_graph)
     for leaf, g in leaves + direct:
         _accumulate(leaf, g)
 
@@ -311,7 +333,7 @@ def grads(outputs, inputs, grad_outputs=None, retain_graph=False, create_graph=F
                 f"grads: an output (shape {t.shape}) has no history and does not require grad; "
                 "compute it inside a `with tp.record():` block"
             )
-    seeds = [_seed(t, g, "grads") for t, g in zip(outs, gos)]
+    seeds = [_seed(t, g, "grads", create_graph) for t, g in zip(outs, gos)]
     with enable_grad() if create_graph else nullcontext():
         result = gradients(outs, ins, seeds, retain_graph or create_graph, create_graph)
     for k, g in enumerate(result):

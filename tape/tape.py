@@ -101,6 +101,14 @@ class Store:
         rows[slot] = [d, tuple(ins), params, d.saved(out, arrays), tuple(meta), _small(out), None, 1, 0, src]
         return _tensor_with_history(out, slot, self)
 
+    def handle(self, slot: int, value) -> Tensor:
+        """Another Tensor handle on `slot` (it holds a reference, like the first one)."""
+        row = self.rows[slot]
+        if row[OP] is LEAF:
+            return row[SAVED]
+        row[RC] += 1
+        return _tensor_with_history(value, slot, self)
+
     # -- releasing ----------------------------------------------------------------------------
     def release(self, slot: int) -> None:
         """Drop one reference to `slot`; delete every row that no longer has any."""

@@ -32,8 +32,6 @@ class Tensor:
     """
 
     __slots__ = ("array", "_slot", "_store", "_rg", "grad", "__weakref__")
-    # NumPy must hand `ndarray * tensor` to Tensor.__rmul__ rather than convert the tensor.
-    __array_ufunc__ = None
 
     def __init__(self, data, dtype=None, requires_grad=False, device=None):
         t = tensor(data, dtype=dtype, requires_grad=requires_grad, device=device)
@@ -298,12 +296,16 @@ def tensor(data, dtype=None, requires_grad: bool = False, device: str | None = N
 def _bind_operators_and_methods() -> None:
     """Point Tensor's operators and array methods at the ops (NumPy's names and meanings)."""
     from . import composite as cp
+    from . import interop
     from .ops import elementwise as ew
     from .ops import linalg as la
     from .ops import reduce as rd
     from .ops import shape as sh
 
     T = Tensor
+    # NumPy functions and ufuncs called on Tensors run tape's ops (tape/interop.py).
+    T.__array_ufunc__ = lambda self, ufunc, method, *inputs, **kw: interop.array_ufunc(ufunc, method, inputs, kw)
+    T.__array_function__ = lambda self, func, types, args, kw: interop.array_function(func, types, args, kw)
     # Reflected +, * record the tensor first (`2 * x` prints as mul(v0, 2)); the values are equal.
     T.__add__ = T.__radd__ = ew.add
     T.__mul__ = T.__rmul__ = ew.multiply
@@ -321,6 +323,10 @@ def _bind_operators_and_methods() -> None:
     T.__getitem__ = sh.getitem
     T.__eq__, T.__ne__ = cp.equal, cp.not_equal
     T.__lt__, T.__le__, T.__gt__, T.__ge__ = cp.less, cp.less_equal, cp.greater, cp.greater_equal
+    T.__and__ = T.__rand__ = cp.bitwise_and
+    T.__or__ = T.__ror__ = cp.bitwise_or
+    T.__xor__ = T.__rxor__ = cp.bitwise_xor
+    T.__invert__ = cp.invert
     for name in ("exp", "log", "sqrt", "sin", "cos", "tan", "tanh", "sinh", "cosh", "abs", "sign"):
         setattr(T, name, getattr(ew, name))
     for name in ("sum", "prod", "max", "min"):

@@ -15,7 +15,7 @@ import numpy as np
 import tape as tp
 from tape.ops import OPS, GroupOp, Op
 from tape.ops.registry import apply
-from tape.ops.shape import INDEX_ADD
+from tape.ops.shape import IDENTITY, INDEX_ADD
 
 
 class Case(NamedTuple):
@@ -188,6 +188,7 @@ def explicit_cases():
     yield case("pad-1d", Op.PAD, lambda x: tp.pad(x, (1, 2)), lambda x: np.pad(x, (1, 2)), u(3))
     yield case("pad-2d", Op.PAD, lambda x: tp.pad(x, ((1, 0), (0, 2))), lambda x: np.pad(x, ((1, 0), (0, 2))), u(2, 3))
     yield case("astype", Op.ASTYPE, lambda x: tp.astype(x, np.float64) * 2, lambda x: x * 2, u(3))
+    yield case("identity", Op.IDENTITY, lambda x: apply(IDENTITY, (x,)) * 2, lambda x: x * 2, u(3))
     yield case("to-cpu", Op.TO_DEVICE, lambda x: x.to("cpu") * 2, lambda x: x * 2, u(3))
 
 

@@ -24,8 +24,9 @@ def test_forward_matches_numpy(case):
 
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
-def test_gradient_matches_finite_differences(case):
-    check_grads(case.fn, case.args)
+def test_derivatives_match_finite_differences(case):
+    # reverse and forward mode, their mutual consistency, and both again one order up
+    check_grads(case.fn, case.args, modes=("rev", "fwd"), order=2)
 
 
 def test_every_op_in_the_table_has_generated_cases():

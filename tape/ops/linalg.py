@@ -80,26 +80,26 @@ def _tensordot_db(g, o, a, b, axes):
 
 
 # -- einsum -------------------------------------------------------------------------------------
-def _einsum_forward(*operands, ins, out):
-    return np.einsum(",".join(ins) + "->" + out, *operands)
+def _einsum_forward(*operands, ins, result):
+    return np.einsum(",".join(ins) + "->" + result, *operands)
 
 
-def _einsum_vjp(g, o, *operands, ins, out):
+def _einsum_vjp(g, o, *operands, ins, result):
     cts = []
     for k, sub in enumerate(ins):
         others = [x for j, x in enumerate(operands) if j != k]
         other_subs = [s for j, s in enumerate(ins) if j != k]
-        avail = set(out).union(*other_subs)
+        avail = set(result).union(*other_subs)
         uniq = "".join(dict.fromkeys(sub))
         target = "".join(c for c in uniq if c in avail)
-        ct = np.einsum(",".join([out, *other_subs]) + "->" + target, g, *others)
+        ct = np.einsum(",".join([result, *other_subs]) + "->" + target, g, *others)
         size = dict(zip(sub, operands[k].shape))
         if len(target) < len(uniq):  # letters summed within this operand alone: broadcast back
             lone = "".join(c for c in uniq if c not in avail)
             ones = np.ones_like(g, shape=tuple(size[c] for c in lone))
             ct = np.einsum(f"{target},{lone}->{uniq}", ct, ones)
         if len(uniq) < len(sub):  # a repeated letter (a diagonal): put the cotangent back on it
-            fresh = iter(c for c in string.ascii_letters if c not in sub + out + "".join(other_subs))
+            fresh = iter(c for c in string.ascii_letters if c not in sub + result + "".join(other_subs))
             expanded, deltas, seen = "", [], set()
             for c in sub:
                 if c in seen:
@@ -138,15 +138,6 @@ def parse_einsum(subscripts: str, shapes) -> tuple[tuple, str]:
     return tuple(explicit), out
 
 
-#      opcode                name          forward               vjp rules                  save
-MATMUL = defop(Op.MATMUL, "matmul", np.matmul, (_matmul_da, _matmul_db), "xy")
-DOT = defop(Op.DOT, "dot", np.dot, (_dot_da, _dot_db), "xy")
-TENSORDOT = defop(
-    Op.TENSORDOT, "tensordot", lambda a, b, axes: np.tensordot(a, b, axes=axes), (_tensordot_da, _tensordot_db), "xy"
-)
-EINSUM = defop(Op.EINSUM, "einsum", _einsum_forward, save="*", vjp_all=_einsum_vjp)
-
-
 def _solve_db(g, o, a, b, vec):
     return np.linalg.solve(_swap(a), g[..., None])[..., 0] if vec else np.linalg.solve(_swap(a), g)
 
@@ -156,18 +147,53 @@ def _solve_da(g, o, a, b, vec):
     return -gb[..., :, None] * o[..., None, :] if vec else -(gb @ _swap(o))
 
 
-SOLVE = defop(
-    Op.SOLVE, "solve", lambda a, b, vec: np.linalg.solve(a, b), (_solve_da, _solve_db), "xo", domain=(0.5, 2.0)
-)
-INV = defop(Op.INV, "inv", np.linalg.inv, (lambda g, o, a: -(_swap(o) @ g @ _swap(o)),), "o", domain=(0.5, 2.0))
-DET = defop(
-    Op.DET,
-    "det",
-    np.linalg.det,
-    (lambda g, o, a: (g * o)[..., None, None] * _swap(np.linalg.inv(a)),),
-    "xo",
-    domain=(0.5, 2.0),
-)
+def _solve_jvp(ts, o, a, b, vec):
+    # d(a x = b): a dx = db - da x
+    ta, tb = ts
+    x = o[..., None] if vec else o
+    rhs = None if tb is None else (tb[..., None] if vec else tb)
+    if ta is not None:
+        rhs = -(ta @ x) if rhs is None else rhs - ta @ x
+    dx = np.linalg.solve(a, rhs)
+    return dx[..., 0] if vec else dx
+
+
+def _solve_forward(a, b, vec):
+    return np.linalg.solve(a, b)
+
+
+def _tensordot_forward(a, b, axes):
+    return np.tensordot(a, b, axes=axes)
+
+
+def _inv_vjp(g, o, a):
+    return -(_swap(o) @ g @ _swap(o))
+
+
+def _inv_jvp(ts, o, a):
+    return -(o @ ts[0] @ o)
+
+
+def _det_vjp(g, o, a):
+    return (g * o)[..., None, None] * _swap(np.linalg.inv(a))
+
+
+def _det_jvp(ts, o, a):
+    return o * np.sum(_swap(np.linalg.inv(a)) * ts[0], axis=(-2, -1))
+
+
+SQUARE = (0.5, 2.0)  # test domain of the square-matrix ops (the tests add 3*I, too)
+
+# fmt: off
+#        opcode        name         forward             vjp rules                         save  forward mode
+MATMUL    = defop(Op.MATMUL,    "matmul",    np.matmul,          (_matmul_da, _matmul_db),       "xy", linearity="multilinear")
+DOT       = defop(Op.DOT,       "dot",       np.dot,             (_dot_da, _dot_db),             "xy", linearity="multilinear")
+TENSORDOT = defop(Op.TENSORDOT, "tensordot", _tensordot_forward, (_tensordot_da, _tensordot_db), "xy", linearity="multilinear")
+EINSUM    = defop(Op.EINSUM,    "einsum",    _einsum_forward,    None,                           "*",  linearity="multilinear", vjp_all=_einsum_vjp)
+SOLVE     = defop(Op.SOLVE,     "solve",     _solve_forward,     (_solve_da, _solve_db),         "xo", jvp=_solve_jvp, domain=SQUARE)
+INV       = defop(Op.INV,       "inv",       np.linalg.inv,      (_inv_vjp,),                    "o",  jvp=_inv_jvp, domain=SQUARE)
+DET       = defop(Op.DET,       "det",       np.linalg.det,      (_det_vjp,),                    "xo", jvp=_det_jvp, domain=SQUARE)
+# fmt: on
 
 
 # -- public functions ---------------------------------------------------------------------------
@@ -216,7 +242,7 @@ def einsum(subscripts: str, *operands):
     if not isinstance(subscripts, str):
         raise TypeError("einsum: only the subscripts-string form is supported, e.g. einsum('ij,jk->ik', a, b)")
     ins, out = parse_einsum(subscripts, [np.shape(getattr(x, "array", x)) for x in operands])
-    return apply(EINSUM, operands, {"ins": ins, "out": out})
+    return apply(EINSUM, operands, {"ins": ins, "result": out})
 
 
 def solve(a, b):

@@ -50,7 +50,10 @@ def _prod_others(x, axis):
 
 
 def _prod_vjp(g, o, x, axis, keepdims, shape):
-    return keep(g, axis, keepdims) * _prod_others(x, axis)
+    if isinstance(x, np.ndarray):
+        return keep(g, axis, keepdims) * _prod_others(x, axis)
+    # Differentiable sweep (Tensors): prod/x is differentiable; it is exact wherever x != 0.
+    return keep(g, axis, keepdims) * keep(o, axis, keepdims) / x
 
 
 def _extreme_vjp(g, o, x, axis, keepdims, shape):
@@ -70,16 +73,31 @@ def _norm_vjp(g, o, x, axis, keepdims, shape):
     return np.where(ok == 0, 0.0, keep(g, axis, keepdims) * x / np.where(ok == 0, 1.0, ok))
 
 
+def _prod_jvp(ts, o, x, axis, keepdims, shape):
+    others = _prod_others(x, axis) if isinstance(x, np.ndarray) else keep(o, axis, keepdims) / x
+    return np.sum(ts[0] * others, axis=axis, keepdims=keepdims)
+
+
+def _extreme_jvp(ts, o, x, axis, keepdims, shape):
+    hit = x == keep(o, axis, keepdims)
+    count = np.sum(hit, axis=axis, keepdims=True)
+    return np.sum(np.where(hit, ts[0] / count, 0.0), axis=axis, keepdims=keepdims)
+
+
+def _norm_jvp(ts, o, x, axis, keepdims, shape):
+    return np.where(o == 0, 0.0, np.sum(x * ts[0], axis=axis, keepdims=keepdims) / np.where(o == 0, 1.0, o))
+
+
 def _reduce_forward(fn):
     return lambda x, axis, keepdims, shape: fn(x, axis=axis, keepdims=keepdims)
 
 
 #      opcode       name     forward                      vjp           save
-SUM = defop(Op.SUM, "sum", _reduce_forward(np.sum), (_sum_vjp,))
-PROD = defop(Op.PROD, "prod", _reduce_forward(np.prod), (_prod_vjp,), "x")
-MAX = defop(Op.MAX, "max", _reduce_forward(np.max), (_extreme_vjp,), "xo")
-MIN = defop(Op.MIN, "min", _reduce_forward(np.min), (_extreme_vjp,), "xo")
-NORM = defop(Op.NORM, "norm", _norm_forward, (_norm_vjp,), "xo")
+SUM = defop(Op.SUM, "sum", _reduce_forward(np.sum), (_sum_vjp,), linearity="linear")
+PROD = defop(Op.PROD, "prod", _reduce_forward(np.prod), (_prod_vjp,), "xo", jvp=_prod_jvp)
+MAX = defop(Op.MAX, "max", _reduce_forward(np.max), (_extreme_vjp,), "xo", jvp=_extreme_jvp)
+MIN = defop(Op.MIN, "min", _reduce_forward(np.min), (_extreme_vjp,), "xo", jvp=_extreme_jvp)
+NORM = defop(Op.NORM, "norm", _norm_forward, (_norm_vjp,), "xo", jvp=_norm_jvp)
 
 
 def _reduce(d, x, axis, keepdims):

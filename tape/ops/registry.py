@@ -80,6 +80,7 @@ class Op(IntEnum):
     PAD = 96
     ASTYPE = 97
     TO_DEVICE = 98
+    IDENTITY = 99
 
 
 class GroupOp:
@@ -100,7 +101,8 @@ class OpDef:
     ``"o"`` for the output, ``"*"`` for every input of an n-ary op. Everything else is dropped
     the moment the forward returns: `add` keeps nothing, `mul` keeps both inputs, `exp` its output.
     `vjp` is a tuple with one rule per input; n-ary ops give `vjp_all`, one rule returning a
-    tuple. `domain` is the open interval the generated tests draw inputs from.
+    tuple. `domain` is the open interval the generated tests draw inputs from. `jvp` is
+    ``jvp(tangents, out, *inputs, **params)``; rows without one get a derived jvp (tape.forward).
     """
 
     __slots__ = (
@@ -116,10 +118,25 @@ class OpDef:
         "nin",
         "domain",
         "no_saved",
+        "linearity",
     )
 
-    def __init__(self, code, name, forward, vjp=None, save="", *, vjp_all=None, jvp=None, nin=None, domain=(-2.0, 2.0)):
+    def __init__(
+        self,
+        code,
+        name,
+        forward,
+        vjp=None,
+        save="",
+        *,
+        vjp_all=None,
+        jvp=None,
+        nin=None,
+        domain=(-2.0, 2.0),
+        linearity=None,
+    ):
         self.code = int(code)
+        self.linearity = linearity  # "linear" | "multilinear" | None: how forward mode derives the jvp
         self.name = name
         self.forward = forward
         self.vjp = vjp
@@ -183,6 +200,11 @@ def _as_array(x):
 
 def apply(d: OpDef, args: tuple, params: dict | None = None):
     """Run op `d` on `args` (Tensors, arrays or scalars); record it if anything needs a gradient."""
+    state = _STATE.get(None) or _new_state()
+    if state.dual_depth:
+        for a in args:
+            if type(a) is DualTensor:
+                return apply_dual(d, args, params, apply)
     arrays = [a.array if isinstance(a, Tensor) else a for a in args]
     try:
         out = d.forward(*arrays, **params) if params else d.forward(*arrays)
@@ -190,7 +212,6 @@ def apply(d: OpDef, args: tuple, params: dict | None = None):
         raise op_error(d.name, args, exc) from exc
     if type(out) is not _ndarray:
         out = _as_array(out)
-    state = _STATE.get(None) or _new_state()
     if state.anomaly:
         from ..errors import check_finite
         from ..tape import _user_line
@@ -215,3 +236,5 @@ def call(d: OpDef, *args, **params):
 
 
 RuleFn = Callable[..., object]
+
+from ..forward import DualTensor, apply_dual  # noqa: E402  (forward imports this module's names)

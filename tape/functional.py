@@ -1,0 +1,337 @@
+"""Functional transforms (JAX / HIPS autograd style): grad, value_and_grad, vjp, jvp, jacobian
+(jacrev), jacfwd, hessian, hvp.
+
+`f` takes and returns Tensors; NumPy arrays, floats, and tuples/lists/dicts of them are accepted as
+arguments (and wrapped) and as results. The reverse transforms record `f` on the tape and sweep it;
+`jvp` and `jacfwd` use dual numbers and no tape. They compose: when a transform runs inside
+another's recording (``tp.grad(tp.grad(f))``), it differentiates with ``create_graph=True`` so the
+outer one can differentiate the result in turn.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .composite import stack
+from .forward import DualTensor, make_dual
+from .ops.registry import apply
+from .ops.shape import IDENTITY, reshape
+from .record import record, state
+from .sweep import grads
+from .tensor import Tensor, _new_tensor, tensor
+
+# -- pytrees: tuples, lists and dicts of leaves -------------------------------------------------
+
+
+def tree_flatten(tree):
+    """(leaves, rebuild): the leaves in order, and a function that puts new leaves in their place."""
+    if isinstance(tree, (tuple, list)):
+        parts = [tree_flatten(t) for t in tree]
+        sizes = [len(p[0]) for p in parts]
+
+        def rebuild(leaves):
+            out, k = [], 0
+            for (_, sub), n in zip(parts, sizes):
+                out.append(sub(leaves[k : k + n]))
+                k += n
+            return type(tree)(out)
+
+        return [leaf for p in parts for leaf in p[0]], rebuild
+    if isinstance(tree, dict):
+        keys = list(tree)
+        leaves, rebuild_values = tree_flatten([tree[k] for k in keys])
+        return leaves, lambda new: dict(zip(keys, rebuild_values(new)))
+    return [tree], lambda new: new[0]
+
+
+def tree_map(fn, tree):
+    leaves, rebuild = tree_flatten(tree)
+    return rebuild([fn(x) for x in leaves])
+
+
+# -- inputs -------------------------------------------------------------------------------------
+
+
+def _as_float_tensor(x) -> Tensor:
+    """A Tensor for `x`; integers become float64 (a gradient needs a float)."""
+    t = x if isinstance(x, Tensor) else tensor(x)
+    if t.dtype.kind != "f":
+        t = tensor(t.array, dtype=np.float64)
+    return t
+
+
+def _watch(x) -> Tensor:
+    """A differentiable input standing for `x`.
+
+    If `x` is already tracked by an outer computation, the input is a recorded identity of it, so
+    the outer computation can still differentiate through this one; otherwise a fresh leaf.
+    """
+    if isinstance(x, Tensor) and (x._rg or type(x) is DualTensor):
+        return apply(IDENTITY, (x,))
+    t = _as_float_tensor(x)
+    leaf = _new_tensor(t.array)
+    leaf._rg = 1
+    return leaf
+
+
+def _argnums(argnums, nargs):
+    nums = (argnums,) if isinstance(argnums, int) else tuple(argnums)
+    for n in nums:
+        if not -nargs <= n < nargs:
+            raise ValueError(f"argnums {argnums} out of range for a function called with {nargs} arguments")
+    return nums
+
+
+def _zeros_like(x):
+    return _new_tensor(np.zeros_like(x.array))
+
+
+def _result(g, nested):
+    return g if nested else g.detach()
+
+
+# -- reverse mode -------------------------------------------------------------------------------
+
+
+def value_and_grad(f, argnums=0):
+    """A function returning ``(f(*args), gradient of f w.r.t. args[argnums])``.
+
+    `f` must return a scalar. With a tuple `argnums` the gradient is a tuple. An argument may be a
+    tuple/list/dict of tensors; its gradient has the same structure.
+
+    >>> import tape as tp
+    >>> tp.value_and_grad(lambda x: tp.sum(x ** 2))(tp.tensor([1.0, 2.0]))
+    (tensor(5.), tensor([2., 4.]))
+    """
+
+    def wrapped(*args, **kwargs):
+        nums = _argnums(argnums, len(args))
+        nested = state().recording
+        args = list(args)
+        watched = {}
+        with record():
+            for n in nums:
+                leaves, rebuild = tree_flatten(args[n])
+                watched[n] = [_watch(x) for x in leaves]
+                args[n] = rebuild(watched[n])
+            out = f(*args, **kwargs)
+            out_t = out if isinstance(out, Tensor) else tensor(out)
+        if out_t.size != 1:
+            raise TypeError(f"grad: f must return a scalar, got shape {out_t.shape}; use jacobian or vjp instead")
+        sources = [x for n in nums for x in watched[n]]
+        gs = grads(out_t, sources, retain_graph=nested, create_graph=nested, allow_unused=True) if out_t._rg else ()
+        gs = [_result(g, nested) if g is not None else _zeros_like(x) for g, x in zip(gs, sources)] or [
+            _zeros_like(x) for x in sources
+        ]
+        results, k = [], 0
+        for n in nums:
+            count = len(watched[n])
+            _, rebuild = tree_flatten(args[n])
+            results.append(rebuild(gs[k : k + count]))
+            k += count
+        value = out_t if nested else out_t.detach()
+        return value, (results[0] if isinstance(argnums, int) else tuple(results))
+
+    return wrapped
+
+
+def grad(f, argnums=0):
+    """The gradient of scalar-valued `f` with respect to argument `argnums`, as a function.
+
+    >>> import numpy as np, tape as tp
+    >>> float(tp.grad(tp.grad(np.sin))(0.3)) == float(-np.sin(0.3))
+    True
+    """
+    vg = value_and_grad(f, argnums)
+    return lambda *args, **kwargs: vg(*args, **kwargs)[1]
+
+
+def vjp(f, *primals):
+    """``(f(*primals), vjp_fn)``: `vjp_fn(cotangent)` returns a tuple, one entry per primal.
+
+    `vjp_fn` may be called many times (the recorded history is kept while it is alive). An input
+    the output does not depend on gets zeros.
+
+    >>> import tape as tp
+    >>> out, vjp_fn = tp.vjp(lambda x, y: x * y, tp.tensor([1.0, 2.0]), tp.tensor([3.0, 4.0]))
+    >>> vjp_fn(tp.ones(2))
+    (tensor([3., 4.]), tensor([1., 2.]))
+    """
+    nested = state().recording
+    flat = [tree_flatten(p) for p in primals]
+    watched = [[_watch(x) for x in leaves] for leaves, _ in flat]
+    with record():
+        out = f(*[rebuild(w) for (_, rebuild), w in zip(flat, watched)])
+    out_leaves, rebuild_out = tree_flatten(out)
+    sources = [x for w in watched for x in w]
+
+    def vjp_fn(cotangent):
+        cts, _ = tree_flatten(cotangent)
+        pairs = [(o, c) for o, c in zip(out_leaves, cts) if isinstance(o, Tensor) and o._rg]
+        gs = (
+            grads([o for o, _ in pairs], sources, [c for _, c in pairs], True, nested, allow_unused=True)
+            if pairs
+            else [None] * len(sources)
+        )
+        gs = [_result(g, nested) if g is not None else _zeros_like(x) for g, x in zip(gs, sources)]
+        result, k = [], 0
+        for (_, rebuild), w in zip(flat, watched):
+            result.append(rebuild(gs[k : k + len(w)]))
+            k += len(w)
+        return tuple(result)
+
+    value = out if nested else tree_map(lambda o: o.detach() if isinstance(o, Tensor) else o, out)
+    return value, vjp_fn
+
+
+def jacobian(f, argnums=0):
+    """The Jacobian of `f` by reverse mode, one vjp per output element: shape ``out.shape + x.shape``.
+
+    >>> import tape as tp
+    >>> tp.jacobian(lambda x: x ** 2)(tp.tensor([1.0, 2.0]))
+    tensor([[2., 0.],
+            [0., 4.]])
+    """
+
+    def wrapped(*args):
+        nums = _argnums(argnums, len(args))
+
+        def g(*xs):
+            full = list(args)
+            for n, x in zip(nums, xs):
+                full[n] = x
+            return f(*full)
+
+        out, vjp_fn = vjp(g, *[args[n] for n in nums])
+        out_t = out if isinstance(out, Tensor) else tensor(out)
+        rows = []
+        for k in range(out_t.size):
+            basis = np.zeros(out_t.size, dtype=out_t.dtype)
+            basis[k] = 1.0
+            rows.append(vjp_fn(_new_tensor(basis.reshape(out_t.shape))))
+        jacs = []
+        for i, n in enumerate(nums):
+            x = _as_float_tensor(args[n])
+            if rows:
+                jacs.append(reshape(stack([r[i] for r in rows]), out_t.shape + x.shape))
+            else:
+                jacs.append(_new_tensor(np.zeros(out_t.shape + x.shape, dtype=x.dtype)))
+        return jacs[0] if isinstance(argnums, int) else tuple(jacs)
+
+    return wrapped
+
+
+jacrev = jacobian
+
+
+def hessian(f, argnums=0):
+    """The Hessian of scalar-valued `f`: the Jacobian of its gradient (reverse over reverse).
+
+    >>> import tape as tp
+    >>> tp.hessian(lambda x: tp.sum(x ** 3))(tp.tensor([1.0, 2.0]))
+    tensor([[ 6.,  0.],
+            [ 0., 12.]])
+    """
+    return jacobian(grad(f, argnums), argnums)
+
+
+def hvp(f, primals, tangents):
+    """The Hessian of scalar-valued `f` at `primals` times `tangents`, shaped like `primals`.
+
+    Computed as the gradient of ⟨∇f, v⟩ (reverse over reverse), never forming the Hessian.
+
+    >>> import tape as tp
+    >>> tp.hvp(lambda x: tp.sum(x ** 3), (tp.tensor([1.0, 2.0]),), (tp.tensor([1.0, 1.0]),))
+    tensor([ 6., 12.])
+    """
+    primals = tuple(primals)
+    vs = [_as_float_tensor(v) for v in tangents]
+
+    def inner(*xs):
+        gs = grad(f, tuple(range(len(xs))))(*xs)
+        total = None
+        for g, v in zip(gs, vs):
+            term = (g * v).sum()
+            total = term if total is None else total + term
+        return total
+
+    out = grad(inner, tuple(range(len(primals))))(*primals)
+    return out[0] if len(primals) == 1 else out
+
+
+# -- forward mode ---------------------------------------------------------------------------------
+
+
+def jvp(f, primals, tangents):
+    """``(f(*primals), J·tangents)`` by forward mode: dual numbers, no tape.
+
+    >>> import tape as tp
+    >>> tp.jvp(lambda x: tp.sin(x) * x, (tp.tensor(0.0),), (tp.tensor(1.0),))
+    (tensor(0.), tensor(0.))
+    """
+    st = state()
+    st.dual_depth += 1
+    st.dual_levels += 1
+    level = st.dual_levels
+    try:
+        duals = []
+        for p, t in zip(primals, tangents):
+            p_leaves, rebuild = tree_flatten(p)
+            t_leaves, _ = tree_flatten(t)
+            duals.append(
+                rebuild(
+                    [make_dual(_as_float_tensor(x), _as_float_tensor(v), level) for x, v in zip(p_leaves, t_leaves)]
+                )
+            )
+        out = f(*duals)
+    finally:
+        st.dual_depth -= 1
+
+    def split(o):
+        if type(o) is DualTensor and o._level == level:
+            return o._primal, o._tangent
+        o = o if isinstance(o, Tensor) else tensor(o)
+        return o, _zeros_like(o)
+
+    leaves, rebuild = tree_flatten(out)
+    pairs = [split(o) for o in leaves]
+    primal_out = rebuild([p for p, _ in pairs])
+    tangent_out = rebuild([t if isinstance(t, Tensor) else _new_tensor(np.asarray(t)) for _, t in pairs])
+    return primal_out, tangent_out
+
+
+def jacfwd(f, argnums=0):
+    """The Jacobian of `f` by forward mode, one jvp per input element: shape ``out.shape + x.shape``.
+
+    >>> import tape as tp
+    >>> tp.jacfwd(lambda x: x ** 2)(tp.tensor([1.0, 2.0]))
+    tensor([[2., 0.],
+            [0., 4.]])
+    """
+
+    def wrapped(*args):
+        nums = _argnums(argnums, len(args))
+        jacs = []
+        for n in nums:
+            x = _as_float_tensor(args[n])
+            cols = []
+            for k in range(x.size):
+                basis = np.zeros(x.size, dtype=x.dtype)
+                basis[k] = 1.0
+                primals = [_as_float_tensor(a) if i in nums else a for i, a in enumerate(args)]
+                tangents = [_new_tensor(basis.reshape(x.shape)) if i == n else _zeros_like(primals[i]) for i in nums]
+
+                def g(*xs, n=n):
+                    full = list(primals)
+                    for i, xi in zip(nums, xs):
+                        full[i] = xi
+                    return f(*full)
+
+                out, t_out = jvp(g, [primals[i] for i in nums], tangents)
+                cols.append(t_out)
+            out_shape = out.shape if cols else ()
+            jac = stack(cols, axis=-1) if cols else _new_tensor(np.zeros((0,)))
+            jacs.append(reshape(jac, tuple(out_shape) + x.shape))
+        return jacs[0] if isinstance(argnums, int) else tuple(jacs)
+
+    return wrapped
