@@ -18,16 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from .ops.registry import GroupOp, call
-from .tensor import Tensor
-
-
-class DualTensor(Tensor):
-    """A Tensor carrying a tangent for forward mode (made by `tp.jvp`; not recorded on the tape)."""
-
-    __slots__ = ("_primal", "_tangent", "_level")
-
-    def __repr__(self):
-        return f"dual({self._primal!r}, tangent={self._tangent!r})"
+from .tensor import DualTensor, Tensor
 
 
 def make_dual(primal, tangent, level: int) -> DualTensor:

@@ -321,7 +321,7 @@ def jacfwd(f, argnums=0):
                 primals = [_as_float_tensor(a) if i in nums else a for i, a in enumerate(args)]
                 tangents = [_new_tensor(basis.reshape(x.shape)) if i == n else _zeros_like(primals[i]) for i in nums]
 
-                def g(*xs, n=n):
+                def g(*xs, primals=primals):
                     full = list(primals)
                     for i, xi in zip(nums, xs):
                         full[i] = xi

@@ -235,6 +235,19 @@ class Tensor:
         return self._inplace("zero_", 0, lambda a, v: a.fill(v))
 
 
+class DualTensor(Tensor):
+    """A Tensor carrying a tangent for forward mode (made by `tp.jvp`; never on the tape).
+
+    `array` is the innermost primal value; `_primal` the primal one level down (a Tensor that may
+    have history, or be a dual of an outer jvp), `_tangent` its tangent, `_level` which jvp owns it.
+    """
+
+    __slots__ = ("_primal", "_tangent", "_level")
+
+    def __repr__(self):
+        return f"dual({self._primal!r}, tangent={self._tangent!r})"
+
+
 def _check_grad_dtype(dtype, what: str) -> None:
     if np.dtype(dtype).kind not in _FLOAT_KINDS:
         raise TypeError(

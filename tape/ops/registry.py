@@ -21,7 +21,7 @@ import numpy as np
 
 from ..errors import op_error
 from ..record import _STATE, _new_state
-from ..tensor import Tensor, _new_tensor
+from ..tensor import DualTensor, Tensor, _new_tensor
 
 
 class Op(IntEnum):
@@ -204,6 +204,8 @@ def apply(d: OpDef, args: tuple, params: dict | None = None):
     if state.dual_depth:
         for a in args:
             if type(a) is DualTensor:
+                from ..forward import apply_dual  # forward mode only
+
                 return apply_dual(d, args, params, apply)
     arrays = [a.array if isinstance(a, Tensor) else a for a in args]
     try:
@@ -237,4 +239,3 @@ def call(d: OpDef, *args, **params):
 
 RuleFn = Callable[..., object]
 
-from ..forward import DualTensor, apply_dual  # noqa: E402  (forward imports this module's names)
