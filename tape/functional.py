@@ -17,7 +17,7 @@ from .forward import DualTensor, make_dual
 from .ops.registry import apply
 from .ops.shape import IDENTITY, reshape
 from .record import record, state
-from .sweep import grads
+from .sweep import grads, refuse_inside_forward_mode
 from .tensor import Tensor, _new_tensor, tensor
 
 # -- pytrees: tuples, lists and dicts of leaves -------------------------------------------------
@@ -105,6 +105,7 @@ def value_and_grad(f, argnums=0):
     """
 
     def wrapped(*args, **kwargs):
+        refuse_inside_forward_mode(state())
         nums = _argnums(argnums, len(args))
         nested = state().recording
         args = list(args)
@@ -157,6 +158,7 @@ def vjp(f, *primals):
     >>> vjp_fn(tp.ones(2))
     (tensor([3., 4.]), tensor([1., 2.]))
     """
+    refuse_inside_forward_mode(state())
     nested = state().recording
     flat = [tree_flatten(p) for p in primals]
     watched = [[_watch(x) for x in leaves] for leaves, _ in flat]

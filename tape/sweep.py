@@ -87,6 +87,15 @@ def _differentiable_saved(store, row, slot):
     return lifted
 
 
+def refuse_inside_forward_mode(st) -> None:
+    """Reverse mode inside a jvp would drop the tangents (rows save plain arrays): refuse it."""
+    if st.dual_depth:
+        raise NotImplementedError(
+            "reverse mode inside forward mode (e.g. jvp or jacfwd of a function that calls grad) is not "
+            "supported: the tangents would be lost; use jacrev, hessian or hvp instead"
+        )
+
+
 def sweep(store, seeds: dict, retain: bool, wanted=frozenset(), create_graph: bool = False):
     """Run the reverse sweep from `seeds` (slot -> cotangent).
 
@@ -95,11 +104,7 @@ def sweep(store, seeds: dict, retain: bool, wanted=frozenset(), create_graph: bo
     Tensors under recording (through NumPy dispatch), so the adjoints have history of their own.
     """
     st = state()
-    if st.dual_depth:
-        raise NotImplementedError(
-            "reverse mode inside forward mode (e.g. jvp or jacfwd of a function that calls grad) is not "
-            "supported: the tangents would be lost; use jacrev, hessian or hvp instead"
-        )
+    refuse_inside_forward_mode(st)
     rows = store.rows
     anomaly = st.anomaly
     if store.n_consumed or store.n_stale:
