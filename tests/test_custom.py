@@ -14,8 +14,8 @@ def log1pexp(x):
     return np.logaddexp(0.0, x)
 
 
-log1pexp.defvjp(lambda g, out, x: (g / (1 + np.exp(-x)),))
-log1pexp.defjvp(lambda t, out, x: t[0] / (1 + np.exp(-x)))
+log1pexp.defvjp(lambda g, out, x: (g * np.exp(x - out),))  # sigmoid(x), computed stably
+log1pexp.defjvp(lambda t, out, x: t[0] * np.exp(x - out))
 
 
 @tp.primitive
