@@ -12,6 +12,8 @@ tensor([ 0.,  4.,  8., 12.])
 from numpy import bool_, float16, float32, float64, int32, int64  # noqa: F401  (dtype names)
 
 from . import linalg  # noqa: F401
+from .backends import get_backend, set_backend  # noqa: F401
+from .checkpoint import CheckpointStats, checkpoint, checkpoint_loop, checkpoint_while  # noqa: F401
 from .composite import (  # noqa: F401
     all,
     any,
@@ -107,5 +109,9 @@ from .tape import Entry, Tape  # noqa: F401
 from .tensor import Tensor, _bind_operators_and_methods, tensor  # noqa: F401
 
 _bind_operators_and_methods()
+
+from .backends import _initial_backend  # noqa: E402
+
+set_backend(_initial_backend())
 
 __version__ = "0.1.0"

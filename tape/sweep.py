@@ -21,7 +21,7 @@ import numpy as np
 from . import devices
 from .errors import check_finite
 from .record import enable_grad, state
-from .tape import ADJ, CONSUMED, FLAGS, INS, LEAF, META, OP, PARAMS, SAVED, SRC, _small
+from .tape import ADJ, CONSUMED, FLAGS, INS, LEAF, META, OP, PARAMS, SAVED, SRC, TRACE_MAX_SIZE
 from .tensor import Tensor, _new_tensor
 
 _EMPTY: dict = {}
@@ -112,6 +112,10 @@ def sweep(store, seeds: dict, retain: bool, wanted=frozenset(), create_graph: bo
     adj = dict(seeds)
     if create_graph:
         adj = {s: g if isinstance(g, Tensor) else _new_tensor(g) for s, g in adj.items()}
+    # Slots whose adjoint array this sweep allocated and nobody else holds: those are accumulated
+    # into in place instead of allocating a new array for every sum (for large arrays, a fresh
+    # allocation costs page faults, several times the addition itself).
+    owned = set()
     top = max(adj)
     leaves = []
     captured = {}
@@ -124,44 +128,86 @@ def sweep(store, seeds: dict, retain: bool, wanted=frozenset(), create_graph: bo
             if g is None:
                 continue
             row = rows[slot]
+            g_owned = slot in owned
+            if g_owned:
+                owned.discard(slot)
             if slot in wanted:
                 captured[slot] = g
+                g_owned = False  # handed to the caller: never written into again
             d = row[OP]
-            row[ADJ] = _small(g.array if create_graph else g)
+            value = g.array if create_graph else g
+            row[ADJ] = value if getattr(value, "size", 1) <= TRACE_MAX_SIZE else (value.shape, value.dtype)
             if d is LEAF:
                 leaves.append((row[SAVED], g))
-            else:
-                saved = _differentiable_saved(store, row, slot) if create_graph else row[SAVED] or d.no_saved
-                params = row[PARAMS] or _EMPTY
-                meta = row[META]
-                cts = d.vjp_all(g, *saved, **params) if d.vjp_all is not None else None
-                for i, s in enumerate(row[INS]):
-                    if s < 0:
+                if not adj:
+                    break
+                continue
+            # g passes its ownership on only in a one-input row: a rule may return g for several
+            # inputs (add), and two adjoints sharing one array must never be added into in place.
+            g_owned = g_owned and len(row[INS]) == 1
+            saved = _differentiable_saved(store, row, slot) if create_graph else row[SAVED] or d.no_saved
+            params = row[PARAMS] or _EMPTY
+            meta = row[META]
+            ins = row[INS]
+            cts = None
+            fused = False  # a backend kernel computed every cotangent, each a fresh array
+            if d.kernel_vjp is not None and not create_graph and type(g) is np.ndarray:
+                cts = d.kernel_vjp(g, saved, ins)
+                fused = cts is not None
+            if cts is None and d.vjp_all is not None:
+                cts = d.vjp_all(g, *saved, **params)
+            for i, s in enumerate(ins):
+                if s < 0:
+                    continue
+                if cts is None:
+                    rule = d.vjp[i]
+                    if rule is None:
                         continue
-                    if cts is None:
-                        rule = d.vjp[i]
-                        if rule is None:
-                            continue
-                        ct = rule(g, *saved, **params)
+                    ct = rule(g, *saved, **params)
+                    # A built-in rule returns a fresh array, a view, or g itself (handed on once).
+                    if ct is g:
+                        fresh = g_owned
+                        g_owned = False
                     else:
-                        ct = cts[i]
-                        if ct is None:
-                            continue
-                    if meta[i] is not None:
-                        ct = fit(ct, meta[i])
-                    if anomaly:
-                        check_finite(
-                            getattr(ct, "array", ct), d.name, f"backward, cotangent of input {i}", row[SRC], slot
-                        )
-                    prev = adj.get(s)
-                    adj[s] = ct if prev is None else prev + ct
-                if not retain:
-                    # Under detect_anomaly keep everything until the sweep succeeds, so that a raise
-                    # leaves the tape as it was; otherwise free now, as the sweep passes.
-                    if anomaly:
-                        consumed.append(row)
-                    else:
-                        store.consume(row)
+                        fresh = type(ct) is np.ndarray and ct.base is None
+                else:
+                    ct = cts[i]  # a custom rule may return anything: never written into
+                    if ct is None:
+                        continue
+                    fresh = fused
+                m = meta[i]
+                if m is not None and (ct.shape != m[0] or ct.dtype != m[1]):
+                    ct = fit(ct, m)
+                    fresh = type(ct) is np.ndarray and ct.base is None
+                if anomaly:
+                    check_finite(getattr(ct, "array", ct), d.name, f"backward, cotangent of input {i}", row[SRC], slot)
+                prev = adj.get(s)
+                if prev is None:
+                    adj[s] = ct
+                    if fresh:
+                        owned.add(s)
+                elif create_graph:
+                    adj[s] = prev + ct
+                elif s in owned and prev.shape == ct.shape:
+                    prev += ct
+                elif fresh and ct.shape == prev.shape:
+                    ct += prev
+                    adj[s] = ct
+                    owned.add(s)
+                else:
+                    adj[s] = prev + ct
+                    if type(adj[s]) is np.ndarray:
+                        owned.add(s)
+            if not retain:
+                # Under detect_anomaly keep everything until the sweep succeeds, so that a raise
+                # leaves the tape as it was; otherwise free now, as the sweep passes.
+                if anomaly:
+                    consumed.append(row)
+                else:
+                    row[SAVED] = None
+                    if not row[FLAGS] & CONSUMED:
+                        row[FLAGS] |= CONSUMED
+                        store.n_consumed += 1
             if not adj:
                 break
     for row in consumed:

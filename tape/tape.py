@@ -24,7 +24,6 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .record import state
 from .tensor import Tensor, _tensor_with_history
 
 # Columns of a row.
@@ -78,8 +77,11 @@ class Store:
         t._slot = slot
         return slot
 
-    def record(self, d, args, arrays, out, params):
-        """Append a row for op `d`; return the output Tensor, which holds the new slot."""
+    def record(self, d, args, arrays, out, params, src=None):
+        """Append a row for op `d`; return the output Tensor, which holds the new slot.
+
+        `src` is the user's source line, recorded under detect_anomaly only.
+        """
         rows = self.rows
         ins = []
         meta = []
@@ -97,8 +99,8 @@ class Store:
                 meta.append(arr if isinstance(arr, _SCALARS) else None)  # constants, for the trace
         slot = self.next
         self.next = slot + 1
-        src = _user_line() if state().anomaly else None
-        rows[slot] = [d, tuple(ins), params, d.saved(out, arrays), tuple(meta), _small(out), None, 1, 0, src]
+        value = out if getattr(out, "size", 1) <= TRACE_MAX_SIZE else (out.shape, out.dtype)
+        rows[slot] = [d, tuple(ins), params, d.saved(out, arrays), tuple(meta), value, None, 1, 0, src]
         return _tensor_with_history(out, slot, self)
 
     def handle(self, slot: int, value) -> Tensor:
@@ -113,6 +115,10 @@ class Store:
     def release(self, slot: int) -> None:
         """Drop one reference to `slot`; delete every row that no longer has any."""
         rows = self.rows
+        row = rows.get(slot)
+        if row is not None and row[RC] > 1:  # the common case: someone still reads it
+            row[RC] -= 1
+            return
         stack = [slot]
         while stack:
             s = stack.pop()

@@ -187,3 +187,26 @@ def test_to_dot_draws_the_graph():
     for edge in ("vm1 -> v1", "v0 -> v1", "vm1 -> v2", "v1 -> v3", "v2 -> v3"):
         assert edge in dot
     del z
+
+
+def test_in_place_accumulation_never_writes_into_a_shared_adjoint():
+    # add hands the same cotangent array to both inputs; later sums into one of them must be done
+    # without changing the other (the sweep accumulates into buffers it owns, in place).
+    n = 10_000
+    x = tp.tensor(np.ones(n), requires_grad=True)
+    y = tp.tensor(np.ones(n), requires_grad=True)
+    with tp.record() as t:
+        a = x * 2.0
+        b = y * 3.0
+        lb = tp.sum(b * 7.0)  # recorded before s, so swept after it: adds into b's adjoint later
+        la = tp.sum(a * 5.0)  # swept before lb: an in-place add into a shared array would reach b
+        s = a + b  # add: the same g goes to a and b
+        loss = tp.sum(s * 1.0) + la + lb
+        h = tp.exp(x * 0.0)
+        out = tp.sum(h * 1.0) + tp.sum(h * 1.0)
+    loss.backward()
+    np.testing.assert_array_equal(x.grad.numpy(), np.full(n, 2.0 * (1 + 5)))
+    np.testing.assert_array_equal(y.grad.numpy(), np.full(n, 3.0 * (1 + 7)))
+    gh, gx = t.gradient(out, [h, x])
+    np.testing.assert_array_equal(gh.numpy(), np.full(n, 2.0))  # captured, then x's sum continued
+    np.testing.assert_array_equal(gx.numpy(), np.zeros(n))

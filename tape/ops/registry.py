@@ -119,6 +119,8 @@ class OpDef:
         "domain",
         "no_saved",
         "linearity",
+        "saved",
+        "kernel_vjp",
     )
 
     def __init__(
@@ -149,15 +151,27 @@ class OpDef:
         self.domain = domain
         # What the rules receive when the row saved nothing: out and one None per input.
         self.no_saved = (None,) * (1 + (self.nin or 0))
+        self.saved = self._saver()
+        # A backend's fused kernel(g, saved, input slots) -> cotangents or None (tape.backends installs it).
+        self.kernel_vjp = None
 
-    def saved(self, out, arrays):
-        """The tuple ``(out, *inputs)`` the rules will be called with, holding only what they need."""
+    def _saver(self):
+        """A function (out, arrays) -> what the rules will be called with, specialised once per row.
+
+        The tuple is ``(out, *inputs)`` holding only what the rules need (None elsewhere), or None
+        when they need nothing.
+        """
+        save_out, keep, n = self.save_out, self.save_in, self.nin or 0
         if self.save_all:
-            return (out if self.save_out else None, *arrays)
-        keep = self.save_in
-        if not (self.save_out or any(keep)):
-            return None
-        return (out if self.save_out else None, *[a if k else None for a, k in zip(arrays, keep)])
+            return (lambda out, arrays: (out, *arrays)) if save_out else (lambda out, arrays: (None, *arrays))
+        if not (save_out or any(keep)):
+            return lambda out, arrays: None
+        if not save_out and all(keep):
+            return lambda out, arrays: (None, *arrays)
+        if save_out and not any(keep):
+            tail = (None,) * n
+            return lambda out, arrays: (out, *tail)
+        return lambda out, arrays: (out if save_out else None, *[a if k else None for a, k in zip(arrays, keep)])
 
     def __repr__(self):
         return f"<op {self.name}>"
@@ -214,15 +228,17 @@ def apply(d: OpDef, args: tuple, params: dict | None = None):
         raise op_error(d.name, args, exc) from exc
     if type(out) is not _ndarray:
         out = _as_array(out)
+    src = None
     if state.anomaly:
         from ..errors import check_finite
         from ..tape import _user_line
 
-        check_finite(out, d.name, "forward", _user_line())
+        src = _user_line()
+        check_finite(out, d.name, "forward", src)
     if state.recording:
         for a in args:
             if isinstance(a, Tensor) and a._rg:
-                return state.store.record(d, args, arrays, out, params)
+                return state.store.record(d, args, arrays, out, params, src)
     return _new_tensor(out)
 
 
@@ -238,4 +254,3 @@ def call(d: OpDef, *args, **params):
 
 
 RuleFn = Callable[..., object]
-

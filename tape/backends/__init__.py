@@ -1,0 +1,56 @@
+"""Backends: which kernels run the CPU ops.
+
+``tp.set_backend("numba")`` (the default) installs fused Numba kernels for the backward rules where
+they beat NumPy on large arrays; ``tp.set_backend("numpy")`` runs the op table's NumPy rules only.
+The environment variable ``TAPE_BACKEND`` picks the backend at import. Both give equal results
+(to rounding), which tests/test_backends.py checks kernel by kernel. CUDA arrays always run NumPy's
+API on CuPy (`device="cuda"`), whatever the CPU backend.
+"""
+
+from __future__ import annotations
+
+import os
+
+BACKENDS = ("numba", "numpy")
+_active = "numpy"
+
+
+def _kernels(name):
+    if name == "numba":
+        from . import numba_backend
+
+        return numba_backend.VJP_KERNELS
+    from . import numpy_backend
+
+    return numpy_backend.VJP_KERNELS
+
+
+def set_backend(name: str) -> None:
+    """Choose the CPU kernels: "numba" (fused backward kernels for large arrays) or "numpy".
+
+    >>> import tape as tp
+    >>> tp.set_backend("numpy"); tp.get_backend()
+    'numpy'
+    >>> tp.set_backend("numba")
+    """
+    global _active
+    if name not in BACKENDS:
+        raise ValueError(f"set_backend: unknown backend {name!r}; expected one of {BACKENDS}")
+    from ..ops.registry import OPS
+
+    kernels = _kernels(name)
+    for code, d in OPS.items():
+        d.kernel_vjp = kernels.get(code)
+    _active = name
+
+
+def get_backend() -> str:
+    """The name of the active CPU backend."""
+    return _active
+
+
+def _initial_backend() -> str:
+    name = os.environ.get("TAPE_BACKEND", "numba").strip().lower()
+    if name not in BACKENDS:
+        raise ValueError(f"TAPE_BACKEND={name!r} is not a backend; expected one of {BACKENDS}")
+    return name

@@ -1,0 +1,97 @@
+"""Backends: every Numba kernel against the op table's NumPy rules (the spec), and equal results
+from `tp.set_backend("numba")` and `tp.set_backend("numpy")` end to end."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import tape as tp
+from tape.backends import numba_backend
+from tape.ops import OPS, Op
+
+SHAPES = [(numba_backend.MIN_SIZE,), (256, 160), (8, 64, 70)]
+DTYPES = [np.float32, np.float64]
+
+
+def _inputs(code, shape, dtype, rng):
+    d = OPS[code]
+    lo, hi = d.domain
+    if code == Op.WHERE:
+        c = rng.uniform(size=shape) > 0.5
+        return [c, rng.uniform(lo, hi, size=shape).astype(dtype), rng.uniform(lo, hi, size=shape).astype(dtype)]
+    xs = [rng.uniform(lo, hi, size=shape).astype(dtype) for _ in range(d.nin)]
+    if code in (Op.MAXIMUM, Op.MINIMUM):
+        xs[1].reshape(-1)[::7] = xs[0].reshape(-1)[::7]  # ties, which share the gradient
+    return xs
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda t: np.dtype(t).name)
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+@pytest.mark.parametrize("code", sorted(numba_backend.VJP_KERNELS), ids=lambda c: Op(c).name.lower())
+def test_numba_kernel_matches_the_rules(code, shape, dtype):
+    rng = np.random.default_rng(code)
+    d = OPS[code]
+    xs = _inputs(code, shape, dtype, rng)
+    out = d.forward(*xs)
+    saved = d.saved(out, xs) or d.no_saved
+    g = rng.standard_normal(shape).astype(dtype)
+    slots = tuple(-1 if code == Op.WHERE and i == 0 else i for i in range(len(xs)))
+    fused = numba_backend.VJP_KERNELS[code](g, saved, slots)
+    assert fused is not None, "the kernel should apply to large contiguous float arrays"
+    for i, rule in enumerate(d.vjp):
+        if rule is None:
+            continue
+        expected = np.broadcast_to(rule(g, *saved), shape)
+        assert fused[i].dtype == dtype and fused[i].shape == shape
+        tol = 1e-6 if dtype == np.float32 else 1e-14
+        np.testing.assert_allclose(fused[i], expected, rtol=tol, atol=tol)
+
+
+def test_kernels_decline_what_they_do_not_cover():
+    big = np.ones(numba_backend.MIN_SIZE)
+    mul = numba_backend.VJP_KERNELS[Op.MUL]
+    assert mul(big[:10], (None, big[:10], big[:10]), (0, 1)) is None  # small
+    assert mul(big, (None, big, 2.0), (0, -1)) is None  # a constant: the rules do it
+    assert mul(big, (None, big, big[:1]), (0, 1)) is None  # broadcast
+    assert mul(big.astype(np.int64), (None, big, big), (0, 1)) is None  # not float
+    wide = np.ones((2, numba_backend.MIN_SIZE))
+    assert mul(wide[:, ::2], (None, wide[:, ::2], wide[:, ::2]), (0, 1)) is None  # not contiguous
+
+
+def _graph_gradients():
+    rng = np.random.default_rng(0)
+    n = numba_backend.MIN_SIZE + 3
+    x = tp.tensor(rng.standard_normal(n), requires_grad=True)
+    y = tp.tensor(rng.uniform(0.5, 2.0, n), requires_grad=True)
+    w = tp.tensor(rng.standard_normal(n), requires_grad=True)
+    with tp.record():
+        z = tp.tanh(x * y) / y + tp.maximum(x, w) - tp.minimum(w, 0.1 * y)
+        z = tp.where(x.numpy() > 0, z, w * x) * tp.sigmoid(w)
+        loss = tp.sum(z * z) + tp.sum(x[:100] * 2.0)
+    loss.backward()
+    return [t.grad.numpy() for t in (x, y, w)]
+
+
+def test_backends_give_equal_gradients_end_to_end():
+    try:
+        tp.set_backend("numpy")
+        spec = _graph_gradients()
+        tp.set_backend("numba")
+        fused = _graph_gradients()
+    finally:
+        tp.set_backend("numba")
+    for a, b in zip(spec, fused):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_set_backend_and_the_environment_variable():
+    with pytest.raises(ValueError, match="unknown backend 'fortran'"):
+        tp.set_backend("fortran")
+    assert tp.get_backend() == "numba"
+    code = "import tape as tp; print(tp.get_backend(), tp.ops.OPS[3].kernel_vjp)"
+    env = {**os.environ, "TAPE_BACKEND": "numpy"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["numpy", "None"]
