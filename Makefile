@@ -26,5 +26,10 @@ format: $(VENV)/.installed-dev
 	$(PY) -m ruff check --fix tape tests benchmarks examples
 	$(PY) -m ruff format tape tests benchmarks examples
 
+# The comparison with PyTorch, HIPS autograd, JAX and hand-written NumPy (the `bench` extra), written to
+# benchmarks/results/. Extra arguments: make bench BENCH_ARGS="--quick --engines tape,torch".
+bench: $(VENV)/.installed-bench
+	$(PY) benchmarks/run.py $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info
