@@ -83,6 +83,71 @@ def markdown_table(results: dict) -> str:
     return "\n".join(lines)
 
 
+def summary_table(results: dict) -> str:
+    """The table in one screen: a line per workload (and per extra variant), a column per engine.
+
+    Each cell is the median in the workload's unit and, in brackets, its ratio to PyTorch's.
+    """
+    rows = results["rows"]
+    engine_names = [name for name in ENGINE_TITLES if any(r["engine"] == name for r in rows)]
+    lines = [
+        "| workload | " + " | ".join(ENGINE_TITLES[name] for name in engine_names) + " |",
+        "|---|" + "---:|" * len(engine_names),
+    ]
+    seen = []
+    for row in rows:
+        line_key = (row["workload"], row.get("variant", ""))
+        if line_key not in seen:
+            seen.append(line_key)
+    for workload_key, variant in seen:
+        cells = []
+        for name in engine_names:
+            row = next(
+                (
+                    r
+                    for r in rows
+                    if (r["workload"], r.get("variant", ""), r["engine"]) == (workload_key, variant, name)
+                ),
+                None,
+            )
+            if row is None:
+                cells.append("")
+            elif row["status"] != "ok":
+                cells.append(row["status"])
+            else:
+                ratio = ratio_to_torch(rows, row) if not variant else None
+                cells.append(_number(row["median"]) + ("" if ratio is None else f" ({ratio:.2f}×)"))
+        heading = workload_heading(workload_key) + (f", {variant}" if variant else "")
+        lines.append(f"| {heading} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def long_loop_memory_table(results: dict) -> str:
+    """W5 with and without checkpointing: time and peak memory side by side, per engine."""
+    rows = results["rows"]
+    lines = [
+        "| engine | W5 time | W5 peak memory | W5-ckpt time | W5-ckpt peak memory |",
+        "|---|---:|---:|---:|---:|",
+    ]
+
+    def memory(row):
+        if row is None:
+            return "—"
+        traced = row.get("traced_peak_bytes")
+        rss = _mebibytes(row.get("peak_rss_bytes"))
+        return f"{_mebibytes(traced)} traced, {rss} RSS" if traced is not None else f"{rss} RSS"
+
+    for name in ENGINE_TITLES:
+        plain, checkpointed = find(rows, "W5", name), find(rows, "W5-ckpt", name)
+        if plain is None and checkpointed is None:
+            continue
+        lines.append(
+            f"| {ENGINE_TITLES[name]} | {_number(plain['median']) + ' ms' if plain else '—'} | {memory(plain)} | "
+            f"{_number(checkpointed['median']) + ' ms' if checkpointed else '—'} | {memory(checkpointed)} |"
+        )
+    return "\n".join(lines)
+
+
 def targets(results: dict) -> list[dict]:
     """tape against each workload's target: the ratio of tape's median to the baseline row's."""
     rows = results["rows"]
@@ -144,15 +209,27 @@ def markdown(results: dict) -> str:
         "",
         "Every row first checks its value and gradients against the hand-written NumPy reference (rtol 1e-6 in "
         "float64, 1e-4 in float32, relative to each output's largest entry); only then is it timed. Median of "
-        f"at least {results['repeats']} runs and {results['min_time_s']:g} s of runs, after two warm-up runs "
-        "(which pay for JIT compilation). W1 and W2 are in µs per recorded op (W1: 6,000 ops, W2: 201), the "
-        "others per forward + backward pass.",
+        f"at least {results['repeats']} runs and {results['min_time_s']:g} s of runs, back to back after two "
+        f"warm-up runs (which pay for JIT compilation), split over {results.get('rounds', 1)} round(s) through "
+        "every (workload, engine) process so that load on a shared machine hits all engines alike. W1 and W2 are "
+        "in µs per recorded op (W1: 6,000 ops, W2: 201), the others per forward + backward pass.",
         "",
-        "Peak memory of one more run: *peak RSS growth* is the rise of the process's resident memory above its "
-        "level before the run (after garbage collection and malloc_trim), the one measure that sees every "
-        "engine's allocator, coarse for small workloads; *traced peak* is tracemalloc's peak, exact for the "
-        "engines whose arrays are NumPy arrays (tape, autograd, NumPy) and not measured for PyTorch and JAX, "
-        "whose allocators it cannot see.",
+        "Peak memory of one more run (first round): *peak RSS growth* is the rise of the process's resident "
+        "memory above its level before the run (after garbage collection and malloc_trim), the one measure that "
+        "sees every engine's allocator; it is coarse for small workloads and misses memory an allocator kept "
+        "pooled from the warm-up runs (XLA's, so JAX's figures are lower bounds). *traced peak* is tracemalloc's "
+        "peak, exact for the engines whose arrays are NumPy arrays (tape, autograd, NumPy); PyTorch's and "
+        "XLA's allocators are invisible to it.",
+        "",
+        "## Summary: median (ratio to PyTorch)",
+        "",
+        summary_table(results),
+        "",
+        "## W5: time and peak memory, with and without checkpointing",
+        "",
+        long_loop_memory_table(results),
+        "",
+        "## Every row",
         "",
         markdown_table(results),
         "",

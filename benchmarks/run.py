@@ -6,10 +6,12 @@ the engine's value and gradients against the hand-written NumPy reference, then 
 results.md (the table, the machine, tape against its targets), results.png (a bar chart) and
 results.json (everything, every run's time included).
 
-How: one fresh process per (workload, engine), engines of one workload back to back. A fresh process
-keeps one engine's imports, thread pools, JIT caches and allocator state out of another's timings;
-measuring a workload's engines one right after the other keeps slow drifts of a shared machine out of
-the ratios between them, which are what the table is for. Every process runs with one thread: the
+How: one fresh process per (workload, engine), engines of one workload back to back, and the whole
+sequence gone through `--rounds` times (3 by default), each round doing its share of the timed runs;
+a row's median is over the runs of all rounds. A fresh process keeps one engine's imports, thread pools,
+JIT caches and allocator state out of another's timings; measuring a workload's engines one right after
+the other, round after round, spreads the bursts of load of a shared machine over all engines alike,
+so they stay out of the ratios between engines, which are what the table is for. Every process runs with one thread: the
 OpenMP/BLAS/Numba variables below are set before anything loads NumPy, torch is told
 `set_num_threads(1)`, and XLA gets the flags that keep its CPU backend on one thread. They are printed,
 and written into the results.
@@ -51,6 +53,7 @@ import datetime  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
 import shlex  # noqa: E402
+import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -93,8 +96,14 @@ def worker(engine_name: str, workload_key: str, size: str, repeats: int, min_sec
     }
 
 
-def run_worker_process(engine_name: str, workload_key: str, args) -> dict:
-    """Start `run.py --worker` for one (engine, workload) and read back its JSON."""
+def run_worker_process(engine_name: str, workload_key: str, args, memory: bool) -> dict:
+    """Start `run.py --worker` for one (engine, workload) and read back its JSON.
+
+    With several rounds, each process does its share of the timed runs (`--repeats` and `--min-time`
+    divided by the number of rounds); memory is measured in the first round only.
+    """
+    repeats = -(-args.repeats // args.rounds)
+    min_time = args.min_time / args.rounds
     with tempfile.TemporaryDirectory() as scratch:
         output = os.path.join(scratch, "worker.json")
         command = [
@@ -107,12 +116,12 @@ def run_worker_process(engine_name: str, workload_key: str, args) -> dict:
             "--size",
             args.size,
             "--repeats",
-            str(args.repeats),
+            str(repeats),
             "--min-time",
-            str(args.min_time),
+            str(min_time),
             "--worker-output",
             output,
-        ] + (["--no-memory"] if args.no_memory else [])
+        ] + (["--no-memory"] if args.no_memory or not memory else [])
         try:
             completed = subprocess.run(command, env={**os.environ, **PINNED_THREAD_ENV}, timeout=WORKER_TIMEOUT_S)
         except subprocess.TimeoutExpired:
@@ -158,6 +167,31 @@ def profile(args) -> int:
             profiler.disable()
             pstats.Stats(profiler).sort_stats("tottime").print_stats(args.profile_lines)
     return 0
+
+
+def merge_rounds(rounds: list[list[dict]]) -> list[dict]:
+    """One row per (workload, engine, variant): every round's timed runs pooled, their median reported.
+
+    A row that failed or was n/a in any round keeps that status and message: a result that did not pass
+    its check once is not reported from the rounds where it did. Each round's own median is kept too
+    (`round_medians_s`), so that a reader can judge the drift between rounds.
+    """
+    merged: dict[tuple, dict] = {}
+    for rows in rounds:
+        for row in rows:
+            key = (row["workload"], row["engine"], row.get("variant", ""))
+            kept = merged.get(key)
+            if kept is None:
+                merged[key] = {**row, "round_medians_s": [row["median_s"]] if row["status"] == "ok" else []}
+            elif kept["status"] == "ok" and row["status"] != "ok":
+                merged[key] = {**row, "message": row["message"] + " (in a later round)"}
+            elif kept["status"] == "ok":
+                unit_per_second = kept["median"] / kept["median_s"]
+                kept["times_s"] = kept["times_s"] + row["times_s"]
+                kept["median_s"] = statistics.median(kept["times_s"])
+                kept["median"] = kept["median_s"] * unit_per_second
+                kept["round_medians_s"].append(row["median_s"])
+    return list(merged.values())
 
 
 # -- the machine ------------------------------------------------------------------------------------
@@ -224,8 +258,14 @@ def parse_args(argv=None):
     parser.add_argument("--engines", help=f"comma-separated subset of {','.join(engines.ENGINE_NAMES)}")
     parser.add_argument("--workloads", help=f"comma-separated subset of {','.join(workloads.WORKLOADS)}")
     parser.add_argument("--size", choices=workloads.SIZES, help="problem sizes (default: full, quick with --quick)")
-    parser.add_argument("--repeats", type=int, help="at least this many timed runs per row (default 7, 3 quick)")
+    parser.add_argument("--repeats", type=int, help="at least this many timed runs per row (default 9, 3 quick)")
     parser.add_argument("--min-time", type=float, help="...and at least this many seconds of them (default 2, 0.2)")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        help="go through all (workload, engine) processes this many times, splitting the runs between rounds, "
+        "so that a burst of load on a shared machine hits every engine alike (default 3, 1 quick)",
+    )
     parser.add_argument("--no-memory", action="store_true", help="skip the two memory-measuring runs")
     parser.add_argument("--no-chart", action="store_true", help="skip results.png (no matplotlib needed)")
     parser.add_argument("--output-dir", default=DEFAULT_OUTPUT_DIR, help="where results.{md,png,json} go")
@@ -235,11 +275,17 @@ def parse_args(argv=None):
         help="instead of timing: cProfile ENGINE on the selected workloads (after the agreement check), in-process",
     )
     parser.add_argument("--profile-lines", type=int, default=15, help="lines of the profile to print (default 15)")
+    parser.add_argument(
+        "--from-json",
+        metavar="PATH",
+        help="measure nothing: write results.md and results.png again from a results.json",
+    )
     parser.add_argument("--worker", metavar="ENGINE", help=argparse.SUPPRESS)
     parser.add_argument("--worker-output", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     args.size = args.size or ("quick" if args.quick else "full")
-    args.repeats = args.repeats or (3 if args.quick else 7)
+    args.repeats = args.repeats or (3 if args.quick else 9)
+    args.rounds = max(1, args.rounds or (1 if args.quick or args.profile else 3))
     args.min_time = args.min_time if args.min_time is not None else (0.2 if args.quick else 2.0)
     return args
 
@@ -258,6 +304,12 @@ def main(argv=None) -> int:
 
     if args.profile:
         return profile(args)
+    if args.from_json:
+        with open(args.from_json) as saved:
+            results = json.load(saved)
+        for path in report.write(results, args.output_dir, chart=not args.no_chart):
+            print(f"Wrote {os.path.relpath(path)}")
+        return 0
 
     selected_engines = engines.select(args.engines)
     selected_workloads = workloads.select(args.workloads)
@@ -271,27 +323,33 @@ def main(argv=None) -> int:
     print("  torch.set_num_threads(1), torch.set_num_interop_threads(1)")
     print(
         f"\nSizes: {args.size}; per row: agreement check, 2 warm-up runs, then >= {args.repeats} timed runs "
-        f"and >= {args.min_time:g} s; median reported.\n"
+        f"and >= {args.min_time:g} s of them, split over {args.rounds} round(s); median of all reported.\n"
     )
 
     started = time.time()
     engine_info: dict[str, dict] = {}
-    rows: list[dict] = []
-    for workload in selected_workloads:
-        print(f"{workload.key} {workload.title}: {workload.description}", flush=True)
-        for engine_name in selected_engines:
-            result = run_worker_process(engine_name, workload.key, args)
-            if not result["installed"]:
-                if engine_name not in engine_info:
-                    print(f"  {engine_name}: {result['message']}", flush=True)
-                engine_info[engine_name] = {"installed": False, "message": result["message"]}
-                continue
-            if "label" in result:
-                engine_info[engine_name] = {
-                    "installed": True,
-                    **{k: result[k] for k in ("label", "versions", "threads")},
-                }
-            rows.extend(result["rows"])
+    rounds: list[list[dict]] = []
+    for round_index in range(args.rounds):
+        if args.rounds > 1:
+            print(f"Round {round_index + 1} of {args.rounds}", flush=True)
+        rows: list[dict] = []
+        for workload in selected_workloads:
+            print(f"{workload.key} {workload.title}: {workload.description}", flush=True)
+            for engine_name in selected_engines:
+                result = run_worker_process(engine_name, workload.key, args, memory=round_index == 0)
+                if not result["installed"]:
+                    if engine_name not in engine_info:
+                        print(f"  {engine_name}: {result['message']}", flush=True)
+                    engine_info[engine_name] = {"installed": False, "message": result["message"]}
+                    continue
+                if "label" in result:
+                    engine_info[engine_name] = {
+                        "installed": True,
+                        **{k: result[k] for k in ("label", "versions", "threads")},
+                    }
+                rows.extend(result["rows"])
+        rounds.append(rows)
+    rows = merge_rounds(rounds)
 
     results = {
         "command": "python benchmarks/run.py" + "".join(f" {shlex.quote(a)}" for a in (argv or sys.argv[1:])),
@@ -300,6 +358,7 @@ def main(argv=None) -> int:
         "size": args.size,
         "repeats": args.repeats,
         "min_time_s": args.min_time,
+        "rounds": args.rounds,
         "machine": machine,
         "thread_env": PINNED_THREAD_ENV,
         "engines": engine_info,

@@ -4,7 +4,10 @@ autograd differentiates with respect to one argument, which may be a tuple: the 
 one tuple, and the gradient comes back as a tuple in the same order. It has no fused log-softmax, so
 W4 writes it as z − logsumexp(z) with `autograd.scipy.special.logsumexp`. W5-ckpt wraps sqrt(n)-step
 segments in autograd's own `checkpoint` (whose weights must be arguments, not closed over, to get a
-gradient); W6 is `hessian_vector_product`, reverse over reverse.
+gradient). Measured, not fixed: that `checkpoint` saves no memory, because autograd builds a
+primitive's VJP when the primitive is recorded (`VJPNode.__init__` calls the VJP maker), so each
+segment is re-recorded during the forward pass, once per differentiated argument. W6 is
+`hessian_vector_product`, reverse over reverse.
 """
 
 from __future__ import annotations
@@ -117,6 +120,12 @@ IMPLEMENTATIONS = {
     "W3": (Implementation(large_array_setup, _run_value_and_grad),),
     "W4": (Implementation(mlp_setup, _run_value_and_grad, how="z − logsumexp(z)"),),
     "W5": (Implementation(long_loop_setup, _run_value_and_grad),),
-    "W5-ckpt": (Implementation(long_loop_checkpointed_setup, _run_value_and_grad, how="autograd checkpoint, sqrt(n)"),),
+    "W5-ckpt": (
+        Implementation(
+            long_loop_checkpointed_setup,
+            _run_value_and_grad,
+            how="autograd checkpoint, sqrt(n) (re-records in the forward pass)",
+        ),
+    ),
     "W6": (Implementation(hvp_setup, hvp_run, how="hessian_vector_product"),),
 }
