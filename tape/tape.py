@@ -83,25 +83,33 @@ class Store:
         `src` is the user's source line, recorded under detect_anomaly only.
         """
         rows = self.rows
-        ins = []
-        meta = []
-        for a, arr in zip(args, arrays):
-            if isinstance(a, Tensor) and a._rg:
-                s = a._slot if a._rg == 2 else self.leaf_slot(a)
-                rows[s][RC] += 1
-                ins.append(s)
-                try:
-                    meta.append((arr.shape, arr.dtype))
-                except AttributeError:  # a non-array value (the core works on Python floats too)
-                    meta.append(None)
-            else:
-                ins.append(-1)
-                meta.append(arr if isinstance(arr, _SCALARS) else None)  # constants, for the trace
+        if len(args) == 1:  # most ops: build the tuples directly (fewer short-lived containers for the GC)
+            s0, m0 = self._input(args[0], arrays[0])
+            ins, meta = (s0,), (m0,)
+        elif len(args) == 2:
+            s0, m0 = self._input(args[0], arrays[0])
+            s1, m1 = self._input(args[1], arrays[1])
+            ins, meta = (s0, s1), (m0, m1)
+        else:
+            pairs = [self._input(a, arr) for a, arr in zip(args, arrays)]
+            ins, meta = tuple(p[0] for p in pairs), tuple(p[1] for p in pairs)
         slot = self.next
         self.next = slot + 1
         value = out if getattr(out, "size", 1) <= TRACE_MAX_SIZE else (out.shape, out.dtype)
-        rows[slot] = [d, tuple(ins), params, d.saved(out, arrays), tuple(meta), value, None, 1, 0, src]
+        rows[slot] = [d, ins, params, d.saved(out, arrays), meta, value, None, 1, 0, src]
         return _tensor_with_history(out, slot, self)
+
+    def _input(self, a, arr):
+        """(slot, meta) of one input: its slot (-1 for a constant), counted as read by the new row,
+        and its (shape, dtype); for a constant, the value itself if it is a number (for the trace)."""
+        if isinstance(a, Tensor) and a._rg:
+            s = a._slot if a._rg == 2 else self.leaf_slot(a)
+            self.rows[s][RC] += 1
+            try:
+                return s, (arr.shape, arr.dtype)
+            except AttributeError:  # a non-array value (the core works on Python floats too)
+                return s, None
+        return -1, (arr if isinstance(arr, _SCALARS) else None)
 
     def handle(self, slot: int, value) -> Tensor:
         """Another Tensor handle on `slot` (it holds a reference, like the first one)."""

@@ -34,8 +34,8 @@ def _matmul_da(g, o, a, b):
 def _matmul_db(g, o, a, b):
     if a.ndim == 1:
         return g * a if b.ndim == 1 else a[:, None] * g[..., None, :]
-    if b.ndim == 1:
-        return (_swap(a) @ g[..., None])[..., 0]
+    if b.ndim == 1:  # a matrix-vector product: a^T g, written g @ a for a plain matrix
+        return g @ a if a.ndim == 2 else (_swap(a) @ g[..., None])[..., 0]
     return _swap(a) @ g
 
 
