@@ -304,7 +304,7 @@ class _LoopRun:
     def _drop(self):
         if self.storage is not None:
             self.storage.clear()
-        self.kept = None
+        self.kept = self.work = None
         self.adjoint = self.external_cts = None
 
     def record(self, leaves):

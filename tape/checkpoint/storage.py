@@ -19,13 +19,15 @@ import shutil
 import tempfile
 import weakref
 
+import numpy as np
+
+from ..devices import is_device_array
 from ..tensor import Tensor, _new_tensor
 
 
 def _copy(value):
-    return (
-        value.copy() if hasattr(value, "__array_interface__") or hasattr(value, "__cuda_array_interface__") else value
-    )
+    """A copy of an array (NumPy or CuPy); other values (numbers) are kept as they are."""
+    return value.copy() if isinstance(value, np.ndarray) or is_device_array(value) else value
 
 
 class SnapshotStorage:
