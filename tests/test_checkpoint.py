@@ -321,7 +321,11 @@ class StepError(Exception):
 
 
 def _failing_step(W, fail_at):
-    """A step that raises at its `fail_at`-th call; the exception is kept as `f.error`."""
+    """A step that raises at its `fail_at`-th call; the exception is kept as `f.error`.
+
+    The test must clear `f.error`: its traceback holds the test's tensors, and the loop's entry,
+    still on the tape after a failed backward pass, holds the step, so nothing would release them.
+    """
     step = Counted(W)
 
     def f(x):
@@ -357,7 +361,8 @@ def test_disk_files_are_removed_when_the_step_raises(tmp_path, fail_at):
         with tp.record():
             loss = _loss(tp.checkpoint_loop(step, x0, 200, snapshots=2, disk_snapshots=4, disk_dir=tmp_path))
         loss.backward()
-    assert raised.value is step.error  # the user's exception itself, not a wrapper
+    error, step.error = step.error, None
+    assert raised.value is error  # the user's exception itself, not a wrapper
     assert x0.grad is None and W.grad is None
     gc.collect()
     assert os.listdir(tmp_path) == []
@@ -424,7 +429,8 @@ def test_checkpoint_while_removes_its_files_when_the_step_raises(tmp_path, fail_
         with tp.record():
             x = tp.checkpoint_while(lambda x: tp.sum(x * x) < 30.0, step, x0, period=5, disk=True, disk_dir=tmp_path)
         _loss(x).backward()
-    assert raised.value is step.error
+    error, step.error = step.error, None
+    assert raised.value is error
     gc.collect()
     assert os.listdir(tmp_path) == []
 
