@@ -19,35 +19,7 @@ from .ops.shape import IDENTITY, reshape
 from .record import record, state
 from .sweep import grads, refuse_inside_forward_mode
 from .tensor import Tensor, _new_tensor, tensor
-
-# -- pytrees: tuples, lists and dicts of leaves -------------------------------------------------
-
-
-def tree_flatten(tree):
-    """(leaves, rebuild): the leaves in order, and a function that puts new leaves in their place."""
-    if isinstance(tree, (tuple, list)):
-        parts = [tree_flatten(t) for t in tree]
-        sizes = [len(p[0]) for p in parts]
-
-        def rebuild(leaves):
-            out, k = [], 0
-            for (_, sub), n in zip(parts, sizes):
-                out.append(sub(leaves[k : k + n]))
-                k += n
-            return type(tree)(out)
-
-        return [leaf for p in parts for leaf in p[0]], rebuild
-    if isinstance(tree, dict):
-        keys = list(tree)
-        leaves, rebuild_values = tree_flatten([tree[k] for k in keys])
-        return leaves, lambda new: dict(zip(keys, rebuild_values(new)))
-    return [tree], lambda new: new[0]
-
-
-def tree_map(fn, tree):
-    leaves, rebuild = tree_flatten(tree)
-    return rebuild([fn(x) for x in leaves])
-
+from .tree import flatten, tree_map
 
 # -- inputs -------------------------------------------------------------------------------------
 
@@ -112,9 +84,9 @@ def value_and_grad(f, argnums=0):
         watched = {}
         with record():
             for n in nums:
-                leaves, rebuild = tree_flatten(args[n])
+                leaves, shape = flatten(args[n])
                 watched[n] = [_watch(x) for x in leaves]
-                args[n] = rebuild(watched[n])
+                args[n] = shape.unflatten(watched[n])
             out = f(*args, **kwargs)
             out_t = out if isinstance(out, Tensor) else tensor(out)
         if out_t.size != 1:
@@ -127,8 +99,8 @@ def value_and_grad(f, argnums=0):
         results, k = [], 0
         for n in nums:
             count = len(watched[n])
-            _, rebuild = tree_flatten(args[n])
-            results.append(rebuild(gs[k : k + count]))
+            _, shape = flatten(args[n])
+            results.append(shape.unflatten(gs[k : k + count]))
             k += count
         value = out_t if nested else out_t.detach()
         return value, (results[0] if isinstance(argnums, int) else tuple(results))
@@ -160,15 +132,15 @@ def vjp(f, *primals):
     """
     refuse_inside_forward_mode(state())
     nested = state().recording
-    flat = [tree_flatten(p) for p in primals]
+    flat = [flatten(p) for p in primals]
     watched = [[_watch(x) for x in leaves] for leaves, _ in flat]
     with record():
-        out = f(*[rebuild(w) for (_, rebuild), w in zip(flat, watched)])
-    out_leaves, rebuild_out = tree_flatten(out)
+        out = f(*[shape.unflatten(w) for (_, shape), w in zip(flat, watched)])
+    out_leaves, _ = flatten(out)
     sources = [x for w in watched for x in w]
 
     def vjp_fn(cotangent):
-        cts, _ = tree_flatten(cotangent)
+        cts, _ = flatten(cotangent)
         pairs = [(o, c) for o, c in zip(out_leaves, cts) if isinstance(o, Tensor) and o._rg]
         gs = (
             grads([o for o, _ in pairs], sources, [c for _, c in pairs], True, nested, allow_unused=True)
@@ -177,8 +149,8 @@ def vjp(f, *primals):
         )
         gs = [_result(g, nested) if g is not None else _zeros_like(x) for g, x in zip(gs, sources)]
         result, k = [], 0
-        for (_, rebuild), w in zip(flat, watched):
-            result.append(rebuild(gs[k : k + len(w)]))
+        for (_, shape), w in zip(flat, watched):
+            result.append(shape.unflatten(gs[k : k + len(w)]))
             k += len(w)
         return tuple(result)
 
@@ -278,10 +250,10 @@ def jvp(f, primals, tangents):
     try:
         duals = []
         for p, t in zip(primals, tangents):
-            p_leaves, rebuild = tree_flatten(p)
-            t_leaves, _ = tree_flatten(t)
+            p_leaves, shape = flatten(p)
+            t_leaves, _ = flatten(t)
             duals.append(
-                rebuild(
+                shape.unflatten(
                     [make_dual(_as_float_tensor(x), _as_float_tensor(v), level) for x, v in zip(p_leaves, t_leaves)]
                 )
             )
@@ -295,10 +267,10 @@ def jvp(f, primals, tangents):
         o = o if isinstance(o, Tensor) else tensor(o)
         return o, _zeros_like(o)
 
-    leaves, rebuild = tree_flatten(out)
+    leaves, shape = flatten(out)
     pairs = [split(o) for o in leaves]
-    primal_out = rebuild([p for p, _ in pairs])
-    tangent_out = rebuild([t if isinstance(t, Tensor) else _new_tensor(np.asarray(t)) for _, t in pairs])
+    primal_out = shape.unflatten([p for p, _ in pairs])
+    tangent_out = shape.unflatten([t if isinstance(t, Tensor) else _new_tensor(np.asarray(t)) for _, t in pairs])
     return primal_out, tangent_out
 
 

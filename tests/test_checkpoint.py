@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import tape as tp
-from tape.checkpoint import default_snapshots, revolve_extra_steps
+from tape.checkpointing import default_snapshots, revolve_extra_steps
 from tape.testing import check_grads
 
 
