@@ -54,6 +54,14 @@ def _argnums(argnums, nargs):
     return nums
 
 
+def _substitute(args, nums, xs) -> list:
+    """`args` with the entries at positions `nums` replaced by `xs`."""
+    full = list(args)
+    for n, x in zip(nums, xs):
+        full[n] = x
+    return full
+
+
 def _zeros_like(x):
     return _new_tensor(np.zeros_like(x.array))
 
@@ -171,10 +179,7 @@ def jacobian(f, argnums=0):
         nums = _argnums(argnums, len(args))
 
         def g(*xs):
-            full = list(args)
-            for n, x in zip(nums, xs):
-                full[n] = x
-            return f(*full)
+            return f(*_substitute(args, nums, xs))
 
         out, vjp_fn = vjp(g, *[args[n] for n in nums])
         out_t = out if isinstance(out, Tensor) else tensor(out)
@@ -296,10 +301,7 @@ def jacfwd(f, argnums=0):
                 tangents = [_new_tensor(basis.reshape(x.shape)) if i == n else _zeros_like(primals[i]) for i in nums]
 
                 def g(*xs, primals=primals):
-                    full = list(primals)
-                    for i, xi in zip(nums, xs):
-                        full[i] = xi
-                    return f(*full)
+                    return f(*_substitute(primals, nums, xs))
 
                 out, t_out = jvp(g, [primals[i] for i in nums], tangents)
                 cols.append(t_out)
