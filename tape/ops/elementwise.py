@@ -28,61 +28,40 @@ def _tie_share(g, a, b):
     return np.where(a > b, g, np.where(a == b, 0.5 * g, 0.0 * g))
 
 
-#      opcode       name        forward      vjp rules, one per input                                          save   test domain
-ADD = defop(Op.ADD, "add", np.add, (lambda g, o, x, y: g, lambda g, o, x, y: g))
-SUB = defop(Op.SUB, "sub", np.subtract, (lambda g, o, x, y: g, lambda g, o, x, y: -g))
-MUL = defop(Op.MUL, "mul", np.multiply, (lambda g, o, x, y: g * y, lambda g, o, x, y: g * x), "xy")
-DIV = defop(
-    Op.DIV, "div", np.divide, (lambda g, o, x, y: g / y, lambda g, o, x, y: -g * o / y), "oy", domain=(0.5, 2.0)
-)
-POW = defop(Op.POW, "pow", np.power, (_pow_dx, _pow_dy), "xyo", domain=(0.5, 2.0))
-MAXIMUM = defop(
-    Op.MAXIMUM,
-    "maximum",
-    np.maximum,
-    (lambda g, o, x, y: _tie_share(g, x, y), lambda g, o, x, y: _tie_share(g, y, x)),
-    "xy",
-)
-MINIMUM = defop(
-    Op.MINIMUM,
-    "minimum",
-    np.minimum,
-    (lambda g, o, x, y: _tie_share(g, y, x), lambda g, o, x, y: _tie_share(g, x, y)),
-    "xy",
-)
-ARCTAN2 = defop(
-    Op.ARCTAN2,
-    "arctan2",
-    np.arctan2,
-    (lambda g, o, y, x: g * x / (x * x + y * y), lambda g, o, y, x: -g * y / (x * x + y * y)),
-    "xy",
-    domain=(0.5, 2.0),
-)
-WHERE = defop(
-    Op.WHERE,
-    "where",
-    np.where,
-    (None, lambda g, o, c, x, y: np.where(c, g, 0.0 * g), lambda g, o, c, x, y: np.where(c, 0.0 * g, g)),
-    "x",
-)
+POSITIVE = (0.5, 2.0)  # test domain of ops that need x > 0 or a denominator away from 0
 
-NEG = defop(Op.NEG, "neg", np.negative, (lambda g, o, x: -g,))
-EXP = defop(Op.EXP, "exp", np.exp, (lambda g, o, x: g * o,), "o")
-LOG = defop(Op.LOG, "log", np.log, (lambda g, o, x: g / x,), "x", domain=(0.2, 3.0))
-LOG1P = defop(Op.LOG1P, "log1p", np.log1p, (lambda g, o, x: g / (1 + x),), "x", domain=(-0.5, 2.0))
-EXPM1 = defop(Op.EXPM1, "expm1", np.expm1, (lambda g, o, x: g * (o + 1),), "o")
-SQRT = defop(Op.SQRT, "sqrt", np.sqrt, (lambda g, o, x: g / (2 * o),), "o", domain=(0.2, 3.0))
-ABS = defop(Op.ABS, "abs", np.abs, (lambda g, o, x: g * np.sign(x),), "x")
-SIGN = defop(Op.SIGN, "sign", np.sign, (None,))
-SIN = defop(Op.SIN, "sin", np.sin, (lambda g, o, x: g * np.cos(x),), "x")
-COS = defop(Op.COS, "cos", np.cos, (lambda g, o, x: -g * np.sin(x),), "x")
-TAN = defop(Op.TAN, "tan", np.tan, (lambda g, o, x: g * (1 + o * o),), "o", domain=(-1.2, 1.2))
-ARCSIN = defop(Op.ARCSIN, "arcsin", np.arcsin, (lambda g, o, x: g / np.sqrt(1 - x * x),), "x", domain=(-0.9, 0.9))
-ARCCOS = defop(Op.ARCCOS, "arccos", np.arccos, (lambda g, o, x: -g / np.sqrt(1 - x * x),), "x", domain=(-0.9, 0.9))
-ARCTAN = defop(Op.ARCTAN, "arctan", np.arctan, (lambda g, o, x: g / (1 + x * x),), "x")
-SINH = defop(Op.SINH, "sinh", np.sinh, (lambda g, o, x: g * np.cosh(x),), "x")
-COSH = defop(Op.COSH, "cosh", np.cosh, (lambda g, o, x: g * np.sinh(x),), "x")
-TANH = defop(Op.TANH, "tanh", np.tanh, (lambda g, o, x: g * (1 - o * o),), "o")
+# One row per primitive: opcode, name, forward, one vjp rule per input (g: cotangent, o: output),
+# what the rules need saved (x, y, z: inputs; o: output), and the domain the tests draw from.
+# Every jvp is derived from these vjp rules (tape/forward.py): the Jacobians are diagonal.
+# fmt: off
+ADD     = defop(Op.ADD,     "add",     np.add,      (lambda g, o, x, y: g,        lambda g, o, x, y: g))
+SUB     = defop(Op.SUB,     "sub",     np.subtract, (lambda g, o, x, y: g,        lambda g, o, x, y: -g))
+MUL     = defop(Op.MUL,     "mul",     np.multiply, (lambda g, o, x, y: g * y,    lambda g, o, x, y: g * x),          "xy")
+DIV     = defop(Op.DIV,     "div",     np.divide,   (lambda g, o, x, y: g / y,    lambda g, o, x, y: -g * o / y),     "oy",  domain=POSITIVE)
+POW     = defop(Op.POW,     "pow",     np.power,    (_pow_dx,                     _pow_dy),                           "xyo", domain=POSITIVE)
+MAXIMUM = defop(Op.MAXIMUM, "maximum", np.maximum,  (lambda g, o, x, y: _tie_share(g, x, y), lambda g, o, x, y: _tie_share(g, y, x)), "xy")
+MINIMUM = defop(Op.MINIMUM, "minimum", np.minimum,  (lambda g, o, x, y: _tie_share(g, y, x), lambda g, o, x, y: _tie_share(g, x, y)), "xy")
+ARCTAN2 = defop(Op.ARCTAN2, "arctan2", np.arctan2,  (lambda g, o, y, x: g * x / (x * x + y * y), lambda g, o, y, x: -g * y / (x * x + y * y)), "xy", domain=POSITIVE)
+WHERE   = defop(Op.WHERE,   "where",   np.where,    (None, lambda g, o, c, x, y: np.where(c, g, 0.0 * g), lambda g, o, c, x, y: np.where(c, 0.0 * g, g)), "x")
+
+NEG     = defop(Op.NEG,     "neg",     np.negative, (lambda g, o, x: -g,),)
+EXP     = defop(Op.EXP,     "exp",     np.exp,      (lambda g, o, x: g * o,),                     "o")
+LOG     = defop(Op.LOG,     "log",     np.log,      (lambda g, o, x: g / x,),                     "x", domain=(0.2, 3.0))
+LOG1P   = defop(Op.LOG1P,   "log1p",   np.log1p,    (lambda g, o, x: g / (1 + x),),               "x", domain=(-0.5, 2.0))
+EXPM1   = defop(Op.EXPM1,   "expm1",   np.expm1,    (lambda g, o, x: g * (o + 1),),               "o")
+SQRT    = defop(Op.SQRT,    "sqrt",    np.sqrt,     (lambda g, o, x: g / (2 * o),),               "o", domain=(0.2, 3.0))
+ABS     = defop(Op.ABS,     "abs",     np.abs,      (lambda g, o, x: g * np.sign(x),),            "x")
+SIGN    = defop(Op.SIGN,    "sign",    np.sign,     (None,))
+SIN     = defop(Op.SIN,     "sin",     np.sin,      (lambda g, o, x: g * np.cos(x),),             "x")
+COS     = defop(Op.COS,     "cos",     np.cos,      (lambda g, o, x: -g * np.sin(x),),            "x")
+TAN     = defop(Op.TAN,     "tan",     np.tan,      (lambda g, o, x: g * (1 + o * o),),           "o", domain=(-1.2, 1.2))
+ARCSIN  = defop(Op.ARCSIN,  "arcsin",  np.arcsin,   (lambda g, o, x: g / np.sqrt(1 - x * x),),    "x", domain=(-0.9, 0.9))
+ARCCOS  = defop(Op.ARCCOS,  "arccos",  np.arccos,   (lambda g, o, x: -g / np.sqrt(1 - x * x),),   "x", domain=(-0.9, 0.9))
+ARCTAN  = defop(Op.ARCTAN,  "arctan",  np.arctan,   (lambda g, o, x: g / (1 + x * x),),           "x")
+SINH    = defop(Op.SINH,    "sinh",    np.sinh,     (lambda g, o, x: g * np.cosh(x),),            "x")
+COSH    = defop(Op.COSH,    "cosh",    np.cosh,     (lambda g, o, x: g * np.sinh(x),),            "x")
+TANH    = defop(Op.TANH,    "tanh",    np.tanh,     (lambda g, o, x: g * (1 - o * o),),           "o")
+# fmt: on
 
 
 # -- public functions (NumPy names and signatures) ------------------------------------------------
