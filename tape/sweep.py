@@ -99,8 +99,9 @@ def refuse_inside_forward_mode(st) -> None:
 def sweep(store, seeds: dict, retain: bool, wanted=frozenset(), create_graph: bool = False):
     """Run the reverse sweep from `seeds` (slot -> cotangent).
 
-    Returns (leaves, captured): the adjoint of every leaf reached, as (leaf tensor, adjoint)
-    pairs, and the adjoint of every slot in `wanted`. With `create_graph` the rules run on
+    Returns (leaves, captured): the adjoint of every leaf reached, as (leaf tensor, adjoint,
+    whether the sweep allocated that array and nobody else holds it), and the adjoint of every
+    slot in `wanted`. With `create_graph` the rules run on
     Tensors under recording (through NumPy dispatch), so the adjoints have history of their own.
     """
     st = state()
@@ -138,7 +139,7 @@ def sweep(store, seeds: dict, retain: bool, wanted=frozenset(), create_graph: bo
             value = g.array if create_graph else g
             row[ADJ] = value if getattr(value, "size", 1) <= TRACE_MAX_SIZE else (value.shape, value.dtype)
             if d is LEAF:
-                leaves.append((row[SAVED], g))
+                leaves.append((row[SAVED], g, g_owned))
                 if not adj:
                     break
                 continue
@@ -269,24 +270,27 @@ def backward(tensors, grad_tensors=None, retain_graph=False, create_graph=False)
             )
         g = _seed(t, gt, "backward", create_graph)
         if t._rg == 1:
-            direct.append((t, g))
+            direct.append((t, g, False))
         else:
             seeds[t._slot] = seeds[t._slot] + g if t._slot in seeds else g
     leaves = []
     if seeds:
         # As in PyTorch, a differentiable pass keeps the history (the new graph reads it).
         leaves, _ = sweep(_store_of(tensors), seeds, retain_graph or create_graph, create_graph=create_graph)
-    for leaf, g in leaves + direct:
-        _accumulate(leaf, g)
+    for leaf, g, owned in leaves + direct:
+        _accumulate(leaf, g, owned)
 
 
-def _accumulate(leaf: Tensor, g) -> None:
+def _accumulate(leaf: Tensor, g, owned: bool = False) -> None:
+    """Add adjoint `g` into `leaf.grad`; an array the sweep owns becomes the grad without a copy."""
     if leaf._rg != 1:
         return
     if isinstance(g, Tensor):
         leaf.grad = g if leaf.grad is None else leaf.grad + g
     elif not hasattr(leaf.array, "shape"):  # a plain Python number
         leaf.grad = _new_tensor(g if leaf.grad is None else leaf.grad.array + g)
+    elif leaf.grad is None and owned and type(g) is np.ndarray and g.dtype == leaf.dtype and g.size > TRACE_MAX_SIZE:
+        leaf.grad = _new_tensor(g)  # small adjoints are also kept by the trace: those are copied
     elif leaf.grad is None or leaf.grad._rg:
         xp = np if isinstance(leaf.array, np.ndarray) else devices.cupy()
         new = xp.array(g, dtype=leaf.dtype, copy=True)

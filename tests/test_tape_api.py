@@ -210,3 +210,18 @@ def test_in_place_accumulation_never_writes_into_a_shared_adjoint():
     gh, gx = t.gradient(out, [h, x])
     np.testing.assert_array_equal(gh.numpy(), np.full(n, 2.0))  # captured, then x's sum continued
     np.testing.assert_array_equal(gx.numpy(), np.zeros(n))
+
+
+def test_grad_and_trace_never_share_an_array():
+    x = tp.tensor([1.0, 2.0], requires_grad=True)
+    big = tp.tensor(np.ones(100), requires_grad=True)
+    with tp.record() as t:
+        y = tp.sum(x * x) + tp.sum(big * big)
+    y.backward()
+    x.grad.zero_()
+    big.grad.zero_()
+    np.testing.assert_array_equal(t.trace()[0].adjoint, [2.0, 4.0])  # the trace still shows the pass
+    with tp.record():
+        z = tp.sum(big * 3.0)
+    z.backward()
+    np.testing.assert_array_equal(big.grad.numpy(), np.full(100, 3.0))
