@@ -14,7 +14,6 @@ rule repeats that logic. A rule that is ``None`` marks an input the op is not di
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from enum import IntEnum
 
 import numpy as np
@@ -251,6 +250,3 @@ def call(d: OpDef, *args, **params):
     if any(isinstance(a, Tensor) for a in args):
         return apply(d, args, params or None)
     return d.forward(*args, **params)
-
-
-RuleFn = Callable[..., object]

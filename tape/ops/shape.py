@@ -42,65 +42,34 @@ def _pad_slices(pad_width):
     return tuple(slice(lo, -hi if hi else None) for lo, hi in pad_width)
 
 
-#      opcode                   name             forward                                                 vjp rule
-RESHAPE = defop(
-    Op.RESHAPE,
-    "reshape",
-    lambda x, shape, in_shape: np.reshape(x, shape),
-    (lambda g, o, x, shape, in_shape: np.reshape(g, in_shape),),
-    linearity="linear",
-)
-TRANSPOSE = defop(
-    Op.TRANSPOSE,
-    "transpose",
-    lambda x, axes: np.transpose(x, axes),
-    (lambda g, o, x, axes: np.transpose(g, tuple(int(i) for i in np.argsort(axes))),),
-    linearity="linear",
-)
-BROADCAST_TO = defop(
-    Op.BROADCAST_TO,
-    "broadcast_to",
-    lambda x, shape: np.broadcast_to(x, shape),
-    (lambda g, o, x, shape: g,),
-    linearity="linear",
-)
-GETITEM = defop(
-    Op.GETITEM,
-    "getitem",
-    lambda x, idx, shape: x[idx],
-    (lambda g, o, x, idx, shape: call(INDEX_ADD, g, idx=idx, shape=shape),),
-    linearity="linear",
-)
-INDEX_ADD = defop(
-    Op.INDEX_ADD, "index_add", _index_add_forward, (lambda g, o, x, idx, shape: g[idx],), linearity="linear"
-)
-CONCATENATE = defop(
-    Op.CONCATENATE,
-    "concatenate",
-    lambda *xs, axis, sizes: np.concatenate(xs, axis=axis),
-    vjp_all=lambda g, o, *xs, axis, sizes: tuple(np.split(g, np.cumsum(sizes)[:-1].tolist(), axis=axis)),
-    linearity="linear",
-)
-PAD = defop(
-    Op.PAD,
-    "pad",
-    lambda x, pad_width, value: np.pad(x, pad_width, constant_values=value),
-    (lambda g, o, x, pad_width, value: g[_pad_slices(pad_width)],),
-    jvp=lambda ts, o, x, pad_width, value: call(PAD, ts[0], pad_width=pad_width, value=0),
-)
-ASTYPE = defop(
-    Op.ASTYPE, "astype", lambda x, dtype: x.astype(dtype), (lambda g, o, x, dtype: g,), linearity="linear"
-)  # the sweep casts g back
-IDENTITY = defop(
-    Op.IDENTITY, "identity", lambda x: x, (lambda g, o, x: g,), linearity="linear"
-)  # a fresh slot for the same value
-TO_DEVICE = defop(
-    Op.TO_DEVICE,
-    "to",
-    lambda x, device, source: devices.to_device(x, device),
-    (lambda g, o, x, device, source: call(TO_DEVICE, g, device=source, source=device),),
-    linearity="linear",
-)
+def _inverse_transpose(g, o, x, axes):
+    return np.transpose(g, tuple(int(i) for i in np.argsort(axes)))
+
+
+def _split_back(g, o, *xs, axis, sizes):
+    return tuple(np.split(g, np.cumsum(sizes)[:-1].tolist(), axis=axis))
+
+
+def _pad_jvp(ts, o, x, pad_width, value):
+    return call(PAD, ts[0], pad_width=pad_width, value=0)  # padding with a constant adds no tangent
+
+
+# One row per primitive: opcode, name, forward, vjp rule(s). None of them saves an array. All are
+# linear, so forward mode applies the op itself to the tangents (pad: with zeros for the padding).
+# `astype`'s and `broadcast_to`'s rules return g unchanged: the sweep casts it back and sums the
+# broadcast away (sweep.fit), in the one place that does so for every op.
+# fmt: off
+RESHAPE      = defop(Op.RESHAPE,      "reshape",      lambda x, shape, in_shape: np.reshape(x, shape),             (lambda g, o, x, shape, in_shape: np.reshape(g, in_shape),), linearity="linear")
+TRANSPOSE    = defop(Op.TRANSPOSE,    "transpose",    lambda x, axes: np.transpose(x, axes),                       (_inverse_transpose,),                                      linearity="linear")
+BROADCAST_TO = defop(Op.BROADCAST_TO, "broadcast_to", lambda x, shape: np.broadcast_to(x, shape),                  (lambda g, o, x, shape: g,),                                linearity="linear")
+GETITEM      = defop(Op.GETITEM,      "getitem",      lambda x, idx, shape: x[idx],                                (lambda g, o, x, idx, shape: call(INDEX_ADD, g, idx=idx, shape=shape),), linearity="linear")
+INDEX_ADD    = defop(Op.INDEX_ADD,    "index_add",    _index_add_forward,                                          (lambda g, o, x, idx, shape: g[idx],),                      linearity="linear")
+CONCATENATE  = defop(Op.CONCATENATE,  "concatenate",  lambda *xs, axis, sizes: np.concatenate(xs, axis=axis),      None,                                                       linearity="linear", vjp_all=_split_back)
+PAD          = defop(Op.PAD,          "pad",          lambda x, pad_width, value: np.pad(x, pad_width, constant_values=value), (lambda g, o, x, pad_width, value: g[_pad_slices(pad_width)],), jvp=_pad_jvp)
+ASTYPE       = defop(Op.ASTYPE,       "astype",       lambda x, dtype: x.astype(dtype),                            (lambda g, o, x, dtype: g,),                                linearity="linear")
+IDENTITY     = defop(Op.IDENTITY,     "identity",     lambda x: x,                                                 (lambda g, o, x: g,),                                       linearity="linear")  # a new slot, same value
+TO_DEVICE    = defop(Op.TO_DEVICE,    "to",           lambda x, device, source: devices.to_device(x, device),      (lambda g, o, x, device, source: call(TO_DEVICE, g, device=source, source=device),), linearity="linear")
+# fmt: on
 
 
 def _shape_of(x):
