@@ -33,7 +33,10 @@ def op_error(name: str, args, exc: Exception) -> Exception:
     if len(devs) > 1:
         return RuntimeError(f"{name}: operands are on different devices ({describe(args)}); move them with .to(device)")
     kind = type(exc) if isinstance(exc, (ValueError, TypeError, IndexError, np.linalg.LinAlgError)) else ValueError
-    return kind(f"{name}: {exc} ({describe(args)})")
+    message = str(exc)
+    if message.startswith(f"{name}: "):  # NumPy already named the function (e.g. matmul)
+        message = message[len(name) + 2 :]
+    return kind(f"{name}: {message} ({describe(args)})")
 
 
 def check_finite(a, name: str, phase: str, src: str | None, index: int | None = None) -> None:

@@ -40,6 +40,8 @@ def apply_dual(d, args, params, apply):
     tangent = d.jvp(tuple(tangents), out, *primals, **(params or {}))
     if tangent is None:
         tangent = np.zeros_like(out)
+    elif tangent.dtype != out.dtype:  # one place, as sweep.fit for cotangents: float32 stays float32
+        tangent = tangent.astype(out.dtype)
     return make_dual(out, tangent, level)
 
 

@@ -12,7 +12,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .devices import to_host
-from .tape import ADJ, INS, LEAF, META, OP, SAVED, VALUE
+from .tape import ADJ, INS, LEAF, META, OP, SAVED, TRACE_MAX_SIZE, VALUE
 
 
 class TraceRow(NamedTuple):
@@ -69,7 +69,7 @@ def build_trace(tape) -> Trace:
         row = rows[s]
         if row[OP] is LEAF:
             leaf = row[SAVED]
-            value = leaf.array if leaf.array.size <= 16 else (leaf.shape, leaf.dtype)
+            value = leaf.array if leaf.array.size <= TRACE_MAX_SIZE else (leaf.shape, leaf.dtype)
             expr = f"x{k + 1}"
         else:
             value, expr = row[VALUE], "input"

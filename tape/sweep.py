@@ -21,7 +21,7 @@ import numpy as np
 from . import devices
 from .errors import check_finite
 from .record import enable_grad, state
-from .tape import ADJ, CONSUMED, FLAGS, INS, LEAF, META, OP, PARAMS, SAVED, SRC, TRACE_MAX_SIZE
+from .tape import ADJ, CONSUMED, FAILED, FLAGS, INS, LEAF, META, OP, PARAMS, SAVED, SRC, TRACE_MAX_SIZE
 from .tensor import Tensor, _new_tensor
 
 _EMPTY: dict = {}
@@ -51,6 +51,11 @@ def fit(ct, meta):
 def _refuse(row, slot):
     op = row[OP].name
     src = f", recorded at {row[SRC]}" if row[SRC] else ""
+    if row[FLAGS] & FAILED:
+        raise RuntimeError(
+            f"backward: entry {slot} ({op}{src}) was released by an earlier backward pass that raised "
+            "midway (see that exception); its saved values are gone: record the computation again"
+        )
     if row[FLAGS] & CONSUMED:
         raise RuntimeError(
             f"backward: entry {slot} ({op}{src}) was already released by an earlier backward pass; "
@@ -96,6 +101,108 @@ def refuse_inside_forward_mode(st) -> None:
         )
 
 
+def _sweep_rows(store, adj, owned, top, wanted, retain, create_graph, anomaly, leaves, captured, consumed, released):
+    """The loop of `sweep`: rows from `top` down, until no adjoint is pending."""
+    rows = store.rows
+    for slot in reversed(list(rows)):
+        if slot > top:
+            continue
+        g = adj.pop(slot, None)
+        if g is None:
+            continue
+        row = rows[slot]
+        g_owned = slot in owned
+        if g_owned:
+            owned.discard(slot)
+        d = row[OP]
+        value = g.array if create_graph else g
+        if getattr(value, "size", 1) <= TRACE_MAX_SIZE:
+            row[ADJ] = value
+            g_owned = False  # the trace holds it now: never written into again
+        else:
+            row[ADJ] = (value.shape, value.dtype)
+        if slot in wanted:
+            captured[slot] = (g, g_owned)
+            g_owned = False  # handed to the caller: never written into again
+        if d is LEAF:
+            leaves.append((row[SAVED], g, g_owned))
+            if not adj:
+                break
+            continue
+        # g passes its ownership on only in a one-input row: a rule may return g for several
+        # inputs (add), and two adjoints sharing one array must never be added into in place.
+        g_owned = g_owned and len(row[INS]) == 1
+        saved = _differentiable_saved(store, row, slot) if create_graph else row[SAVED] or d.no_saved
+        params = row[PARAMS] or _EMPTY
+        meta = row[META]
+        ins = row[INS]
+        cts = None
+        fused = False  # a backend kernel computed every cotangent, each a fresh array
+        if d.kernel_vjp is not None and not create_graph and type(g) is np.ndarray:
+            cts = d.kernel_vjp(g, saved, ins)
+            fused = cts is not None
+        if cts is None and d.vjp_all is not None:
+            cts = d.vjp_all(g, *saved, **params)
+        for i, s in enumerate(ins):
+            if s < 0:
+                continue
+            if cts is None:
+                rule = d.vjp[i]
+                if rule is None:
+                    continue
+                ct = rule(g, *saved, **params)
+                # A built-in rule returns a fresh array, a view, or g itself (handed on once).
+                if ct is g:
+                    fresh = g_owned
+                    g_owned = False
+                else:
+                    fresh = type(ct) is np.ndarray and ct.base is None
+            else:
+                ct = cts[i]  # a custom rule may return anything: never written into
+                if ct is None:
+                    continue
+                fresh = fused
+            m = meta[i]
+            if m is not None and (ct.shape != m[0] or ct.dtype != m[1]):
+                try:
+                    ct = fit(ct, m)
+                except ValueError as exc:
+                    raise ValueError(
+                        f"{d.name} (backward): the cotangent for input {i} has shape {ct.shape}, "
+                        f"which cannot be summed to the input's shape {m[0]}"
+                    ) from exc
+                fresh = type(ct) is np.ndarray and ct.base is None
+            if anomaly:
+                check_finite(getattr(ct, "array", ct), d.name, f"backward, cotangent of input {i}", row[SRC], slot)
+            prev = adj.get(s)
+            if prev is None:
+                adj[s] = ct
+                if fresh:
+                    owned.add(s)
+            elif create_graph:
+                adj[s] = prev + ct
+            elif s in owned and prev.shape == ct.shape:
+                prev += ct
+            elif fresh and ct.shape == prev.shape:
+                ct += prev
+                adj[s] = ct
+                owned.add(s)
+            else:
+                adj[s] = prev + ct
+                if type(adj[s]) is np.ndarray:
+                    owned.add(s)
+        if not retain:
+            # Under detect_anomaly keep everything until the sweep succeeds, so that a raise
+            # leaves the tape as it was; otherwise free now, as the sweep passes.
+            if anomaly:
+                consumed.append(row)
+            else:
+                store.consume(row)
+                released.append(row)
+        if not adj:
+            break
+
+
 def sweep(store, seeds: dict, retain: bool, wanted=frozenset(), create_graph: bool = False):
     """Run the reverse sweep from `seeds` (slot -> cotangent).
 
@@ -120,97 +227,17 @@ def sweep(store, seeds: dict, retain: bool, wanted=frozenset(), create_graph: bo
     top = max(adj)
     leaves = []
     captured = {}
-    consumed = []
-    with enable_grad() if create_graph else nullcontext():
-        for slot in reversed(list(rows)):
-            if slot > top:
-                continue
-            g = adj.pop(slot, None)
-            if g is None:
-                continue
-            row = rows[slot]
-            g_owned = slot in owned
-            if g_owned:
-                owned.discard(slot)
-            if slot in wanted:
-                captured[slot] = g
-                g_owned = False  # handed to the caller: never written into again
-            d = row[OP]
-            value = g.array if create_graph else g
-            row[ADJ] = value if getattr(value, "size", 1) <= TRACE_MAX_SIZE else (value.shape, value.dtype)
-            if d is LEAF:
-                leaves.append((row[SAVED], g, g_owned))
-                if not adj:
-                    break
-                continue
-            # g passes its ownership on only in a one-input row: a rule may return g for several
-            # inputs (add), and two adjoints sharing one array must never be added into in place.
-            g_owned = g_owned and len(row[INS]) == 1
-            saved = _differentiable_saved(store, row, slot) if create_graph else row[SAVED] or d.no_saved
-            params = row[PARAMS] or _EMPTY
-            meta = row[META]
-            ins = row[INS]
-            cts = None
-            fused = False  # a backend kernel computed every cotangent, each a fresh array
-            if d.kernel_vjp is not None and not create_graph and type(g) is np.ndarray:
-                cts = d.kernel_vjp(g, saved, ins)
-                fused = cts is not None
-            if cts is None and d.vjp_all is not None:
-                cts = d.vjp_all(g, *saved, **params)
-            for i, s in enumerate(ins):
-                if s < 0:
-                    continue
-                if cts is None:
-                    rule = d.vjp[i]
-                    if rule is None:
-                        continue
-                    ct = rule(g, *saved, **params)
-                    # A built-in rule returns a fresh array, a view, or g itself (handed on once).
-                    if ct is g:
-                        fresh = g_owned
-                        g_owned = False
-                    else:
-                        fresh = type(ct) is np.ndarray and ct.base is None
-                else:
-                    ct = cts[i]  # a custom rule may return anything: never written into
-                    if ct is None:
-                        continue
-                    fresh = fused
-                m = meta[i]
-                if m is not None and (ct.shape != m[0] or ct.dtype != m[1]):
-                    ct = fit(ct, m)
-                    fresh = type(ct) is np.ndarray and ct.base is None
-                if anomaly:
-                    check_finite(getattr(ct, "array", ct), d.name, f"backward, cotangent of input {i}", row[SRC], slot)
-                prev = adj.get(s)
-                if prev is None:
-                    adj[s] = ct
-                    if fresh:
-                        owned.add(s)
-                elif create_graph:
-                    adj[s] = prev + ct
-                elif s in owned and prev.shape == ct.shape:
-                    prev += ct
-                elif fresh and ct.shape == prev.shape:
-                    ct += prev
-                    adj[s] = ct
-                    owned.add(s)
-                else:
-                    adj[s] = prev + ct
-                    if type(adj[s]) is np.ndarray:
-                        owned.add(s)
-            if not retain:
-                # Under detect_anomaly keep everything until the sweep succeeds, so that a raise
-                # leaves the tape as it was; otherwise free now, as the sweep passes.
-                if anomaly:
-                    consumed.append(row)
-                else:
-                    row[SAVED] = None
-                    if not row[FLAGS] & CONSUMED:
-                        row[FLAGS] |= CONSUMED
-                        store.n_consumed += 1
-            if not adj:
-                break
+    consumed = []  # rows to release after the loop (under detect_anomaly)
+    released = []  # rows released during the loop: marked if the pass fails midway
+    try:
+        with enable_grad() if create_graph else nullcontext():
+            _sweep_rows(
+                store, adj, owned, top, wanted, retain, create_graph, anomaly, leaves, captured, consumed, released
+            )
+    except BaseException:
+        for row in released:  # their saved values are gone: a later pass must say why
+            row[FLAGS] |= FAILED
+        raise
     for row in consumed:
         store.consume(row)
     return leaves, captured
@@ -303,8 +330,8 @@ def _source_slot(store, src: Tensor) -> int:
     """The slot whose adjoint is the gradient for `src`, or -1 if the tape never saw it."""
     if src._rg == 2:
         return src._slot
-    if src._rg == 1 and src._slot >= 0 and store.rows.get(src._slot, [None, None, None, None])[SAVED] is src:
-        return src._slot
+    if src._rg == 1:
+        return store.leaf_slots.get(id(src), -1)
     return -1
 
 
@@ -322,18 +349,22 @@ def gradients(outputs, sources, seeds_in, retain, create_graph=False):
     if seeds:
         _, captured = sweep(store, seeds, retain, wanted, create_graph)
     result = []
+    handed = set()  # ids of arrays already returned: two sources never share one
     for x in sources:
         s = _source_slot(store, x)
-        g = captured.get(s) if s >= 0 else None
+        g, owned = captured.get(s, (None, False)) if s >= 0 else (None, False)
         if g is not None and not isinstance(g, Tensor):
-            g = _new_tensor(devices_array(g, x))
+            # A captured adjoint may be a read-only broadcast view, the caller's seed, or the array
+            # `add` handed to two inputs: copy it unless this sweep allocated it for this source.
+            g = _new_tensor(_own_copy(g, x, copy=not owned or id(g) in handed))
+            handed.add(id(g.array))
         result.append(g)
     return result
 
 
-def devices_array(g, like):
+def _own_copy(g, like, copy: bool):
     xp = np if isinstance(like.array, np.ndarray) else devices.cupy()
-    return xp.asarray(g, dtype=like.dtype)
+    return xp.array(g, dtype=like.dtype, copy=True) if copy else xp.asarray(g, dtype=like.dtype)
 
 
 def _zeros_like(x):

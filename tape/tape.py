@@ -31,6 +31,7 @@ OP, INS, PARAMS, SAVED, META, VALUE, ADJ, RC, FLAGS, SRC = range(10)
 # Flags.
 CONSUMED = 1  # a backward pass without retain_graph went through it; its saved values are gone
 STALE = 2  # a value it saved was changed in place after recording
+FAILED = 4  # released by a backward pass that then raised midway
 
 #: Values and adjoints up to this many elements are kept for `Tape.trace()`.
 TRACE_MAX_SIZE = 16
@@ -49,18 +50,17 @@ class _Leaf:
 LEAF = _Leaf()
 
 
-def _small(a):
-    """What the trace keeps of a value: `a` itself if small, else just (shape, dtype)."""
-    return a if getattr(a, "size", 1) <= TRACE_MAX_SIZE else (a.shape, a.dtype)
-
-
 class Store:
     """This thread's rows, keyed by slot, in recording order."""
 
-    __slots__ = ("rows", "next", "n_consumed", "n_stale")
+    __slots__ = ("rows", "next", "n_consumed", "n_stale", "leaf_slots")
 
     def __init__(self):
         self.rows: dict[int, list] = {}
+        # id(leaf Tensor) -> its row's slot. Per store, not on the Tensor: a leaf (the weights) may
+        # be read by several threads' tapes at once. The leaf row holds the Tensor, so its id is
+        # not reused while the entry exists.
+        self.leaf_slots: dict[int, int] = {}
         self.next = 1
         self.n_consumed = 0
         self.n_stale = 0
@@ -68,13 +68,13 @@ class Store:
     # -- appending ----------------------------------------------------------------------------
     def leaf_slot(self, t) -> int:
         """The slot of leaf Tensor `t` on this store, adding its row on first use."""
-        slot = t._slot
-        if slot >= 0 and slot in self.rows and self.rows[slot][SAVED] is t:
+        slot = self.leaf_slots.get(id(t))
+        if slot is not None:
             return slot
         slot = self.next
         self.next = slot + 1
         self.rows[slot] = [LEAF, (), None, t, None, None, None, 0, 0, None]
-        t._slot = slot
+        self.leaf_slots[id(t)] = slot
         return slot
 
     def record(self, d, args, arrays, out, params, src=None):
@@ -103,7 +103,15 @@ class Store:
         """(slot, meta) of one input: its slot (-1 for a constant), counted as read by the new row,
         and its (shape, dtype); for a constant, the value itself if it is a number (for the trace)."""
         if isinstance(a, Tensor) and a._rg:
-            s = a._slot if a._rg == 2 else self.leaf_slot(a)
+            if a._rg == 2:
+                if a._store is not self:
+                    raise RuntimeError(
+                        f"a tensor recorded on another thread's tape (shape {a.shape}) was used here: "
+                        "tapes are per thread; compute it in this thread, or pass x.detach()"
+                    )
+                s = a._slot
+            else:
+                s = self.leaf_slot(a)
             self.rows[s][RC] += 1
             try:
                 return s, (arr.shape, arr.dtype)
@@ -142,7 +150,7 @@ class Store:
                 self.n_consumed -= flags & CONSUMED
                 self.n_stale -= (flags & STALE) >> 1
             if row[OP] is LEAF:
-                row[SAVED]._slot = -1
+                del self.leaf_slots[id(row[SAVED])]
             else:
                 stack.extend(i for i in row[INS] if i >= 0)
 

@@ -49,11 +49,23 @@ def _prod_others(x, axis):
     return np.moveaxis((left * right).reshape(moved.shape), tuple(range(x.ndim - n, x.ndim)), axis)
 
 
-def _prod_vjp(g, o, x, axis, keepdims, shape):
+def _others(o, x, axis, keepdims):
+    """The product of the other elements of each group: exact (cumulative products) on arrays.
+
+    On Tensors (forward mode, the differentiable sweep) prod/x is used, which is differentiable,
+    so second derivatives are right; where an element is 0 that would be 0/0, so there the exact
+    product is used instead, as a constant (first derivatives stay exact, second ones are not).
+    """
     if isinstance(x, np.ndarray):
-        return keep(g, axis, keepdims) * _prod_others(x, axis)
-    # Differentiable sweep (Tensors): prod/x is differentiable; it is exact wherever x != 0.
-    return keep(g, axis, keepdims) * keep(o, axis, keepdims) / x
+        return _prod_others(x, axis)
+    raw = x.array
+    if (raw == 0).any():
+        return _prod_others(raw, axis)
+    return keep(o, axis, keepdims) / x
+
+
+def _prod_vjp(g, o, x, axis, keepdims, shape):
+    return keep(g, axis, keepdims) * _others(o, x, axis, keepdims)
 
 
 def _extreme_vjp(g, o, x, axis, keepdims, shape):
@@ -74,8 +86,7 @@ def _norm_vjp(g, o, x, axis, keepdims, shape):
 
 
 def _prod_jvp(ts, o, x, axis, keepdims, shape):
-    others = _prod_others(x, axis) if isinstance(x, np.ndarray) else keep(o, axis, keepdims) / x
-    return np.sum(ts[0] * others, axis=axis, keepdims=keepdims)
+    return np.sum(ts[0] * _others(o, x, axis, keepdims), axis=axis, keepdims=keepdims)
 
 
 def _extreme_jvp(ts, o, x, axis, keepdims, shape):
