@@ -447,18 +447,21 @@ LOOP = defop(new_opcode(), "checkpoint_loop", _loop_forward, save="*", vjp_all=_
 # The public functions.
 
 
-def _plain_loop(step, state_, n_steps, stats, bar_class, name):
-    bar = bar_class(total=n_steps, desc=name, unit="step") if bar_class is not None else None
+def _plain_loop(step, state_, keep_going, stats, bar_class, name, total=None):
+    """Run the loop without recording (nothing to differentiate): `keep_going(n, state)` decides."""
+    bar = bar_class(total=total, desc=name, unit="step") if bar_class is not None else None
+    n = 0
     try:
-        for _ in range(n_steps):
+        while keep_going(n, state_):
             state_ = step(state_)
+            n += 1
             if bar is not None:
                 bar.update()
     finally:
         if bar is not None:
             bar.close()
-    stats.n_steps += n_steps
-    stats.forward_steps += n_steps
+    stats.n_steps += n
+    stats.forward_steps += n
     return state_
 
 
@@ -505,7 +508,7 @@ def checkpoint_loop(
     if n_steps == 0:
         return state
     if not _recording():
-        return _plain_loop(step, state, n_steps, stats, bar_class, "checkpoint_loop")
+        return _plain_loop(step, state, lambda n, _: n < n_steps, stats, bar_class, "checkpoint_loop", n_steps)
     from checkpoint_schedules import MultistageCheckpointSchedule, StorageType
 
     leaves, tree = flatten(state)
@@ -551,20 +554,7 @@ def checkpoint_while(
     bar_class = _progress_bar(progress)
     stats = CheckpointStats() if stats is None else stats
     if not _recording():
-        bar = bar_class(desc="checkpoint_while", unit="step") if bar_class is not None else None
-        n = 0
-        try:
-            while cond(state):
-                state = step(state)
-                n += 1
-                if bar is not None:
-                    bar.update()
-        finally:
-            if bar is not None:
-                bar.close()
-        stats.n_steps += n
-        stats.forward_steps += n
-        return state
+        return _plain_loop(step, state, lambda _, st: bool(cond(st)), stats, bar_class, "checkpoint_while")
     from checkpoint_schedules import StorageType, TwoLevelCheckpointSchedule
 
     leaves, tree = flatten(state)
