@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import devices
-from .tensor import Tensor, _check_grad_dtype, _new_tensor
+from .tensor import CONSTANT, TRACKED_LEAF, Tensor, _check_grad_dtype, _new_tensor
 
 _rng = np.random.default_rng()
 
@@ -50,7 +50,7 @@ def _finish(array, dtype, requires_grad, device, what):
     if requires_grad:
         _check_grad_dtype(array.dtype, what)
     t = _new_tensor(array)
-    t._rg = 1 if requires_grad else 0
+    t._role = TRACKED_LEAF if requires_grad else CONSTANT
     return t
 
 

@@ -14,11 +14,13 @@ import numpy as np
 
 from .composite import stack
 from .forward import DualTensor, make_dual
+from .ops import reshape
 from .ops.registry import apply
-from .ops.shape import IDENTITY, reshape
-from .record import record, state
+from .ops.shape import IDENTITY
+from .record import record
 from .sweep import grads, refuse_inside_forward_mode
-from .tensor import Tensor, _new_tensor, tensor
+from .tape import state
+from .tensor import TRACKED_LEAF, Tensor, _new_tensor, tensor
 from .tree import flatten, tree_map
 
 # -- inputs -------------------------------------------------------------------------------------
@@ -38,11 +40,11 @@ def _watch(x) -> Tensor:
     If `x` is already tracked by an outer computation, the input is a recorded identity of it, so
     the outer computation can still differentiate through this one; otherwise a fresh leaf.
     """
-    if isinstance(x, Tensor) and (x._rg or type(x) is DualTensor):
+    if isinstance(x, Tensor) and (x._role or type(x) is DualTensor):
         return apply(IDENTITY, (x,))
     t = _as_float_tensor(x)
     leaf = _new_tensor(t.array)
-    leaf._rg = 1
+    leaf._role = TRACKED_LEAF
     return leaf
 
 
@@ -100,7 +102,7 @@ def value_and_grad(f, argnums=0):
         if out_t.size != 1:
             raise TypeError(f"grad: f must return a scalar, got shape {out_t.shape}; use jacobian or vjp instead")
         sources = [x for n in nums for x in watched[n]]
-        gs = grads(out_t, sources, retain_graph=nested, create_graph=nested, allow_unused=True) if out_t._rg else ()
+        gs = grads(out_t, sources, retain_graph=nested, create_graph=nested, allow_unused=True) if out_t._role else ()
         gs = [_result(g, nested) if g is not None else _zeros_like(x) for g, x in zip(gs, sources)] or [
             _zeros_like(x) for x in sources
         ]
@@ -149,7 +151,7 @@ def vjp(f, *primals):
 
     def vjp_fn(cotangent):
         cts, _ = flatten(cotangent)
-        pairs = [(o, c) for o, c in zip(out_leaves, cts) if isinstance(o, Tensor) and o._rg]
+        pairs = [(o, c) for o, c in zip(out_leaves, cts) if isinstance(o, Tensor) and o._role]
         gs = (
             grads([o for o, _ in pairs], sources, [c for _, c in pairs], True, nested, allow_unused=True)
             if pairs

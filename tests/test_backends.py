@@ -36,9 +36,9 @@ def test_numba_kernel_matches_the_rules(code, shape, dtype):
     d = OPS[code]
     xs = _inputs(code, shape, dtype, rng)
     out = d.forward(*xs)
-    saved = d.saved(out, xs) or d.no_saved
     g = rng.standard_normal(shape).astype(dtype)
     slots = tuple(-1 if code == Op.WHERE and i == 0 else i for i in range(len(xs)))
+    saved = d.saved(out, xs, slots) or d.no_saved
     fused = numba_backend.VJP_KERNELS[code](g, saved, slots)
     assert fused is not None, "the kernel should apply to large contiguous float arrays"
     for i, rule in enumerate(d.vjp):

@@ -116,7 +116,7 @@ def test_a_consumed_tape_holds_no_arrays():
         loss.backward()  # loss is still alive, so are its (consumed) rows
         gc.collect()
         assert len(t) == 6
-        rows = t._store.rows
+        rows = t._store.entries
         assert all(rows[s][SAVED] is None for s in t._window()[1])
         # the four saved arrays are gone; x.grad (8 MB) was added
         assert _current() < held - 3 * ARRAY + MB
@@ -133,4 +133,4 @@ def test_unreachable_history_is_released_at_once():
     del z
     assert len(t) == 2  # y still reachable: mul and exp stay
     del y
-    assert len(t) == 0 and t._store.rows == {} or all(s < t._first for s in t._store.rows)
+    assert len(t) == 0 and t._store.entries == {} or all(s < t._first for s in t._store.entries)

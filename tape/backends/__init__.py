@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 
+from ..ops.registry import use_kernels
+
 BACKENDS = ("numba", "numpy")
 _active = "numpy"
 
@@ -36,11 +38,7 @@ def set_backend(name: str) -> None:
     global _active
     if name not in BACKENDS:
         raise ValueError(f"set_backend: unknown backend {name!r}; expected one of {BACKENDS}")
-    from ..ops.registry import OPS
-
-    kernels = _kernels(name)
-    for code, d in OPS.items():
-        d.kernel_vjp = kernels.get(code)
+    use_kernels(_kernels(name))
     _active = name
 
 
@@ -49,7 +47,8 @@ def get_backend() -> str:
     return _active
 
 
-def _initial_backend() -> str:
+def initial_backend() -> str:
+    """The backend named by TAPE_BACKEND (numba by default)."""
     name = os.environ.get("TAPE_BACKEND", "numba").strip().lower()
     if name not in BACKENDS:
         raise ValueError(f"TAPE_BACKEND={name!r} is not a backend; expected one of {BACKENDS}")

@@ -2,6 +2,7 @@
 
 `axis` is normalised to a tuple of non-negative ints before recording, so the rules can put the
 reduced axes back with `expand_dims` and broadcast the cotangent to the input's shape.
+The public functions (`tp.sum`, ...) are generated from the rows; `_reduce_args` reads their arguments.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import builtins
 
 import numpy as np
 
-from .registry import Op, apply, defop
+from .registry import Op, Sample, defop
 
 
 def normalize_axis(axis, ndim: int, what: str) -> tuple:
@@ -103,47 +104,36 @@ def _reduce_forward(fn):
     return lambda x, axis, keepdims, shape: fn(x, axis=axis, keepdims=keepdims)
 
 
-#      opcode       name     forward                      vjp           save
-SUM = defop(Op.SUM, "sum", _reduce_forward(np.sum), (_sum_vjp,), linearity="linear")
-PROD = defop(Op.PROD, "prod", _reduce_forward(np.prod), (_prod_vjp,), "xo", jvp=_prod_jvp)
-MAX = defop(Op.MAX, "max", _reduce_forward(np.max), (_extreme_vjp,), "xo", jvp=_extreme_jvp)
-MIN = defop(Op.MIN, "min", _reduce_forward(np.min), (_extreme_vjp,), "xo", jvp=_extreme_jvp)
-NORM = defop(Op.NORM, "norm", _norm_forward, (_norm_vjp,), "xo", jvp=_norm_jvp)
+def _reduce_args(name):
+    def args(x, axis=None, keepdims=False):
+        shape = tuple(np.shape(getattr(x, "array", x)))
+        return (x,), {"axis": normalize_axis(axis, len(shape), name), "keepdims": bool(keepdims), "shape": shape}
+
+    return args
 
 
-def _reduce(d, x, axis, keepdims):
-    from ..tensor import Tensor
-
-    shape = x.shape if isinstance(x, Tensor) else np.shape(x)
-    params = {"axis": normalize_axis(axis, len(shape), d.name), "keepdims": bool(keepdims), "shape": tuple(shape)}
-    return apply(d, (x,), params)
-
-
-def sum(x, axis=None, keepdims=False):  # noqa: A001 (NumPy's name)
-    """Sum over `axis` (all by default).
-
-    >>> import tape as tp
-    >>> tp.sum(tp.ones((2, 3)), axis=0)
-    tensor([2., 2., 2.])
-    """
-    return _reduce(SUM, x, axis, keepdims)
+def _reduce_samples(rng, domain=(0.5, 2.0), ref=None):
+    """A 0-d input, then every axis (None, int, negative, tuple) with and without keepdims."""
+    yield Sample((rng.uniform(0.5, 2.0, ()),), None, "scalar", ref)
+    for axis in [None, 0, 1, -1, (0, 2)]:
+        for keepdims in (False, True):
+            x = rng.uniform(*domain, (2, 3, 4))
+            r = None if ref is None else lambda x, a=axis, k=keepdims: ref(x, axis=a, keepdims=k)
+            yield Sample(
+                (x,), lambda f, x, a=axis, k=keepdims: f(x, axis=a, keepdims=k), f"axis{axis}-keep{keepdims}", r
+            )
 
 
-def prod(x, axis=None, keepdims=False):
-    """Product over `axis`; its gradient is exact where elements are zero."""
-    return _reduce(PROD, x, axis, keepdims)
-
-
-def max(x, axis=None, keepdims=False):  # noqa: A001
-    """Largest element over `axis`; tied maxima share the gradient equally."""
-    return _reduce(MAX, x, axis, keepdims)
-
-
-def min(x, axis=None, keepdims=False):  # noqa: A001
-    """Smallest element over `axis`; tied minima share the gradient equally."""
-    return _reduce(MIN, x, axis, keepdims)
-
-
-def norm2(x, axis=None, keepdims=False):
-    """sqrt(sum(x**2)) over `axis`: the Euclidean (and Frobenius) norm, gradient 0 at 0."""
-    return _reduce(NORM, x, axis, keepdims)
+# fmt: off
+#            opcode   name    forward                      vjp            save  public function, NumPy's, method
+SUM  = defop(Op.SUM,  "sum",  _reduce_forward(np.sum),  (_sum_vjp,),     "",   numpy=np.sum,  method=True, args=_reduce_args("sum"),  linearity="linear", samples=lambda rng: _reduce_samples(rng, (-2, 2)),
+             doc="Sum over `axis` (all by default).\n\n>>> import tape as tp\n>>> tp.sum(tp.ones((2, 3)), axis=0)\ntensor([2., 2., 2.])")
+PROD = defop(Op.PROD, "prod", _reduce_forward(np.prod), (_prod_vjp,),    "xo", numpy=np.prod, method=True, args=_reduce_args("prod"), jvp=_prod_jvp, samples=_reduce_samples,
+             doc="Product over `axis`; its gradient is exact where elements are zero.")
+MAX  = defop(Op.MAX,  "max",  _reduce_forward(np.max),  (_extreme_vjp,), "xo", numpy=(np.max, np.amax), method=True, args=_reduce_args("max"), jvp=_extreme_jvp, samples=lambda rng: _reduce_samples(rng, (-2, 2)),
+             doc="Largest element over `axis`; tied maxima share the gradient equally.")
+MIN  = defop(Op.MIN,  "min",  _reduce_forward(np.min),  (_extreme_vjp,), "xo", numpy=(np.min, np.amin), method=True, args=_reduce_args("min"), jvp=_extreme_jvp, samples=lambda rng: _reduce_samples(rng, (-2, 2)),
+             doc="Smallest element over `axis`; tied minima share the gradient equally.")
+NORM = defop(Op.NORM, "norm", _norm_forward,            (_norm_vjp,),    "xo", public="norm2", args=_reduce_args("norm"), numpy=None, jvp=_norm_jvp, samples=lambda rng: _reduce_samples(rng, (-2, 2), np.linalg.norm),
+             doc="sqrt(sum(x**2)) over `axis`: the Euclidean (and Frobenius) norm, gradient 0 at 0.")
+# fmt: on
