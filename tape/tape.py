@@ -32,6 +32,7 @@ import sys
 
 import numpy as np
 
+from .devices import cupy
 from .opcodes import Op
 from .tensor import RESULT, Tensor, _tensor_with_history
 
@@ -208,8 +209,6 @@ def _constants(ins, arrays) -> tuple:
 def _may_share_memory(array):
     if isinstance(array, np.ndarray):
         return np.may_share_memory
-    from .devices import cupy
-
     return cupy().may_share_memory
 
 

@@ -64,7 +64,7 @@ POW     = defop(Op.POW,     "pow",     np.power,    (_pow_dx,                   
 MAXIMUM = defop(Op.MAXIMUM, "maximum", np.maximum,  (lambda g, o, x, y: _tie_share(g, x, y), lambda g, o, x, y: _tie_share(g, y, x)), "xy", numpy=np.maximum)
 MINIMUM = defop(Op.MINIMUM, "minimum", np.minimum,  (lambda g, o, x, y: _tie_share(g, y, x), lambda g, o, x, y: _tie_share(g, x, y)), "xy", numpy=np.minimum)
 ARCTAN2 = defop(Op.ARCTAN2, "arctan2", np.arctan2,  (lambda g, o, y, x: g * x / (x * x + y * y), lambda g, o, y, x: -g * y / (x * x + y * y)), "xy", numpy=np.arctan2, domain=POSITIVE)
-WHERE   = defop(Op.WHERE,   "where",   np.where,    (None, lambda g, o, c, x, y: np.where(c, g, 0.0 * g), lambda g, o, c, x, y: np.where(c, 0.0 * g, g)), "x", args=_where_args, samples=_where_samples)
+WHERE   = defop(Op.WHERE,   "where",   np.where,    (None, lambda g, o, c, x, y: np.where(c, g, 0.0 * g), lambda g, o, c, x, y: np.where(c, 0.0 * g, g)), "x", numpy=np.where, args=_where_args, samples=_where_samples)
 
 NEG     = defop(Op.NEG,     "neg",     np.negative, (lambda g, o, x: -g,),                               numpy=np.negative, public="negative")
 EXP     = defop(Op.EXP,     "exp",     np.exp,      (lambda g, o, x: g * o,),                     "o",   numpy=np.exp, method=True)

@@ -49,6 +49,22 @@ class Sample(NamedTuple):
     ref: object = None
 
 
+BINARY_SHAPES = [((), ()), ((3,), (3,)), ((2, 3), (2, 3)), ((2, 3), (3,)), ((2, 1), (1, 3)), ((), (2, 3))]
+UNARY_SHAPES = [(), (3,), (2, 3)]
+
+
+def samples_of(op, rng):
+    """The test inputs of a row: its own `samples`, or its family's default (elementwise ops: every
+    shape and broadcast pair above, drawn uniformly from the row's `domain`)."""
+    if op.samples is not None:
+        return list(op.samples(rng))
+    if op.code in GroupOp.BINARY:
+        return [Sample(tuple(rng.uniform(*op.domain, s) for s in pair), None, str(pair)) for pair in BINARY_SHAPES]
+    if op.code in GroupOp.UNARY:
+        return [Sample((rng.uniform(*op.domain, s),), None, str(s)) for s in UNARY_SHAPES]
+    raise ValueError(f"{op.name}: a row outside the elementwise families needs samples= for its tests")
+
+
 class OpDef:
     """One row of the op table (see the module docstring; `defop` builds it).
 
@@ -221,7 +237,8 @@ def defop(
     OPS[op.code] = op
     if op.jvp is None:
         op.jvp = derived_jvp(op)
-    op.function, op.numpy = _public_function(op, public or name, args, doc), numpy
+    op.function = _public_function(op, public or name, args, doc)
+    op.numpy = numpy[0] if isinstance(numpy, tuple) else numpy
     if public is not False and op.code < FIRST_CUSTOM:  # custom primitives are the user's to name
         export(op.function, numpy=numpy, method=method, name=public or name)
     return op
