@@ -159,8 +159,9 @@ def allreduce_grads(tensors, op: str = "mean", *, comm=None, check: bool = True)
     Call it after ``backward()`` on each rank's shard and before the optimiser step: every rank then
     holds the same gradient. With equal shards and a loss that is a mean over each shard, "mean" gives
     the full batch's gradient; with a loss already divided by the full batch size, "sum" does, for
-    any split. Gradients travel in one packed buffer per dtype (float16 is summed in float32). A
-    `.grad` that is None on a rank counts as zeros, and afterwards that tensor has a `.grad`.
+    any split. Gradients travel in one packed buffer per dtype (float16 is summed in float32), kept
+    for the next call: a gradient-sized array per dtype stays allocated. A `.grad` that is None on a
+    rank counts as zeros, and afterwards that tensor has a `.grad`.
     Tensors that do not require grad (frozen parameters) are left alone.
 
     >>> import tape as tp
