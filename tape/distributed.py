@@ -37,7 +37,7 @@ import os
 import numpy as np
 
 from . import devices
-from .record import state
+from .tape import state
 from .tensor import Tensor, _new_tensor
 
 try:
@@ -123,7 +123,7 @@ def broadcast(tensors, root: int = 0, *, comm=None, check: bool = True) -> None:
         _check_root(root, comm, "broadcast")
         recording = state().recording
         for i, t in enumerate(items):
-            if recording and t._rg:
+            if recording and t._role:
                 raise RuntimeError(
                     f"broadcast: tensor {i} (shape {t.shape}, {t.dtype}) requires grad or has history; "
                     "changing it in place inside a record block would corrupt its gradient: "
@@ -150,7 +150,7 @@ def broadcast(tensors, root: int = 0, *, comm=None, check: bool = True) -> None:
         _on_device(buf, lambda b: comm.Bcast(b, root=root), comm)
         if me != root:
             for i, a, o in zip(members, arrays, offsets):
-                items[i]._inplace("broadcast", _byte_view(buf, o, a), lambda dst, v: dst.__setitem__(Ellipsis, v))
+                items[i][...] = _byte_view(buf, o, a)  # in place, refused inside a record block
 
 
 def allreduce_grads(tensors, op: str = "mean", *, comm=None, check: bool = True) -> None:
@@ -180,14 +180,14 @@ def allreduce_grads(tensors, op: str = "mean", *, comm=None, check: bool = True)
     def prepare():
         items = _tensor_list(tensors, "allreduce_grads")
         _check_op(op, _GRAD_OPS, "allreduce_grads")
-        items = [t for t in items if t._rg]
+        items = [t for t in items if t._role]
         for i, t in enumerate(items):
             g = t.grad
             if g is None:
                 continue
             if not isinstance(g, Tensor):
                 raise TypeError(f"allreduce_grads: tensor {i}'s .grad is a {type(g).__name__}, not a Tensor")
-            if g._rg:
+            if g._role:
                 raise RuntimeError(
                     f"allreduce_grads: tensor {i}'s .grad (shape {g.shape}) has history (backward with "
                     "create_graph=True); the collective is not differentiable: reduce plain gradients"
@@ -248,7 +248,7 @@ def allreduce(x, op: str = "sum", *, comm=None, check: bool = True):
     def prepare():
         _check_op(op, tuple(_MPI_OPS), "allreduce")
         if isinstance(x, Tensor):
-            if state().recording and x._rg:
+            if state().recording and x._role:
                 raise RuntimeError(
                     f"allreduce: the value (shape {x.shape}, {x.dtype}) requires grad or has history, and "
                     "the collective is not differentiable; reduce x.detach(), or reduce gradients with "

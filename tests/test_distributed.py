@@ -395,4 +395,12 @@ def test_import_error_names_the_mpi_extra(monkeypatch):
 
 
 if __name__ == "__main__":
-    worker(Path(sys.argv[1]))
+    try:
+        worker(Path(sys.argv[1]))
+    except BaseException:  # one rank failing must end the run now, not leave the other waiting
+        import traceback
+
+        traceback.print_exc()
+        from mpi4py import MPI
+
+        MPI.COMM_WORLD.Abort(1)
