@@ -15,7 +15,7 @@ class Op(IntEnum):
     """Opcodes of the built-in primitives, grouped like the modules that define them."""
 
     LEAF = 0  # an input of the tape, not an operation
-    # elementwise binary
+    # elementwise binary (1-49)
     ADD = 1
     SUB = 2
     MUL = 3
@@ -24,33 +24,33 @@ class Op(IntEnum):
     MAXIMUM = 6
     MINIMUM = 7
     ARCTAN2 = 8
-    # elementwise ternary
-    WHERE = 15
-    # elementwise unary
-    NEG = 20
-    EXP = 21
-    LOG = 22
-    LOG1P = 23
-    EXPM1 = 24
-    SQRT = 25
-    ABS = 26
-    SIGN = 27
-    SIN = 28
-    COS = 29
-    TAN = 30
-    ARCSIN = 31
-    ARCCOS = 32
-    ARCTAN = 33
-    SINH = 34
-    COSH = 35
-    TANH = 36
-    # reductions
+    # elementwise ternary (50-59)
+    WHERE = 50
+    # elementwise unary (60-149)
+    NEG = 60
+    EXP = 61
+    LOG = 62
+    LOG1P = 63
+    EXPM1 = 64
+    SQRT = 65
+    ABS = 66
+    SIGN = 67
+    SIN = 68
+    COS = 69
+    TAN = 70
+    ARCSIN = 71
+    ARCCOS = 72
+    ARCTAN = 73
+    SINH = 74
+    COSH = 75
+    TANH = 76
+    # reductions and scans (150-199)
     SUM = 150
     PROD = 151
     MAX = 152
     MIN = 153
     NORM = 154
-    # linear algebra
+    # linear algebra (200-299)
     MATMUL = 200
     DOT = 201
     TENSORDOT = 202
@@ -58,7 +58,7 @@ class Op(IntEnum):
     SOLVE = 204
     INV = 205
     DET = 206
-    # shape and movement
+    # shape and movement (300-399)
     RESHAPE = 300
     TRANSPOSE = 301
     BROADCAST_TO = 302
@@ -79,9 +79,9 @@ FIRST_CUSTOM = 1000
 class GroupOp:
     """Families of opcodes, for code (tests, backends, lowering) that treats a family alike."""
 
-    BINARY = frozenset(range(1, 15))
-    TERNARY = frozenset(range(15, 20))
-    UNARY = frozenset(range(20, 150))
+    BINARY = frozenset(range(1, 50))
+    TERNARY = frozenset(range(50, 60))
+    UNARY = frozenset(range(60, 150))
     ELEMENTWISE = BINARY | TERNARY | UNARY
     REDUCE = frozenset(range(150, 200))
     LINALG = frozenset(range(200, 300))
