@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .tensor import CONSTANT, DualTensor, Tensor
+from .tensor import CONSTANT, RESULT, DualTensor, Tensor
 
 
 def make_dual(primal, tangent, level: int) -> DualTensor:
@@ -41,4 +41,13 @@ def apply_dual(op, args, params, apply):
         tangent = np.zeros_like(out)
     elif tangent.dtype != out.dtype:  # one place, as sweep.fit for cotangents: float32 stays float32
         tangent = tangent.astype(out.dtype)
+    if out._role is RESULT:  # recorded for reverse mode inside this jvp: forward over reverse
+        _note_tangents(out, primals, tangents, tangent, level)
     return make_dual(out, tangent, level)
+
+
+def _note_tangents(out, primals, tangents, tangent, level):
+    """Remember the tangents of an entry's output and inputs (constants included), by the entry's
+    slot, for a reverse sweep run inside this jvp: its rules then run on dual numbers, and the
+    gradient gets a tangent too."""
+    out._store.tangents.setdefault(out._slot, {})[level] = (tangent, tuple(tangents))

@@ -24,6 +24,7 @@ import numpy as np
 
 from . import devices
 from .errors import check_finite
+from .forward import make_dual
 from .tape import (
     ADJ,
     CONSUMED,
@@ -138,14 +139,17 @@ class Pass:
 
     `wanted`: slots whose adjoints the caller wants (`tp.grads`, `Tape.gradient`); `retain`: keep
     the saved values (retain_graph); `differentiable`: rules run on Tensors under recording
-    (create_graph); `anomaly`: check every cotangent, and free nothing until the sweep succeeded.
+    (create_graph); `dual`: rules run on dual numbers whose tangents were recorded inside `tp.jvp`,
+    so the adjoints carry tangents (forward over reverse); `anomaly`: check every cotangent, and
+    free nothing until the sweep succeeded.
     """
 
-    __slots__ = ("store", "top", "wanted", "retain", "differentiable", "anomaly", "released", "deferred")
+    __slots__ = ("store", "top", "wanted", "retain", "differentiable", "dual", "anomaly", "released", "deferred")
 
-    def __init__(self, store, top, wanted, retain, differentiable, anomaly):
+    def __init__(self, store, top, wanted, retain, differentiable, anomaly, dual=False):
         self.store, self.top, self.wanted = store, top, wanted
         self.retain, self.differentiable, self.anomaly = retain, differentiable, anomaly
+        self.dual = dual  # inside tp.jvp: rules run on dual numbers (forward over reverse)
         self.released: list = []  # entries freed during the loop: marked FAILED if it raises
         self.deferred: list = []  # entries to free after the loop (under detect_anomaly)
 
@@ -171,6 +175,8 @@ def cotangents(entry, slot, g, g_owned, how: Pass):
     params = entry[PARAMS] or _EMPTY
     if how.differentiable:
         saved, g_owned = _differentiable_saved(how.store, entry, slot), False
+    elif how.dual:
+        saved, g_owned = _dual_saved(how.store, entry, slot), False
     else:
         saved = entry[SAVED] or op.no_saved
         if op.kernel_vjp is not None and type(g) is np.ndarray:
@@ -247,6 +253,17 @@ def _differentiable_saved(store, entry, slot):
     return lifted
 
 
+def _dual_saved(store, entry, slot):
+    """The entry's saved values as dual numbers, with the tangents recorded inside `tp.jvp`."""
+    saved = entry[SAVED] or entry[OP].no_saved
+    known = store.tangents.get(slot)
+    if not known:
+        return saved
+    level = max(known)
+    t_out, t_ins = known[level]
+    return [v if v is None or t is None else make_dual(v, t, level) for v, t in zip(saved, (t_out, *t_ins))]
+
+
 def _refuse(entry, slot):
     op = entry[OP].name
     src = f", recorded at {entry[SRC]}" if entry[SRC] else ""
@@ -281,15 +298,6 @@ def _precheck(entries, seeds):
         need.update(s for s in entry[INS] if s >= 0)
 
 
-def refuse_inside_forward_mode(st) -> None:
-    """Reverse mode inside a jvp would drop the tangents (entries save plain arrays): refuse it."""
-    if st.dual_depth:
-        raise NotImplementedError(
-            "reverse mode inside forward mode (e.g. jvp or jacfwd of a function that calls grad) is not "
-            "supported: the tangents would be lost; use jacrev, hessian or hvp instead"
-        )
-
-
 def sweep(store, seeds: dict, retain: bool, wanted=frozenset(), create_graph: bool = False):
     """Run the reverse sweep from `seeds` (slot -> cotangent).
 
@@ -299,18 +307,23 @@ def sweep(store, seeds: dict, retain: bool, wanted=frozenset(), create_graph: bo
     dispatch), so the adjoints have history of their own.
     """
     st = state()
-    refuse_inside_forward_mode(st)
+    dual = bool(st.dual_depth and store.tangents)
+    if dual and create_graph:
+        raise NotImplementedError(
+            "create_graph=True inside tp.jvp (reverse over forward over reverse) is not supported; "
+            "take the outer derivative with tp.jvp or tp.jacfwd instead"
+        )
     if store.n_consumed or store.n_stale:
         _precheck(store.entries, seeds)
     if create_graph:
         seeds = {s: g if isinstance(g, Tensor) else _new_tensor(g) for s, g in seeds.items()}
-    how = Pass(store, max(seeds), wanted, retain, create_graph, st.anomaly)
+    how = Pass(store, max(seeds), wanted, retain, create_graph, st.anomaly, dual)
     try:
         if create_graph:
             with enable_grad():
                 result = _sweep_entries(Adjoints(seeds, differentiable=True), how)
         else:
-            result = _sweep_entries(Adjoints(seeds), how)
+            result = _sweep_entries(Adjoints(seeds, differentiable=dual), how)
     except BaseException:
         for entry in how.released:  # their saved values are gone: a later pass must say why
             entry[FLAGS] |= FAILED

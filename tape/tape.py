@@ -72,7 +72,7 @@ def summary(value):
 class Store:
     """This thread's entries, keyed by slot, in recording order."""
 
-    __slots__ = ("entries", "leaves", "leaf_slots", "next", "n_consumed", "n_stale")
+    __slots__ = ("entries", "leaves", "leaf_slots", "next", "n_consumed", "n_stale", "tangents")
 
     def __init__(self):
         self.entries: dict[int, list] = {}
@@ -84,6 +84,9 @@ class Store:
         self.next = 1
         self.n_consumed = 0
         self.n_stale = 0
+        # slot -> {jvp level: (output tangent, input tangents)} of entries recorded inside tp.jvp
+        # (forward over reverse): a sweep run inside that jvp lifts their saved values to duals.
+        self.tangents: dict[int, dict] = {}
 
     # -- appending ----------------------------------------------------------------------------
     def leaf_slot(self, t) -> int:
@@ -167,6 +170,8 @@ class Store:
             if entry[RC] > 0:
                 continue
             del entries[s]
+            if self.tangents:
+                self.tangents.pop(s, None)
             flags = entry[FLAGS]
             if flags:
                 self.n_consumed -= flags & CONSUMED
