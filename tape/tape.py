@@ -66,7 +66,26 @@ def summary(value):
     its (shape, dtype)."""
     if getattr(value, "size", 1) <= TRACE_MAX_SIZE:
         return value
-    return (value.shape, value.dtype)
+    return meta_of(value)
+
+
+_METAS: dict = {}
+
+
+def meta_of(a) -> tuple:
+    """(a.shape, a.dtype), one shared tuple per distinct pair.
+
+    Entries keep their inputs' (shape, dtype) for the sweep; sharing the tuples means an entry
+    allocates no container for them, and the cyclic garbage collector, whose work grows with the
+    containers alive, has fewer to walk (it cost up to 2 µs per recorded op on small arrays).
+    """
+    key = (a.shape, a.dtype)
+    meta = _METAS.get(key)
+    if meta is None:
+        if len(_METAS) > 4096:  # a program with ever-new shapes: start again rather than grow
+            _METAS.clear()
+        meta = _METAS[key] = key
+    return meta
 
 
 class Store:
@@ -117,7 +136,7 @@ class Store:
         else:
             pairs = [self._input(a, arr) for a, arr in zip(args, arrays)]
             ins, meta = tuple(p[0] for p in pairs), tuple(p[1] for p in pairs)
-        value = out if getattr(out, "size", 1) <= TRACE_MAX_SIZE else (out.shape, out.dtype)
+        value = out if getattr(out, "size", 1) <= TRACE_MAX_SIZE else meta_of(out)
         trace = [value, None, _constants(ins, arrays) if -1 in ins else None]
         slot = self.next
         self.next = slot + 1
@@ -139,7 +158,7 @@ class Store:
                 s = self.leaf_slot(a)
             self.entries[s][RC] += 1
             try:
-                return s, (arr.shape, arr.dtype)
+                return s, meta_of(arr)
             except AttributeError:  # a non-array value (the core works on Python floats too)
                 return s, None
         return -1, None
