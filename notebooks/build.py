@@ -1258,8 +1258,8 @@ NOTEBOOKS["04_forward_and_reverse"] = [
     md(
         """
         Forward mode grows linearly with n; reverse mode stays nearly flat (its arrays grow, its
-        number of operations does not). At n = 1 forward mode is cheaper: no tape to build. The
-        slides' last aside, trading computation for memory in reverse mode (Griewank 1992), is
+        number of operations does not). For small n the two are close: forward mode builds no tape.
+        The slides' last aside, trading computation for memory in reverse mode (Griewank 1992), is
         notebook 06.
         """
     ),
@@ -1670,7 +1670,7 @@ NOTEBOOKS["06_checkpointing"] = [
         `CheckpointStats` next to the Revolve formula, and the peak memory of the forward and backward
         pass together, measured by `tracemalloc` beyond what was held before the loop (the plain loop's
         for comparison). Fewer snapshots, more re-runs; more snapshots, more memory: each snapshot is
-        one 1 KiB state, and the plain loop keeps about two such arrays per step.
+        one 1 KiB state, while the plain loop keeps every step's history, so its peak grows with n.
         """
     ),
     code(
@@ -1702,7 +1702,8 @@ NOTEBOOKS["06_checkpointing"] = [
             reruns.append(st.rerun_steps)
             formula.append(revolve_extra_steps(n_small, s))
             peaks.append(peak)
-        print(f"plain loop, {n_small:,} steps: peak {plain_peak / 2**20:.2f} MiB")
+        per_step = plain_peak / n_small / 1024
+        print(f"plain loop, {n_small:,} steps: peak {plain_peak / 2**20:.2f} MiB ({per_step:.1f} KiB per step)")
         print(f"{'snapshots':>9} {'re-runs':>8} {'p(n, s)':>8} {'peak KiB':>9}")
         for s, r, p, m in zip(snapshot_counts, reruns, formula, peaks):
             print(f"{s:>9} {r:>8,} {p:>8,} {m / 1024:>9.0f}")
