@@ -266,7 +266,7 @@ NOTEBOOKS["01_autodiff_d2l"] = [
         xs = tp.linspace(-2 * np.pi, 2 * np.pi, 201, requires_grad=True)
         with tp.record():
             ys = tp.sin(xs)
-        ys.backward(gradient=tp.ones_like(ys))   # the derivative of each element: J is diagonal
+        ys.backward(gradient=tp.ones_like(ys))  # the derivative of each element: J is diagonal
         dydx = xs.grad.numpy()
 
         assert np.max(np.abs(dydx - np.cos(xs.numpy()))) < 1e-15
@@ -475,6 +475,7 @@ NOTEBOOKS["02_record_blocks_djl"] = [
                 c = b * 100
             return c
 
+
         tp.manual_seed(1)
         a = tp.randn(1, requires_grad=True)
         with tp.record() as t:
@@ -526,8 +527,8 @@ NOTEBOOKS["02_record_blocks_djl"] = [
         a = tp.randn(2, 3, requires_grad=True)
         with tp.record() as t:
             d = f(a)
-        g = t.gradient(d, a)                 # d is summed first, as DJL's gc.backward does
-        k = (d / a).numpy()                  # k·a / a, to rounding
+        g = t.gradient(d, a)  # d is summed first, as DJL's gc.backward does
+        k = (d / a).numpy()  # k·a / a, to rounding
         print(g)
         assert np.allclose(k, k.flat[0], rtol=1e-14) and np.allclose(g.numpy(), k, rtol=1e-14)
         """
@@ -575,6 +576,7 @@ NOTEBOOKS["02_record_blocks_djl"] = [
                 r = (r + a / r) / 2
                 iterations += 1
             return r, iterations
+
 
         values = np.linspace(0.05, 4.0, 80)
         roots, slopes, trips = [], [], []
@@ -629,10 +631,12 @@ NOTEBOOKS["03_variables_flashlight"] = [
         MiB = 2**20
         tracemalloc.start()
 
+
         def held_since(base):
             \"\"\"MiB allocated now beyond `base` (a tracemalloc reading), after a garbage collection.\"\"\"
             gc.collect()
             return (tracemalloc.get_traced_memory()[0] - base) / MiB
+
 
         def now():
             gc.collect()
@@ -691,8 +695,8 @@ NOTEBOOKS["03_variables_flashlight"] = [
         print(expVar.array)
         assert np.allclose(expVar.numpy(), [[1.0] * 3, [2.7183] * 3], atol=5e-5)
 
-        A = tp.full((2, 3), 1.0, dtype=tp.float32)                       # isCalcGrad = false
-        B = tp.full((2, 3), 2.0, dtype=tp.float32, requires_grad=True)   # isCalcGrad = true
+        A = tp.full((2, 3), 1.0, dtype=tp.float32)  # isCalcGrad = false
+        B = tp.full((2, 3), 2.0, dtype=tp.float32, requires_grad=True)  # isCalcGrad = true
         with tp.record():
             AB = A * B
         print(AB.array)
@@ -715,7 +719,7 @@ NOTEBOOKS["03_variables_flashlight"] = [
         print(t.entries)
         print("var.grad:", var.grad.array)
         assert np.allclose(var.grad.numpy(), [[1.0] * 3, [2.7183] * 3], atol=5e-5)
-        assert expVar.grad is None   # not a leaf
+        assert expVar.grad is None  # not a leaf
         """
     ),
     md(
@@ -885,8 +889,10 @@ NOTEBOOKS["03_variables_flashlight"] = [
             grads = (A.grad.array.nbytes + B.grad.array.nbytes) / MiB
             after = held_since(base) - grads
             measured[retain] = (forward, peak - grads, after)
-            print(f"retain_graph={retain!s:<5}: after forward {forward:5.2f} MiB, "
-                  f"backward peak {peak - grads:5.2f} MiB (beyond the two gradients), after {after:5.2f} MiB")
+            print(
+                f"retain_graph={retain!s:<5}: after forward {forward:5.2f} MiB, "
+                f"backward peak {peak - grads:5.2f} MiB (beyond the two gradients), after {after:5.2f} MiB"
+            )
             del C
 
         # Plain: only C is left; retained: C and the 4 MB input that sin keeps.
@@ -924,6 +930,7 @@ NOTEBOOKS["03_variables_flashlight"] = [
         @tp.primitive
         def logcosh(x):
             return np.logaddexp(x, -x) - np.log(2.0)
+
 
         logcosh.defvjp(lambda g, out, x: (g * np.tanh(x),))
 
@@ -1005,6 +1012,7 @@ NOTEBOOKS["04_forward_and_reverse"] = [
             dz = da + db
             return z, dz
 
+
         z, dzx = forward_by_hand(x, y, dx=1.0, dy=0.0)
         _, dzy = forward_by_hand(x, y, dx=0.0, dy=1.0)
         print(f"z = {z:.6f}, dz/dx = {dzx:.6f}, dz/dy = {dzy:.6f}")
@@ -1035,10 +1043,12 @@ NOTEBOOKS["04_forward_and_reverse"] = [
             def sin(self):
                 return Dual(sin(self.value), cos(self.value) * self.tangent)
 
+
         def program(x, y):
             a = x * y
             b = x.sin()
             return a + b
+
 
         zx = program(Dual(x, 1.0), Dual(y, 0.0))
         zy = program(Dual(x, 0.0), Dual(y, 1.0))
@@ -1060,6 +1070,7 @@ NOTEBOOKS["04_forward_and_reverse"] = [
             a = x * y
             b = tp.sin(x)
             return a + b
+
 
         X, Y = tp.tensor(x), tp.tensor(y)
         z, tx = tp.jvp(f, (X, Y), (tp.tensor(1.0), tp.tensor(0.0)))
@@ -1125,6 +1136,7 @@ NOTEBOOKS["04_forward_and_reverse"] = [
                     self.grad_value = sum(weight * var.grad() for weight, var in self.children)
                 return self.grad_value
 
+
         vx, vy = Var(0.5), Var(4.2)
         vz = vx * vy + vx.sin()
         vz.grad_value = 1.0
@@ -1173,12 +1185,13 @@ NOTEBOOKS["04_forward_and_reverse"] = [
             s = tp.sin(x)
             return tp.stack([2 * x + s, 4 * x + s])
 
+
         x0 = tp.tensor(0.5, requires_grad=True)
-        _, both = tp.jvp(two_outputs, (x0,), (tp.tensor(1.0),))          # one forward run
+        _, both = tp.jvp(two_outputs, (x0,), (tp.tensor(1.0),))  # one forward run
         with tp.record(persistent=True) as t:
             zv = two_outputs(x0)
-            outputs = [zv[0], zv[1]]          # indexing is an operation too: record it
-        reverse = [t.gradient(out, x0).item() for out in outputs]       # one sweep per output
+            outputs = [zv[0], zv[1]]  # indexing is an operation too: record it
+        reverse = [t.gradient(out, x0).item() for out in outputs]  # one sweep per output
         print("forward mode, one run:   ", both.numpy())
         print("reverse mode, two sweeps:", reverse)
         expected = [2 + np.cos(0.5), 4 + np.cos(0.5)]
@@ -1204,13 +1217,16 @@ NOTEBOOKS["04_forward_and_reverse"] = [
         def f(x):
             return tp.sum(tp.log1p(x * x) * tp.sin(x))
 
+
         def gradient_forward(x):
             n = x.shape[0]
             basis = np.eye(n)
             return np.array([tp.jvp(f, (x,), (tp.tensor(basis[i]),))[1].item() for i in range(n)])
 
+
         def gradient_reverse(x):
             return tp.grad(f)(x).numpy()
+
 
         def median_time(fn, x, repeats=5):
             times = []
@@ -1219,6 +1235,7 @@ NOTEBOOKS["04_forward_and_reverse"] = [
                 fn(x)
                 times.append(time.perf_counter() - start)
             return float(np.median(times))
+
 
         rng = np.random.default_rng(0)
         sizes = [1, 2, 4, 8, 16, 32, 64, 128, 256]
@@ -1314,7 +1331,7 @@ NOTEBOOKS["05_evaluation_trace"] = [
     md("Every value and adjoint the table prints, checked against the report's:"),
     code(
         """
-        table_1 = {   # row: (value, adjoint), as Harrison's Table 1 prints them
+        table_1 = {  # row: (value, adjoint), as Harrison's Table 1 prints them
             "v-1 = x1": ("2", "5.5"),
             "v0 = x2": ("5", "1.716"),
             "v1 = log(v-1)": ("0.693", "1"),
@@ -1324,7 +1341,7 @@ NOTEBOOKS["05_evaluation_trace"] = [
             "v5 = sub(v4, v3)": ("11.652", "1"),
         }
         printed = {}
-        for line in str(t).splitlines()[2:]:      # the table print(t) shows, below its header
+        for line in str(t).splitlines()[2:]:  # the table print(t) shows, below its header
             entry, value, adjoint = (cell.strip() for cell in line.split("|"))
             printed[entry] = (value, adjoint)
         assert printed == table_1, printed
@@ -1411,7 +1428,7 @@ NOTEBOOKS["05_evaluation_trace"] = [
             leaves = set(re.findall(r"^\\s*(\\w+) \\[shape=box", source, re.M))
             edges = re.findall(r"^\\s*(\\w+) -> (\\w+);", source, re.M)
             depth = {node: 0 for node in labels}
-            for a, b in edges:                      # entries are in order: one pass suffices
+            for a, b in edges:  # entries are in order: one pass suffices
                 depth[b] = max(depth[b], depth[a] + 1)
             columns = {}
             for node in labels:
@@ -1421,15 +1438,23 @@ NOTEBOOKS["05_evaluation_trace"] = [
                 for i, node in enumerate(nodes):
                     where[node] = (d, (len(nodes) - 1) / 2 - i)
             for a, b in edges:
-                ax.annotate("", xy=where[b], xytext=where[a],
-                            arrowprops=dict(arrowstyle="->", color="grey", shrinkA=28, shrinkB=28))
+                arrow = dict(arrowstyle="->", color="grey", shrinkA=28, shrinkB=28)
+                ax.annotate("", xy=where[b], xytext=where[a], arrowprops=arrow)
             for node, (px, py) in where.items():
                 box = "square" if node in leaves else "round"
-                ax.text(px, py, labels[node].replace("\\\\n", "\\n"), ha="center", va="center", fontsize=9,
-                        bbox=dict(boxstyle=f"{box},pad=0.4", fc="white", ec="steelblue"))
+                ax.text(
+                    px,
+                    py,
+                    labels[node].replace("\\\\n", "\\n"),
+                    ha="center",
+                    va="center",
+                    fontsize=9,
+                    bbox=dict(boxstyle=f"{box},pad=0.4", fc="white", ec="steelblue"),
+                )
             ax.set_xlim(-0.6, max(columns) + 0.6)
             ax.set_ylim(-1.5, 1.5)
             ax.axis("off")
+
 
         fig, ax = plt.subplots(figsize=(9, 3))
         draw_dot(source, ax)
@@ -1449,6 +1474,7 @@ NOTEBOOKS["05_evaluation_trace"] = [
         """
         def f(x1, x2):
             return tp.log(x1) + x1 * x2 - tp.sin(x2)
+
 
         primals = (tp.tensor(2.0), tp.tensor(5.0))
         y_fwd, d1 = tp.jvp(f, primals, (tp.tensor(1.0), tp.tensor(0.0)))
@@ -1476,11 +1502,13 @@ NOTEBOOKS["05_evaluation_trace"] = [
             Z = A * B + C
             W = Z + 4
             Y = Z**2 - (3 * Z + B)
-        dY_dW = t.gradient(Y, W)          # a persistent tape answers this and keeps its history
-        Y.backward()                      # which this backward pass then consumes
+        dY_dW = t.gradient(Y, W)  # a persistent tape answers this and keeps its history
+        Y.backward()  # which this backward pass then consumes
         print(t)
-        print(f"Y = {Y.item():g}, W = {W.item():g}; dY/dA = {A.grad.item():g}, dY/dB = {B.grad.item():g}, "
-              f"dY/dC = {C.grad.item():g}, dY/dW = {dY_dW.item():g}")
+        print(
+            f"Y = {Y.item():g}, W = {W.item():g}; dY/dA = {A.grad.item():g}, dY/dB = {B.grad.item():g}, "
+            f"dY/dC = {C.grad.item():g}, dY/dW = {dY_dW.item():g}"
+        )
         assert (Y.item(), W.item()) == (25.0, 11.0)
         assert (A.grad.item(), B.grad.item(), C.grad.item()) == (33.0, 21.0, 11.0)
         assert dY_dW.item() == 0.0
@@ -1513,9 +1541,10 @@ NOTEBOOKS["05_evaluation_trace"] = [
     code(
         """
         def g(x1, x2):
-            if x1 < 1:                      # a branch on a value: fine in operator overloading
+            if x1 < 1:  # a branch on a value: fine in operator overloading
                 return x1 * x2
             return tp.log(x1) + x1 * x2 - tp.sin(x2)
+
 
         for a in (0.5, 2.0):
             x1 = tp.tensor(a, requires_grad=True)
@@ -1573,13 +1602,14 @@ NOTEBOOKS["06_checkpointing"] = [
         dx = 1.0 / (N + 1)
         x = dx * np.arange(1, N + 1)
         L = (np.diag(-2.0 * np.ones(N)) + np.diag(np.ones(N - 1), 1) + np.diag(np.ones(N - 1), -1)) / dx**2
-        dt = 0.4 * dx**2                   # stable for κ·Δt/Δx² ≤ 1/2
+        dt = 0.4 * dx**2  # stable for κ·Δt/Δx² ≤ 1/2
         n_steps = 10_000
         w = tp.tensor(np.sin(np.pi * x) * dx)
-        dtL = tp.tensor(dt * L)            # a constant: no gradient wanted for the matrix itself
+        dtL = tp.tensor(dt * L)  # a constant: no gradient wanted for the matrix itself
 
         u0 = tp.tensor(np.exp(-100 * (x - 0.3) ** 2) + 0.5 * np.exp(-300 * (x - 0.75) ** 2), requires_grad=True)
         kappa = tp.tensor(1.0, requires_grad=True)
+
 
         def loss_and_grads(run_loop, n=n_steps):
             \"\"\"Record `run_loop(step, u0, n)` and J, run the backward pass: J, dJ/du0, dJ/dkappa, seconds.\"\"\"
@@ -1591,8 +1621,10 @@ NOTEBOOKS["06_checkpointing"] = [
             J.backward()
             return J.item(), u0.grad.numpy(), kappa.grad.item(), time.perf_counter() - start
 
+
         def step(u):
             return u + kappa * (dtL @ u)
+
 
         def plain_loop(step, u, n):
             for _ in range(n):
@@ -1607,7 +1639,7 @@ NOTEBOOKS["06_checkpointing"] = [
 
         stats = tp.CheckpointStats()
         J_ckpt, du0_ckpt, dkappa_ckpt, t_ckpt = loss_and_grads(
-            lambda step, u, n: tp.checkpoint_loop(step, u, n, stats=stats)     # snapshots=None: the default
+            lambda step, u, n: tp.checkpoint_loop(step, u, n, stats=stats)  # snapshots=None: the default
         )
         print(stats)
         print()
@@ -1621,8 +1653,10 @@ NOTEBOOKS["06_checkpointing"] = [
         s = stats.peak_snapshots
         assert stats.forward_steps == n_steps
         assert stats.rerun_steps == revolve_extra_steps(n_steps, s)
-        print(f"step calls: {stats.step_calls:,} = n + p(n, s) = {n_steps:,} + {revolve_extra_steps(n_steps, s):,}"
-              f" with s = {s} snapshots")
+        print(
+            f"step calls: {stats.step_calls:,} = n + p(n, s) = {n_steps:,} + {revolve_extra_steps(n_steps, s):,}"
+            f" with s = {s} snapshots"
+        )
         """
     ),
     md("Both agree with the closed forms:"),
@@ -1648,8 +1682,8 @@ NOTEBOOKS["06_checkpointing"] = [
                 history.append(u)
 
         fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 3.8))
-        image = ax1.imshow(np.array(history).T, aspect="auto", origin="lower", cmap="inferno",
-                           extent=[0, n_steps * dt, 0, 1])
+        extent = [0, n_steps * dt, 0, 1]
+        image = ax1.imshow(np.array(history).T, aspect="auto", origin="lower", cmap="inferno", extent=extent)
         fig.colorbar(image, ax=ax1, label="u")
         ax1.set_xlabel("t")
         ax1.set_ylabel("x")
@@ -1688,6 +1722,7 @@ NOTEBOOKS["06_checkpointing"] = [
             peak = tracemalloc.get_traced_memory()[1] - base
             tracemalloc.stop()
             return peak, u0.grad.numpy()
+
 
         n_small = 500
         plain_peak, du0_small = peak_bytes(plain_loop, n_small)
@@ -1773,6 +1808,7 @@ NOTEBOOKS["06_checkpointing"] = [
         def cooling(u):
             return tp.max(u) > 0.25
 
+
         def plain_while(step, u, n=None):
             steps = 0
             while cooling(u):
@@ -1780,6 +1816,7 @@ NOTEBOOKS["06_checkpointing"] = [
                 steps += 1
             plain_while.steps = steps
             return u
+
 
         J_w, du0_w, dkappa_w, _ = loss_and_grads(plain_while)
         stats_online = tp.CheckpointStats()
@@ -1839,8 +1876,16 @@ NOTEBOOKS["07_benchmarks"] = [
                 times.append(time.perf_counter() - start)
             return statistics.median(times)
 
-        print(platform.processor() or platform.machine(), "|", platform.python_version(), "| NumPy", np.__version__,
-              "| tape", tp.__version__)
+
+        print(
+            platform.processor() or platform.machine(),
+            "|",
+            platform.python_version(),
+            "| NumPy",
+            np.__version__,
+            "| tape",
+            tp.__version__,
+        )
         """
     ),
     md(
@@ -1858,6 +1903,7 @@ NOTEBOOKS["07_benchmarks"] = [
         """
         N_OPS, REPEATS = 2_000, 5
 
+
         def chain(x, n_ops, sin):
             y = x
             for k in range(n_ops):
@@ -1872,16 +1918,18 @@ NOTEBOOKS["07_benchmarks"] = [
                     y = y * 0.5
             return y
 
+
         def tape_record(start):
             x = tp.tensor(start, requires_grad=True)
             with tp.record():
                 y = tp.sum(chain(x, N_OPS, tp.sin))
             return x, y
 
+
         rng = np.random.default_rng(0)
         starts = {"0-d": np.array(0.3), "100 float64": rng.uniform(-1, 1, 100)}
 
-        for label, start in starts.items():   # the gradient first: tape against finite differences
+        for label, start in starts.items():  # the gradient first: tape against finite differences
             x, y = tape_record(start)
             y.backward()
             eps = 1e-6
@@ -1897,12 +1945,17 @@ NOTEBOOKS["07_benchmarks"] = [
             total = median_seconds(lambda start=start: tape_record(start)[1].backward(), REPEATS)
             floor = median_seconds(lambda start=start: chain(start, N_OPS, np.sin), REPEATS)
             ops = N_OPS + 1
-            overhead[label] = {"record": 1e6 * record / ops, "backward": 1e6 * (total - record) / ops,
-                               "numpy": 1e6 * floor / ops}
+            overhead[label] = {
+                "record": 1e6 * record / ops,
+                "backward": 1e6 * (total - record) / ops,
+                "numpy": 1e6 * floor / ops,
+            }
             row = overhead[label]
-            print(f"{label:>12}: tape {row['record'] + row['backward']:5.2f} µs/op "
-                  f"(record {row['record']:.2f} + backward {row['backward']:.2f}), "
-                  f"NumPy forward only {row['numpy']:.2f} µs/op")
+            print(
+                f"{label:>12}: tape {row['record'] + row['backward']:5.2f} µs/op "
+                f"(record {row['record']:.2f} + backward {row['backward']:.2f}), "
+                f"NumPy forward only {row['numpy']:.2f} µs/op"
+            )
         """
     ),
     code(
@@ -1939,14 +1992,16 @@ NOTEBOOKS["07_benchmarks"] = [
         x_np = rng.standard_normal(n)
         a_np, b_np = 0.7, -0.2
 
+
         def numpy_value_and_grad(x, a, b):
             u = a * x + b
             t = np.tanh(u)
             e = np.exp(-x * x)
             value = np.sum(t * e)
-            dt = e * (1 - t * t)                  # d/du of tanh(u), times e
+            dt = e * (1 - t * t)  # d/du of tanh(u), times e
             gx = a * dt - 2 * x * t * e
             return value, gx, np.sum(dt * x), np.sum(dt)
+
 
         def tape_value_and_grad(x, a, b):
             x, a, b = (tp.tensor(v, requires_grad=True) for v in (x, a, b))
@@ -1955,11 +2010,13 @@ NOTEBOOKS["07_benchmarks"] = [
             value.backward()
             return value.item(), x.grad.numpy(), a.grad.item(), b.grad.item()
 
+
         ref = numpy_value_and_grad(x_np, a_np, b_np)
         got = tape_value_and_grad(x_np, a_np, b_np)
         assert np.isclose(got[0], ref[0], rtol=1e-12)
         np.testing.assert_allclose(got[1], ref[1], rtol=1e-10, atol=1e-14)
         assert np.allclose(got[2:], ref[2:], rtol=1e-10)
+
 
         def peak_mib(fn):
             gc.collect()
@@ -1968,6 +2025,7 @@ NOTEBOOKS["07_benchmarks"] = [
             peak = tracemalloc.get_traced_memory()[1]
             tracemalloc.stop()
             return peak / 2**20
+
 
         large = {}
         for name, fn in [("tape", tape_value_and_grad), ("NumPy, hand-written", numpy_value_and_grad)]:
@@ -2011,24 +2069,27 @@ NOTEBOOKS["07_benchmarks"] = [
 
         results = Path("..") / "benchmarks" / "results" / "results.md"
 
+
         def markdown_table(text, heading):
             \"\"\"The rows (lists of cells) of the first table after a `## heading` line.\"\"\"
-            lines = text[text.index(heading):].splitlines()[1:]
+            lines = text[text.index(heading) :].splitlines()[1:]
             start = next(i for i, line in enumerate(lines) if line.startswith("|"))
             rows = []
             for line in lines[start:]:
                 if not line.startswith("|"):
                     break
                 rows.append([cell.strip() for cell in line.strip("|").split("|")])
-            return rows[0], rows[2:]           # header, body (without the |---| line)
+            return rows[0], rows[2:]  # header, body (without the |---| line)
+
 
         def first_number(cell):
             found = re.search(r"[\\d,]*\\.?\\d+", cell)
             return float(found.group().replace(",", "")) if found else None
 
+
         if results.exists():
             text = results.read_text()
-            print(text.splitlines()[2])                         # the command and the commit
+            print(text.splitlines()[2])  # the command and the commit
             header, body = markdown_table(text, "## Summary")
             engines = header[1:]
             ratios = {}
@@ -2053,8 +2114,12 @@ NOTEBOOKS["07_benchmarks"] = [
             workloads = list(ratios)
             width = 0.8 / len(engines)
             for i, engine in enumerate(engines):
-                ax1.bar(np.arange(len(workloads)) + (i - (len(engines) - 1) / 2) * width,
-                        [ratios[w][engine] for w in workloads], width, label=engine)
+                ax1.bar(
+                    np.arange(len(workloads)) + (i - (len(engines) - 1) / 2) * width,
+                    [ratios[w][engine] for w in workloads],
+                    width,
+                    label=engine,
+                )
             ax1.set_yscale("log")
             ax1.axhline(1.0, color="black", lw=0.8)
             ax1.set_xticks(np.arange(len(workloads)), [w.split(" (")[0] for w in workloads], rotation=30, ha="right")
