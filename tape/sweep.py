@@ -180,7 +180,7 @@ def cotangents(entry, slot, g, g_owned, how: Pass):
     else:
         saved = entry[SAVED] or op.no_saved
         if op.kernel_vjp is not None and type(g) is np.ndarray:
-            cts = op.kernel_vjp(g, saved, ins)
+            cts = op.kernel_vjp(g, saved, ins, g_owned and len(ins) == 1)
             if cts is not None:
                 return [(i, s, cts[i], True) for i, s in enumerate(ins) if s >= 0 and cts[i] is not None]
     if op.vjp_all is not None:  # a custom rule may return anything: never written into
