@@ -37,7 +37,8 @@ def fmt(v) -> str:
         if isinstance(x, float) and x != 0 and not 1e-3 <= abs(x) < 1e7:
             return f"{x:.4g}"
         return f"{x:.3f}".rstrip("0").rstrip(".") if isinstance(x, float) else str(x)
-    return np.array2string(a, precision=3, separator=", ", suppress_small=True, max_line_width=60)
+    text = np.array2string(a, precision=3, separator=", ", suppress_small=True, max_line_width=60)
+    return " ".join(text.split())  # one line, so that a small matrix keeps the table's rows intact
 
 
 class Trace(list):
