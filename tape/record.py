@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 from .printing import build_trace, to_dot
 from .sweep import tape_gradient
-from .tape import INS, LEAF, OP, state
+from .tape import INS, LEAF, OP, PERSISTENT, state
 
 
 class record:
@@ -29,7 +29,8 @@ class record:
     >>> len(t)
     1
 
-    With ``persistent=True`` the tape can answer `t.gradient` more than once.
+    With ``persistent=True`` the tape can answer `t.gradient` more than once, and no backward pass
+    frees what the block recorded (as if every pass had ``retain_graph=True``).
     """
 
     def __init__(self, persistent: bool = False):
@@ -37,15 +38,17 @@ class record:
 
     def __enter__(self):
         st = state()
-        self._saved = (st.recording, st.active)
+        self._saved = (st.recording, st.active, st.store.new_flags)
         self.tape = Tape(st.store, self.persistent)
         st.recording = True
         st.active = self.tape
+        if self.persistent:
+            st.store.new_flags |= PERSISTENT
         return self.tape
 
     def __exit__(self, *exc):
         st = state()
-        st.recording, st.active = self._saved
+        st.recording, st.active, st.store.new_flags = self._saved
         self.tape._close()
         return False
 

@@ -35,6 +35,8 @@ from .tape import (
     META,
     OP,
     PARAMS,
+    PERSISTENT,
+    REFUSED,
     SAVED,
     SRC,
     TRACE,
@@ -154,8 +156,9 @@ class Pass:
         self.deferred: list = []  # entries to free after the loop (under detect_anomaly)
 
     def done(self, entry) -> None:
-        """The sweep went through `entry`: free its saved values now, later, or never (retain)."""
-        if self.retain:
+        """The sweep went through `entry`: free its saved values now, later, or never (retain, or an
+        entry of a persistent tape)."""
+        if self.retain or entry[FLAGS] & PERSISTENT:
             return
         if self.anomaly:  # keep everything until the sweep succeeds, so a raise changes nothing
             self.deferred.append(entry)
@@ -275,7 +278,7 @@ def _refuse(entry, slot):
     if entry[FLAGS] & CONSUMED:
         raise RuntimeError(
             f"backward: entry {slot} ({op}{src}) was already released by an earlier backward pass; "
-            "pass retain_graph=True to the first backward (or use tp.record(persistent=True)) "
+            "pass retain_graph=True to the first backward (or record with tp.record(persistent=True)) "
             "to go through the same history twice"
         )
     raise RuntimeError(
@@ -293,7 +296,7 @@ def _precheck(entries, seeds):
         entry = entries[slot]
         if entry[OP] is LEAF:
             continue
-        if entry[FLAGS]:
+        if entry[FLAGS] & REFUSED:
             _refuse(entry, slot)
         need.update(s for s in entry[INS] if s >= 0)
 

@@ -44,6 +44,8 @@ VALUE, ADJ, CONSTS = range(3)
 CONSUMED = 1  # a backward pass without retain_graph went through it; its saved values are gone
 STALE = 2  # a value it saved was changed in place after recording
 FAILED = 4  # released by a backward pass that then raised midway
+PERSISTENT = 8  # recorded inside tp.record(persistent=True): backward passes never free it
+REFUSED = CONSUMED | STALE | FAILED  # flags a backward pass refuses to go through
 
 #: Values and adjoints up to this many elements are kept for `Tape.trace()`.
 TRACE_MAX_SIZE = 16
@@ -91,7 +93,7 @@ def meta_of(a) -> tuple:
 class Store:
     """This thread's entries, keyed by slot, in recording order."""
 
-    __slots__ = ("entries", "leaves", "leaf_slots", "next", "n_consumed", "n_stale", "tangents")
+    __slots__ = ("entries", "leaves", "leaf_slots", "next", "n_consumed", "n_stale", "tangents", "new_flags")
 
     def __init__(self):
         self.entries: dict[int, list] = {}
@@ -103,6 +105,7 @@ class Store:
         self.next = 1
         self.n_consumed = 0
         self.n_stale = 0
+        self.new_flags = 0  # PERSISTENT inside a tp.record(persistent=True) block
         # slot -> {jvp level: (output tangent, input tangents)} of entries recorded inside tp.jvp
         # (forward over reverse): a sweep run inside that jvp lifts their saved values to duals.
         self.tangents: dict[int, dict] = {}
@@ -140,7 +143,7 @@ class Store:
         trace = [value, None, _constants(ins, arrays) if -1 in ins else None]
         slot = self.next
         self.next = slot + 1
-        self.entries[slot] = [op, ins, params, op.saved(out, arrays, ins), meta, trace, 1, 0, src]
+        self.entries[slot] = [op, ins, params, op.saved(out, arrays, ins), meta, trace, 1, self.new_flags, src]
         return _tensor_with_history(out, slot, self)
 
     def _input(self, a, arr):
