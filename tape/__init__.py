@@ -14,6 +14,7 @@ from numpy import bool_, float16, float32, float64, int32, int64  # noqa: F401  
 from . import linalg  # noqa: F401
 from .backends import get_backend, set_backend  # noqa: F401
 from .checkpointing import CheckpointStats, checkpoint, checkpoint_loop, checkpoint_while  # noqa: F401
+from .compiled import Program, compile, load_program  # noqa: F401, A004
 from .composite import (  # noqa: F401
     all,
     any,

@@ -280,6 +280,24 @@ class Tape:
 
         return to_dot(self)
 
+    def compile(self, inputs, outputs):
+        """Freeze what this block recorded into a `tp.Program` (API §9), valid for the recorded path.
+
+        `inputs`: the Tensors the program takes (leaves or results of earlier blocks); `outputs`:
+        a Tensor or a list of them, computed in this block.
+
+        >>> import numpy as np, tape as tp
+        >>> x = tp.tensor(2.0, requires_grad=True)
+        >>> with tp.record() as t:
+        ...     y = x * x + 1.0
+        >>> p = t.compile(inputs=[x], outputs=y)
+        >>> float(p(np.array(3.0)))
+        10.0
+        """
+        from .compiled.program import compile_tape
+
+        return compile_tape(self, self._store, self._first, self._end, inputs, outputs)
+
     def gradient(self, target, sources, output_gradients=None):
         """Gradients of `target` with respect to `sources`, without touching `.grad`.
 

@@ -116,7 +116,9 @@ def where(condition, x, y):
     """
     from ..tensor import Tensor
 
-    c = condition.array if isinstance(condition, Tensor) else condition
+    # A condition with history (only a compiled function's recording makes one: see composite.PLAIN)
+    # stays an input, so that a replay computes it anew; the op is not differentiable in it.
+    c = condition.array if isinstance(condition, Tensor) and not condition.requires_grad else condition
     return apply(WHERE, (c, x, y))
 
 
