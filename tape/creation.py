@@ -61,7 +61,8 @@ def _made(fn, name, doc, drawn=False):
         t = _finish(fn(shape, dtype), None, requires_grad, device, name)
         if drawn and _tensor._capture is not None and not requires_grad:
             # inside a compiled function's recording a draw is an entry, drawn anew at each replay
-            return _tensor._capture.draw(name, shape, t) or t
+            entry = _tensor._capture.draw(name, shape, t)
+            return t if entry is None else entry
         return t
 
     factory.__name__ = factory.__qualname__ = name

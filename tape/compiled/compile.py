@@ -187,7 +187,7 @@ class CompiledFunction:
         for k, v in enumerate(leaves):
             if isinstance(v, Tensor):
                 dyn.append(v)
-                keys.append(("T", v.shape, v.dtype.str))
+                keys.append(("A", v.shape, v.dtype.str))
                 where.append(k)
             elif isinstance(v, (np.ndarray, np.generic)):
                 dyn.append(v)
@@ -231,7 +231,7 @@ class CompiledFunction:
             self._count("guard_failures")
             if len(paths) >= self.max_programs:
                 self._count("eager_calls")
-                return self.fn(*args, **kwargs)
+                return self._eager(dyn, rebuild)
         c, result, rng = self._record(dyn, rebuild)
         self._count("recordings")
         with self._lock:
@@ -239,6 +239,11 @@ class CompiledFunction:
         if self._composing(c, dyn):  # the caller's tape gets the one entry, as for a replay
             return self._replay(c, dyn, args, kwargs, rng=rng)
         return result
+
+    def _eager(self, dyn, rebuild):
+        """fn run eagerly on Tensors, as the recording ran it (so results are of the same kind)."""
+        args2, kwargs2 = rebuild([x if isinstance(x, Tensor) else _new_tensor(_array_of(x)) for x in dyn])
+        return self.fn(*args2, **kwargs2)
 
     def program(self, *args, **kwargs) -> Program:
         """The program for these arguments' signature (recording it if needed; runs nothing else)."""
