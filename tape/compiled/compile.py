@@ -123,7 +123,8 @@ class _Call:
         cts = [None] * len(prog.outputs)
         for k, part in zip(self.compiled.float_outs, parts):
             cts[k] = part
-        return tuple(prog._pullback(self.saved, cts))
+        wanted = [isinstance(x, Tensor) and x.requires_grad for x in self.inputs]
+        return tuple(prog._pullback(self.saved, cts, wanted))
 
     def reverse_differentiably(self, g):
         out = self.cf.fn(*self.args, **self.kwargs)

@@ -22,20 +22,15 @@ FORMAT = "tape-program/1"
 
 
 class Plan:
-    """What a replay walks: one precomputed step per entry, and the buffer maps."""
+    """What a forward replay walks: one precomputed step per entry, and the value buffer map."""
 
-    __slots__ = (
-        "steps",
-        "rsteps",
-        "n_buffers",
-        "n_adj",
-        "abuf",
-        "input_abufs",
-        "const_bufs",
-        "input_guards",
-        "no_saved",
-        "vbuf",
-    )
+    __slots__ = ("steps", "n_buffers", "const_bufs", "input_guards", "vbuf", "reverse")
+
+
+class ReversePlan:
+    """What a reverse replay walks, for one set of wanted inputs: adjoint buffers and rules per entry."""
+
+    __slots__ = ("rsteps", "no_saved", "abuf", "n_adj", "input_abufs")
 
 
 class Program:
@@ -104,14 +99,12 @@ class Program:
                 plan.input_guards.append((vbuf[s], v))
             else:
                 guards_at.setdefault(s - base, []).append(v)
-        steps, rsteps, no_saved = [], [], []
-        abuf, n_adj = self._assign_adjoints(nbytes)
+        steps = []
         for k in range(n):
             code = int(self.opcode[k])
             d = op_of(code)
             ins = self._entry_ins(k)
             params = self.params[k]
-            has_ref = replay._holds_input_ref(params)
             steps.append(
                 (
                     d.forward,
@@ -119,27 +112,49 @@ class Program:
                     tuple(vbuf[s] for s in ins),
                     vbuf[int(self.output[k])],
                     params,
-                    has_ref,
+                    replay._holds_input_ref(params),
                     guards_at.get(k),
                     d.saved,
                 )
             )
-            no_saved.append((None,) * (1 + len(ins)))
+        plan.steps = steps
+        plan.reverse = {}
+        return plan
+
+    def _reverse_plan(self, wanted=None):
+        """The reverse steps for the inputs flagged in `wanted` (all by default), made once per mask.
+
+        Only slots on a path from a wanted input to an output get an adjoint: a batch of data that
+        is an input but not differentiated (an MLP's X) costs no cotangent.
+        """
+        key = None if wanted is None or all(wanted) else tuple(bool(w) for w in wanted)
+        rp = self._plan.reverse.get(key)
+        if rp is not None:
+            return rp
+        nbytes = [self._nbytes(s) for s in range(self.n_slots)]
+        abuf, n_adj = self._assign_adjoints(nbytes, key)
+        rsteps, no_saved = [], []
+        for k in range(len(self.opcode)):
+            code = int(self.opcode[k])
+            d = op_of(code)
+            ins = self._entry_ins(k)
             out = int(self.output[k])
+            no_saved.append((None,) * (1 + len(ins)))
             differentiable = code not in (PLAIN_CODE, DRAW_CODE) and out in abuf
             rins = tuple((abuf.get(s) if differentiable else None, (self.shapes[s], self.dtypes[s])) for s in ins)
             rsteps.append((abuf.get(out) if differentiable else None, d.vjp, d.vjp_all, rins))
-        plan.steps, plan.rsteps, plan.no_saved = steps, rsteps, no_saved
-        plan.abuf, plan.n_adj = abuf, n_adj
-        plan.input_abufs = [abuf.get(s) for s in range(self.n_inputs)]
-        return plan
+        rp = ReversePlan()
+        rp.rsteps, rp.no_saved, rp.abuf, rp.n_adj = rsteps, no_saved, abuf, n_adj
+        rp.input_abufs = [abuf.get(s) for s in range(self.n_inputs)]
+        self._plan.reverse[key] = rp  # a dict write: safe to race with another thread making the same plan
+        return rp
 
-    def _assign_adjoints(self, nbytes):
+    def _assign_adjoints(self, nbytes, wanted=None):
         """Adjoint buffers: a slot's adjoint lives from its first cotangent (its last reader, walking
         down) to the entry that computes it; inputs' adjoints live to the end."""
         alive = set(int(s) for s in self.outputs if self._differentiable(int(s)))
-        # slots an adjoint can reach: those on a path from a differentiable input to an output
-        reach = set(range(self.n_inputs))
+        # slots an adjoint can reach: those on a path from a wanted input to an output
+        reach = set(k for k in range(self.n_inputs) if wanted is None or wanted[k])
         for k in range(len(self.opcode)):
             if int(self.opcode[k]) not in (PLAIN_CODE, DRAW_CODE) and any(s in reach for s in self._entry_ins(k)):
                 reach.add(int(self.output[k]))
@@ -194,7 +209,7 @@ class Program:
             "inputs": self.n_inputs,
             "constants": len(self.consts),
             "buffers": count,
-            "adjoint_buffers": self._plan.n_adj,
+            "adjoint_buffers": self._reverse_plan().n_adj,
             "bytes_forward": int(peak),
             "bytes_reverse": int(saved_bytes + adj_peak),
             "saved_bytes": int(saved_bytes),
@@ -204,7 +219,7 @@ class Program:
         }
 
     def _adjoint_peak(self, nbytes) -> int:
-        abuf = self._plan.abuf
+        abuf = self._reverse_plan().abuf
         live = {s for s in (int(o) for o in self.outputs) if s in abuf}
         size = peak = sum(nbytes[s] for s in live)
         for k in range(len(self.opcode) - 1, -1, -1):
@@ -325,7 +340,7 @@ class Program:
     def _forward_for_reverse(self, arrays):
         return replay.run_forward(self._plan, arrays, keep_saved=True)
 
-    def _pullback(self, saved, cotangents):
+    def _pullback(self, saved, cotangents, wanted=None):
         seeds = {}
         for s, g in zip(self.outputs, cotangents):
             if g is None:
@@ -337,7 +352,7 @@ class Program:
                     f"{self.name} vjp: cotangent shape {g.shape} does not match the output's {self.shapes[s]}"
                 )
             seeds[s] = seeds[s] + g if s in seeds else g
-        return replay.run_reverse(self._plan, saved, seeds)
+        return replay.run_reverse(self._reverse_plan(wanted), saved, seeds)
 
     def vjp(self, *arrays):
         """(outputs, vjp_fn): `vjp_fn(cotangents)` returns a tuple of input cotangents (zeros where

@@ -83,6 +83,7 @@ def forward(plan, arrays, keep_saved: bool):
 
 
 def reverse(plan, saved, seeds):
+    # `plan` is a program's ReversePlan (the adjoint buffers for one set of wanted inputs)
     """Cotangents of the inputs (None where unreached) from `seeds` (slot -> cotangent)."""
     adj = [None] * plan.n_adj
     abuf = plan.abuf
@@ -90,7 +91,7 @@ def reverse(plan, saved, seeds):
         b = abuf.get(s)
         if b is not None and g is not None:
             adj[b] = g if adj[b] is None else adj[b] + g
-    for i in range(len(plan.steps) - 1, -1, -1):
+    for i in range(len(plan.rsteps) - 1, -1, -1):
         ob, vjp, vjp_all, ins = plan.rsteps[i]
         if ob is None:
             continue
