@@ -249,6 +249,17 @@ def test_float_and_int_conversions_are_guards():
     }
 
 
+def test_an_index_computed_from_values_is_a_guard():
+    @tp.compile
+    def pick(x):
+        return x[tp.argmax(x)] * 2
+
+    for v in ([1.0, 3.0, 2.0], [4.0, 3.0, 2.0], [1.0, 5.0, 2.0]):
+        assert float(pick(np.array(v))) == 2 * max(v)
+    s = pick.stats()
+    assert (s["recordings"], s["replays"], s["guard_failures"]) == (2, 1, 1)
+
+
 def test_max_programs_then_eager_calls():
     calls = []
 

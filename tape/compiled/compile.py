@@ -62,6 +62,13 @@ class _Capture:
         store.keep.append(t)
 
     @staticmethod
+    def index(t):
+        """An index Tensor: an argument is replayed with its new value (`lower.InputRef`); one computed
+        from values is frozen into the entry's params, so its value becomes a guard."""
+        if not t.is_leaf:
+            _Capture.guard(t, t.array)
+
+    @staticmethod
     def plain(name, args, arrays, out, kw):
         store = _store()
         if store is None or not any(isinstance(a, Tensor) and a.requires_grad for a in args):
