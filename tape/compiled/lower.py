@@ -11,6 +11,7 @@ the forward pass walks the columns up and the reverse pass walks them down, as A
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import numpy as np
@@ -67,10 +68,13 @@ class CompileStore(SegmentStore):
 
     def record(self, d, args, arrays, out, params, src=None):
         t = SegmentStore.record(self, d, args, arrays, out, params, src)
-        consts = tuple(None if isinstance(a, Tensor) and a.requires_grad else x for a, x in zip(args, arrays))
-        if any(c is not None for c in consts):
-            self.consts[t._slot] = consts
-        self.outs[t._slot] = (np.shape(out), np.result_type(out))
+        for a in args:
+            if not (isinstance(a, Tensor) and a.requires_grad):  # a constant input: keep its value
+                self.consts[t._slot] = tuple(
+                    None if isinstance(a, Tensor) and a.requires_grad else x for a, x in zip(args, arrays)
+                )
+                break
+        self.outs[t._slot] = (out.shape, out.dtype) if type(out) is np.ndarray else (np.shape(out), np.result_type(out))
         return t
 
     def slot_of(self, t: Tensor) -> int:
@@ -270,6 +274,7 @@ def _params_of(params: dict, input_ids: dict) -> dict:
 # Liveness and buffers.
 
 
+@functools.cache
 def saves(code: int, nin: int) -> tuple:
     """(output saved, one flag per input saved): what this op's reverse rules read."""
     d = op_of(code)

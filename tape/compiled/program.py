@@ -10,6 +10,7 @@ built, before anything runs.
 from __future__ import annotations
 
 import json
+import math
 import zipfile
 
 import numpy as np
@@ -60,6 +61,10 @@ class Program:
         self.n_inputs, self.outputs, self.guards = lo.n_inputs, lo.outputs, list(lo.guards)
         self.name = name
         self.single = single  # one output, returned as is rather than in a tuple
+        # Python views of the columns, for building the plans (numpy scalars are slow to index one by one)
+        self._out_list, self._op_list = self.output.tolist(), self.opcode.tolist()
+        self._ins_lists = [row[:k] for row, k in zip(self.ins.tolist(), self.nin.tolist())]
+        self._sizes = [math.prod(sh) * dt.itemsize for sh, dt in zip(self.shapes, self.dtypes)]
         self._plan = self._make_plan()
         self._stats = self._compute_stats()
 
@@ -73,19 +78,19 @@ class Program:
         return self.n_inputs + len(self.consts)
 
     def _nbytes(self, s) -> int:
-        return int(np.prod(self.shapes[s], dtype=np.int64)) * self.dtypes[s].itemsize
+        return self._sizes[s]
 
     def _entry_ins(self, k):
-        return [int(s) for s in self.ins[k, : self.nin[k]]]
+        return self._ins_lists[k]
 
     def _differentiable(self, s) -> bool:
         return (s < self.n_inputs or s >= self._base) and self.dtypes[s].kind == "f"
 
     def _make_plan(self) -> Plan:
         n, base = len(self.opcode), self._base
-        nbytes = [self._nbytes(s) for s in range(self.n_slots)]
+        nbytes = self._sizes
         # Value buffers: inputs and constants each keep their own; entries reuse freed ones.
-        order = [(int(self.output[k]), self._entry_ins(k)) for k in range(n)]
+        order = [(self._out_list[k], self._entry_ins(k)) for k in range(n)]
         pinned = set(int(s) for s in self.outputs) | {s for s, _ in self.guards}
         vbuf, count, _ = assign_buffers([(s, ()) for s in range(base)] + order, nbytes, pinned | set(range(base)))
         plan = Plan()
@@ -101,7 +106,7 @@ class Program:
                 guards_at.setdefault(s - base, []).append(v)
         steps = []
         for k in range(n):
-            code = int(self.opcode[k])
+            code = self._op_list[k]
             d = op_of(code)
             ins = self._entry_ins(k)
             params = self.params[k]
@@ -110,7 +115,7 @@ class Program:
                     d.forward,
                     code,
                     tuple(vbuf[s] for s in ins),
-                    vbuf[int(self.output[k])],
+                    vbuf[self._out_list[k]],
                     params,
                     replay._holds_input_ref(params),
                     guards_at.get(k),
@@ -131,18 +136,19 @@ class Program:
         rp = self._plan.reverse.get(key)
         if rp is not None:
             return rp
-        nbytes = [self._nbytes(s) for s in range(self.n_slots)]
+        nbytes = self._sizes
         abuf, n_adj = self._assign_adjoints(nbytes, key)
         rsteps, no_saved = [], []
         for k in range(len(self.opcode)):
-            code = int(self.opcode[k])
+            code = self._op_list[k]
             d = op_of(code)
             ins = self._entry_ins(k)
-            out = int(self.output[k])
+            out = self._out_list[k]
             no_saved.append((None,) * (1 + len(ins)))
             differentiable = code not in (PLAIN_CODE, DRAW_CODE) and out in abuf
             rins = tuple((abuf.get(s) if differentiable else None, (self.shapes[s], self.dtypes[s])) for s in ins)
-            rsteps.append((abuf.get(out) if differentiable else None, d.vjp, d.vjp_all, rins))
+            kins = tuple(0 if b is not None else -1 for b, _ in rins)  # what kernel_vjp reads: wanted or not
+            rsteps.append((abuf.get(out) if differentiable else None, d, rins, kins))
         rp = ReversePlan()
         rp.rsteps, rp.no_saved, rp.abuf, rp.n_adj = rsteps, no_saved, abuf, n_adj
         rp.input_abufs = [abuf.get(s) for s in range(self.n_inputs)]
@@ -156,8 +162,8 @@ class Program:
         # slots an adjoint can reach: those on a path from a wanted input to an output
         reach = set(k for k in range(self.n_inputs) if wanted is None or wanted[k])
         for k in range(len(self.opcode)):
-            if int(self.opcode[k]) not in (PLAIN_CODE, DRAW_CODE) and any(s in reach for s in self._entry_ins(k)):
-                reach.add(int(self.output[k]))
+            if self._op_list[k] not in (PLAIN_CODE, DRAW_CODE) and any(s in reach for s in self._entry_ins(k)):
+                reach.add(self._out_list[k])
         buf, free, count = {}, {}, 0
 
         def take(s):
@@ -172,8 +178,8 @@ class Program:
         for s in sorted(alive & reach):
             take(s)
         for k in range(len(self.opcode) - 1, -1, -1):
-            out = int(self.output[k])
-            if out not in buf or int(self.opcode[k]) in (PLAIN_CODE, DRAW_CODE):
+            out = self._out_list[k]
+            if out not in buf or self._op_list[k] in (PLAIN_CODE, DRAW_CODE):
                 continue
             for s in self._entry_ins(k):
                 if s not in buf and s in reach and self._differentiable(s):
@@ -185,20 +191,20 @@ class Program:
     # -- statistics --------------------------------------------------------------------------
     def _compute_stats(self) -> dict:
         n, base = len(self.opcode), self._base
-        nbytes = [self._nbytes(s) for s in range(self.n_slots)]
-        order = [(s, ()) for s in range(base)] + [(int(self.output[k]), self._entry_ins(k)) for k in range(n)]
+        nbytes = self._sizes
+        order = [(s, ()) for s in range(base)] + [(self._out_list[k], self._entry_ins(k)) for k in range(n)]
         pinned = set(int(s) for s in self.outputs) | set(range(base))
         _, count, peak = assign_buffers(order, nbytes, pinned)
         saved_bytes, flops, fallback = 0, 0, {}
         saved_slots = set()
         for k in range(n):
-            code = int(self.opcode[k])
+            code = self._op_list[k]
             ins = self._entry_ins(k)
             out_saved, in_saved = saves(code, len(ins))
             if out_saved:
-                saved_slots.add(int(self.output[k]))
+                saved_slots.add(self._out_list[k])
             saved_slots.update(s for s, f in zip(ins, in_saved) if f)
-            flops += _flops(code, [self.shapes[s] for s in ins], self.shapes[int(self.output[k])])
+            flops += _flops(code, [self.shapes[s] for s in ins], self.shapes[self._out_list[k]])
             name = self._op_name(k)
             fallback[name] = fallback.get(name, 0) + 1
         saved_bytes = sum(nbytes[s] for s in saved_slots if s >= self.n_inputs)
@@ -223,7 +229,7 @@ class Program:
         live = {s for s in (int(o) for o in self.outputs) if s in abuf}
         size = peak = sum(nbytes[s] for s in live)
         for k in range(len(self.opcode) - 1, -1, -1):
-            out = int(self.output[k])
+            out = self._out_list[k]
             if out not in live:
                 continue
             for s in self._entry_ins(k):
@@ -271,7 +277,7 @@ class Program:
         return out
 
     def _op_name(self, k) -> str:
-        code = int(self.opcode[k])
+        code = self._op_list[k]
         if code == PLAIN_CODE:
             return self.params[k]["fn"]
         if code == DRAW_CODE:
@@ -288,7 +294,7 @@ class Program:
                 lines.append(f"guard {type(v).__name__}({self._label(s)}) == {v!r}")
         for k in range(len(self.opcode)):
             args = ", ".join(self._label(s) for s in self._entry_ins(k))
-            out = int(self.output[k])
+            out = self._out_list[k]
             lines.append(f"{self._label(out)} = {self._op_name(k)}({args})")
             for v in guards.get(out, ()):
                 lines.append(f"guard {type(v).__name__}({self._label(out)}) == {v!r}")
@@ -388,7 +394,7 @@ class Program:
         """Write the program to one `.npz` file (no pickled objects); read it with `tp.load_program`."""
         arrays = {}
         for k in range(len(self.opcode)):
-            code = int(self.opcode[k])
+            code = self._op_list[k]
             if code >= 1000:
                 raise ValueError(
                     f"save: entry {k} is {op_of(code).name!r}, a custom primitive or checkpoint, whose rules are "
@@ -531,12 +537,12 @@ _MATMUL_CODES = {70, 71, 72}
 def _flops(code, in_shapes, out_shape) -> int:
     """An estimate: one per output element for elementwise ops, per input element for reductions,
     2·m·n·k for products."""
-    size = int(np.prod(out_shape, dtype=np.int64))
+    size = math.prod(out_shape)
     if code in _MATMUL_CODES and in_shapes:
         k = in_shapes[0][-1] if in_shapes[0] else 1
         return 2 * size * int(k)
     if 50 <= code < 70 and in_shapes:
-        return int(np.prod(in_shapes[0], dtype=np.int64))
+        return math.prod(in_shapes[0])
     if 90 <= code < 110 or code in (PLAIN_CODE, DRAW_CODE):
         return 0
     return size

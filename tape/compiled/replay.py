@@ -83,16 +83,22 @@ def forward(plan, arrays, keep_saved: bool):
 
 
 def reverse(plan, saved, seeds):
-    # `plan` is a program's ReversePlan (the adjoint buffers for one set of wanted inputs)
-    """Cotangents of the inputs (None where unreached) from `seeds` (slot -> cotangent)."""
+    """Cotangents of the inputs (None where unreached) from `seeds` (slot -> cotangent).
+
+    `plan` is a program's ReversePlan: the adjoint buffers for one set of wanted inputs. A backend's
+    fused kernel (`OpDef.kernel_vjp`) is used where the op has one, as the eager sweep does. An
+    adjoint this pass allocated itself (a sum) is accumulated into in place; any other (a rule may
+    return `g` itself, or a view) is never written into.
+    """
     adj = [None] * plan.n_adj
+    owned = [False] * plan.n_adj
     abuf = plan.abuf
     for s, g in seeds.items():
         b = abuf.get(s)
         if b is not None and g is not None:
             adj[b] = g if adj[b] is None else adj[b] + g
     for i in range(len(plan.rsteps) - 1, -1, -1):
-        ob, vjp, vjp_all, ins = plan.rsteps[i]
+        ob, d, ins, kins = plan.rsteps[i]
         if ob is None:
             continue
         g = adj[ob]
@@ -101,7 +107,12 @@ def reverse(plan, saved, seeds):
         adj[ob] = None
         sv, params = saved[i]
         sv = sv or plan.no_saved[i]
-        cts = vjp_all(g, *sv, **params) if vjp_all is not None else None
+        cts = None
+        if d.kernel_vjp is not None and type(g) is np.ndarray:
+            cts = d.kernel_vjp(g, sv, kins)
+        if cts is None and d.vjp_all is not None:
+            cts = d.vjp_all(g, *sv, **params)
+        vjp = d.vjp
         for j, (b, meta) in enumerate(ins):
             if b is None:
                 continue
@@ -117,7 +128,14 @@ def reverse(plan, saved, seeds):
             if ct.shape != meta[0] or ct.dtype != meta[1]:
                 ct = fit(ct, meta)
             prev = adj[b]
-            adj[b] = ct if prev is None else prev + ct
+            if prev is None:
+                adj[b] = ct
+                owned[b] = False  # the buffer may have held an owned adjoint of another slot before
+            elif owned[b]:
+                prev += ct
+            else:
+                adj[b] = prev + ct
+                owned[b] = type(adj[b]) is np.ndarray
     return [adj[b] if b is not None else None for b in plan.input_abufs]
 
 
