@@ -37,7 +37,7 @@ def _reduced_shape(shape, axis) -> tuple:
 
 def stop_gradient(x):
     """The same values without history (``x.detach()``)."""
-    return _new_tensor(_arr(x))
+    return x.detach() if isinstance(x, Tensor) else _new_tensor(_arr(x))
 
 
 # -- elementwise --------------------------------------------------------------------------------
@@ -269,6 +269,7 @@ def _max_shift(a, axis=None):
 
 
 max_shift = _plain(_max_shift, "max_shift")
+PLAIN["stop_gradient"] = lambda a: a  # what `detach` records inside a compiled function
 equal = _plain(np.equal, "equal")
 not_equal = _plain(np.not_equal, "not_equal")
 less = _plain(np.less, "less")

@@ -167,6 +167,10 @@ class Tensor:
 
     def detach(self) -> Tensor:
         """The same values (shared array), without history."""
+        if _capture is not None and self._rg:  # a compiled function's recording: an entry, not a constant
+            t = _capture.plain("stop_gradient", (self,), [self.array], self.array, {})
+            if t is not None:
+                return t
         return _new_tensor(self.array)
 
     # -- gradients ----------------------------------------------------------------------------

@@ -260,6 +260,19 @@ def test_an_index_computed_from_values_is_a_guard():
     assert (s["recordings"], s["replays"], s["guard_failures"]) == (2, 1, 1)
 
 
+def test_detach_inside_is_an_entry_that_stops_the_gradient():
+    @tp.compile
+    def f(x):
+        return tp.sum(x * x.detach())  # the gradient is x, not 2x
+
+    x = np.array([1.0, 2.0])
+    f(x)
+    for v in (x, 3 * x):
+        assert float(f(v)) == float(np.sum(v * v))
+        np.testing.assert_array_equal(tp.grad(f)(v), v)
+    assert f.stats()["recordings"] == 1
+
+
 def test_max_programs_then_eager_calls():
     calls = []
 
