@@ -17,6 +17,7 @@ import numpy as np
 
 from ..tape import Entry
 from . import replay
+from .kernels import ScalarKernel
 from .lower import DRAW_CODE, PLAIN_CODE, InputRef, assign_buffers, op_of, saves
 
 FORMAT = "tape-program/1"
@@ -25,13 +26,13 @@ FORMAT = "tape-program/1"
 class Plan:
     """What a forward replay walks: one precomputed step per entry, and the value buffer map."""
 
-    __slots__ = ("steps", "n_buffers", "const_bufs", "input_guards", "vbuf", "reverse")
+    __slots__ = ("steps", "n_buffers", "const_bufs", "input_guards", "vbuf", "reverse", "kernel")
 
 
 class ReversePlan:
     """What a reverse replay walks, for one set of wanted inputs: adjoint buffers and rules per entry."""
 
-    __slots__ = ("rsteps", "no_saved", "abuf", "n_adj", "input_abufs")
+    __slots__ = ("rsteps", "no_saved", "abuf", "n_adj", "input_abufs", "want")
 
 
 class Program:
@@ -124,6 +125,7 @@ class Program:
             )
         plan.steps = steps
         plan.reverse = {}
+        plan.kernel = ScalarKernel(self, plan) if ScalarKernel.covers(self) else None
         return plan
 
     def _reverse_plan(self, wanted=None):
@@ -152,6 +154,7 @@ class Program:
         rp = ReversePlan()
         rp.rsteps, rp.no_saved, rp.abuf, rp.n_adj = rsteps, no_saved, abuf, n_adj
         rp.input_abufs = [abuf.get(s) for s in range(self.n_inputs)]
+        rp.want = None  # the kernels' mask of abuf, made on first use
         self._plan.reverse[key] = rp  # a dict write: safe to race with another thread making the same plan
         return rp
 
@@ -221,7 +224,8 @@ class Program:
             "saved_bytes": int(saved_bytes),
             "flops": int(flops),
             "guards": len(self.guards),
-            "fallback_ops": dict(sorted(fallback.items())),
+            "kernel": "scalar" if self._plan.kernel is not None else None,
+            "fallback_ops": {} if self._plan.kernel is not None else dict(sorted(fallback.items())),
         }
 
     def _adjoint_peak(self, nbytes) -> int:
@@ -358,7 +362,7 @@ class Program:
                     f"{self.name} vjp: cotangent shape {g.shape} does not match the output's {self.shapes[s]}"
                 )
             seeds[s] = seeds[s] + g if s in seeds else g
-        return replay.run_reverse(self._reverse_plan(wanted), saved, seeds)
+        return replay.run_reverse(self._reverse_plan(wanted), saved, seeds, self._plan.kernel)
 
     def vjp(self, *arrays):
         """(outputs, vjp_fn): `vjp_fn(cotangents)` returns a tuple of input cotangents (zeros where

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import creation
+from .. import backends, creation
 from ..sweep import fit
 from .lower import DRAW_CODE, InputRef
 
@@ -140,10 +140,15 @@ def reverse(plan, saved, seeds):
 
 
 def run_forward(plan, arrays, keep_saved=False):
-    """The dispatch point of the forward pass."""
+    """The dispatch point of the forward pass: a Numba kernel where one covers the program (and the
+    backend is "numba"), else the Python replay above. Returns (value buffers, what the reverse needs)."""
+    if plan.kernel is not None and backends.get_backend() == "numba":
+        return plan.kernel.forward(arrays, keep_saved)
     return forward(plan, arrays, keep_saved)
 
 
-def run_reverse(plan, saved, seeds):
-    """The dispatch point of the reverse pass."""
+def run_reverse(plan, saved, seeds, kernel=None):
+    """The dispatch point of the reverse pass (`saved` says which forward ran)."""
+    if kernel is not None and isinstance(saved, np.ndarray):
+        return kernel.reverse(plan, saved, seeds)
     return reverse(plan, saved, seeds)
