@@ -626,6 +626,17 @@ def test_compiled_step_inside_checkpoint_and_checkpoint_loop():
     assert stats.step_calls == 20 + 45
 
 
+def test_forward_mode_runs_the_function_eagerly():
+    cf = tp.compile(lambda x: tp.sin(x) * x)
+    x, t = np.array([0.3, 1.2]), np.array([1.0, -2.0])
+    cf(x)
+    _, tangent = tp.jvp(cf, (x,), (t,))
+    _assert_close(tangent, (np.cos(x) * x + np.sin(x)) * t, 1e-14)
+    _assert_close(tp.jacfwd(cf)(x), np.diag(np.cos(x) * x + np.sin(x)), 1e-14)
+    s = cf.stats()
+    assert s["recordings"] == 1 and s["replays"] == 0 and s["eager_calls"] == s["calls"] - 1
+
+
 def test_a_compiled_function_called_inside_another_is_inlined():
     inner_calls = []
 

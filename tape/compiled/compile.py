@@ -225,6 +225,9 @@ class CompiledFunction:
         if _store() is not None:  # inside another compiled function's recording: inline
             return self.fn(*args, **kwargs)
         self._count("calls")
+        if state().dual_depth:  # forward mode (tp.jvp, jacfwd) carries tangents a program does not: run fn
+            self._count("eager_calls")
+            return self.fn(*args, **kwargs)
         dyn, sig, rebuild = self._split(args, kwargs)
         with self._lock:
             paths = list(self._cache.get(sig, ()))
