@@ -110,7 +110,7 @@ def _end():
 
 
 class _Compiled:
-    __slots__ = ("program", "externals", "out_tree", "out_spec", "float_outs")
+    __slots__ = ("program", "externals", "out_tree", "out_spec", "float_outs", "one_tensor", "layout")
 
 
 class _Call:
@@ -187,26 +187,25 @@ class CompiledFunction:
     def _split(self, args, kwargs):
         """(dynamic leaves, signature, rebuild): the array leaves, the cache key, and a function
         that puts new leaves back into (args, kwargs)."""
+        if not kwargs and not self.static_argnums:
+            # the common call, f(x, W, ...) on Tensors and arrays: no tree to walk (a step in a
+            # checkpointed loop is called thousands of times)
+            key = tuple(_leaf_key(a) for a in args)
+            if None not in key:
+                return list(args), ("flat", key), lambda new: (list(new), {})
         static = tuple((i, _hashable(args[i])) for i in self.static_argnums if -len(args) <= i < len(args))
         static_pos = {i % len(args) for i, _ in static} if args else set()
         dyn_args = [a for i, a in enumerate(args) if i not in static_pos]
         leaves, tree = flatten((dyn_args, kwargs))
         dyn, keys, where = [], [], []
         for k, v in enumerate(leaves):
-            if isinstance(v, Tensor):
+            key = _leaf_key(v)
+            if key is not None:
                 dyn.append(v)
-                keys.append(("A", v.shape, v.dtype.str))
-                where.append(k)
-            elif isinstance(v, (np.ndarray, np.generic)):
-                dyn.append(v)
-                keys.append(("A", np.shape(v), v.dtype.str))
-                where.append(k)
-            elif isinstance(v, float):
-                dyn.append(v)
-                keys.append(("f",))
+                keys.append(key)
                 where.append(k)
             else:
-                keys.append(("S", _hashable(v)))
+                keys.append(("static", _hashable(v)))
         sig = (tree, static, tuple(keys))
 
         def rebuild(new):
@@ -310,6 +309,8 @@ class CompiledFunction:
         c.externals = ext
         c.out_tree = out_tree
         c.out_spec = spec
+        c.layout = None
+        c.one_tensor = (int(c.program.outputs[0]),) if out_tree.kind is None and spec == [0] else None
         c.float_outs = [k for k, s in enumerate(c.program.outputs) if c.program.dtypes[int(s)].kind == "f"]
         # fn's own result, without the private history (values as an eager call gives them)
         result = out_tree.unflatten([_detached(v) for v in out_leaves])
@@ -318,11 +319,15 @@ class CompiledFunction:
 
     def _replay(self, c, dyn, args, kwargs, rng=None):
         prog = c.program
-        arrays = [_array_of(x) for x in dyn] + [e.array for e in c.externals]
+        arrays = [x.array if type(x) is Tensor else _array_of(x) for x in dyn]
+        if c.externals:
+            arrays += [e.array for e in c.externals]
         if rng is not None:  # the first call of a composed path: draw what the recording drew
             set_rng_state(rng)
         if not self._composing(c, dyn):
             vals, _ = replay.run_forward(prog._plan, arrays)
+            if c.one_tensor:  # fn returned one Tensor: the common case, without rebuilding a tree
+                return _new_tensor(vals[prog._plan.vbuf[c.one_tensor[0]]])
             outs = prog._outputs(vals)
             outs = (outs,) if prog.single else outs
             return c.out_tree.unflatten([_wrap(outs[s]) if isinstance(s, int) else s[1] for s in c.out_spec])
@@ -334,13 +339,31 @@ class CompiledFunction:
         call.inputs = tuple(dyn) + tuple(c.externals)
         results = [_wrap(o) for o in outs]
         if c.float_outs:
-            call.layout = Layout([outs[k] for k in c.float_outs])
+            if c.layout is None:  # the same shapes at every call of a program
+                c.layout = Layout([outs[k] for k in c.float_outs])
+            call.layout = c.layout
             call.packed = call.layout.pack([outs[k] for k in c.float_outs])
             entry_inputs = tuple(x if isinstance(x, Tensor) else _array_of(x) for x in call.inputs)
             packed = apply(self._op, entry_inputs, {"call": call})
             for k, part in zip(c.float_outs, call.layout.unpack_tensors(packed)):
                 results[k] = part
         return c.out_tree.unflatten([results[s] if isinstance(s, int) else s[1] for s in c.out_spec])
+
+
+_F8 = np.dtype(np.float64)
+
+
+def _leaf_key(v):
+    """(shape, dtype) of an argument that is an input of the program, None for a static one.
+
+    Tensors, arrays and NumPy scalars are inputs; so are Python floats (as float64 scalars, the
+    same signature as a 0-d float64 Tensor, which is what `tp.grad` hands the function).
+    """
+    if type(v) is Tensor or isinstance(v, (np.ndarray, np.generic, Tensor)):
+        return (v.shape, v.dtype)
+    if type(v) is float:
+        return ((), _F8)
+    return None
 
 
 def _array_of(x):
