@@ -67,7 +67,7 @@ class Program:
         self._ins_lists = [row[:k] for row, k in zip(self.ins.tolist(), self.nin.tolist())]
         self._sizes = [math.prod(sh) * dt.itemsize for sh, dt in zip(self.shapes, self.dtypes)]
         self._plan = self._make_plan()
-        self._stats = self._compute_stats()
+        self._stats = None  # computed from the columns on first request (nothing needs to run)
 
     # -- what the columns mean ---------------------------------------------------------------
     @property
@@ -250,6 +250,8 @@ class Program:
         `bytes_forward`/`bytes_reverse` (peak bytes each pass holds), `saved_bytes` (values kept for
         the reverse pass), `flops` (forward, estimated), `fallback_ops` (op name -> entries that
         replay through the op table's Python rules rather than a kernel)."""
+        if self._stats is None:
+            self._stats = self._compute_stats()
         return dict(self._stats, fallback_ops=dict(self._stats["fallback_ops"]))
 
     # -- looking at it -----------------------------------------------------------------------
