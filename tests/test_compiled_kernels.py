@@ -18,6 +18,16 @@ SCALAR_CASES = [
     for c in all_cases()
     if c.code in SCALAR_OPS and all(np.ndim(a) == 0 and np.asarray(a).dtype == np.float64 for a in c.args)
 ]
+# Elementwise cases on arrays of one shape (a scalar operand broadcast): what the flat kernel covers.
+FLAT_CASES = [
+    c
+    for c in all_cases()
+    if c.code in SCALAR_OPS
+    and c not in SCALAR_CASES
+    and len({np.shape(a) for a in c.args if np.ndim(a)}) == 1
+    and all(np.asarray(a).dtype == np.float64 for a in c.args)
+    and (c.code != int(tp.ops.Op.SUM) or c.id.endswith("None"))
+]
 
 
 @pytest.fixture
@@ -57,6 +67,32 @@ def test_scalar_kernel_matches_the_python_replay_and_eager(case, backend):
     for a, x in zip(kg, xs):
         want = x.grad.numpy() if x.grad is not None else 0.0
         np.testing.assert_allclose(a, want, rtol=1e-14)
+
+
+@pytest.mark.parametrize("case", FLAT_CASES, ids=[c.id for c in FLAT_CASES])
+def test_elementwise_kernel_matches_the_python_replay_and_eager(case, backend):
+    p = tp.compile(case.fn).program(*case.args)
+    assert p.stats()["kernel"] == "elementwise" and p.stats()["fallback_ops"] == {}
+    out_shape = np.shape(case.fn(*[tp.tensor(a) for a in case.args]).array)
+    ct = np.full(out_shape, 1.5)
+    got = []
+    for name in ("numba", "numpy"):
+        backend(name)
+        value, vjp_fn = p.vjp(*case.args)
+        got.append((value, vjp_fn(ct)))
+    (kv, kg), (pv, pg) = got
+    np.testing.assert_allclose(kv, pv, rtol=1e-14)
+    for a, b, x in zip(kg, pg, case.args):
+        assert a.shape == np.shape(x)
+        np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-300)
+
+
+def test_programs_the_kernels_do_not_cover_replay_in_python():
+    cf = tp.compile(lambda a, b: tp.sum(tp.tanh(a @ b) * 2.0, axis=0))
+    s = cf.program(np.ones((2, 3)), np.ones((3, 4))).stats()
+    assert s["kernel"] is None and s["fallback_ops"] == {"matmul": 1, "mul": 1, "sum": 1, "tanh": 1}
+    s = tp.compile(lambda a, b: a * b).program(np.ones((2, 1)), np.ones((1, 3))).stats()  # broadcasting
+    assert s["kernel"] is None
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..tape import Entry
 from . import replay
-from .kernels import ScalarKernel
+from .kernels import FlatKernel
 from .lower import DRAW_CODE, PLAIN_CODE, InputRef, assign_buffers, op_of, saves
 
 FORMAT = "tape-program/1"
@@ -125,7 +125,7 @@ class Program:
             )
         plan.steps = steps
         plan.reverse = {}
-        plan.kernel = ScalarKernel(self, plan) if ScalarKernel.covers(self) else None
+        plan.kernel = FlatKernel(self, plan) if FlatKernel.covers(self) else None
         return plan
 
     def _reverse_plan(self, wanted=None):
@@ -224,7 +224,8 @@ class Program:
             "saved_bytes": int(saved_bytes),
             "flops": int(flops),
             "guards": len(self.guards),
-            "kernel": "scalar" if self._plan.kernel is not None else None,
+            "kernel": self._plan.kernel.kind if self._plan.kernel is not None else None,
+            "arena_bytes": self._plan.kernel.template.nbytes if self._plan.kernel is not None else 0,
             "fallback_ops": {} if self._plan.kernel is not None else dict(sorted(fallback.items())),
         }
 
