@@ -136,8 +136,11 @@ class _Call:
     def reverse_differentiably(self, g):
         out = self.cf.fn(*self.args, **self.kwargs)
         leaves, _ = flatten(out)
-        positions = [i for i, spec in enumerate(self.compiled.out_spec) if isinstance(spec, int)]
-        outputs = [leaves[i] for i in positions if self.compiled.out_spec[i] in self.compiled.float_outs]
+        by_output = {}  # program output -> the Tensor fn returned for it (the first, if returned twice)
+        for leaf, spec in zip(leaves, self.compiled.out_spec):
+            if isinstance(spec, int):
+                by_output.setdefault(spec, leaf)
+        outputs = [by_output[k] for k in self.compiled.float_outs]
         tracked = [x for x in self.inputs if isinstance(x, Tensor) and x.requires_grad]
         got = iter(pull_back_differentiably(outputs, self.layout.unpack_tensors(g), tracked))
         return tuple(next(got) if isinstance(x, Tensor) and x.requires_grad else None for x in self.inputs)
