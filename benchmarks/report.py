@@ -13,12 +13,20 @@ from . import workloads
 
 ENGINE_TITLES = {
     "tape": "tape",
+    "tape-compiled": "tape (compiled)",
     "torch": "PyTorch",
     "autograd": "HIPS autograd",
     "jax": "JAX",
     "numpy": "NumPy, hand-written",
 }
-ENGINE_COLOURS = {"tape": "#d62728", "torch": "#ee7f2d", "autograd": "#2ca02c", "jax": "#1f77b4", "numpy": "#7f7f7f"}
+ENGINE_COLOURS = {
+    "tape": "#d62728",
+    "tape-compiled": "#9467bd",
+    "torch": "#ee7f2d",
+    "autograd": "#2ca02c",
+    "jax": "#1f77b4",
+    "numpy": "#7f7f7f",
+}
 MIB = 2**20
 
 

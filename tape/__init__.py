@@ -17,6 +17,7 @@ from numpy import bool_, float16, float32, float64, int32, int64  # noqa: F401  
 from . import linalg, methods  # noqa: F401  (methods binds Tensor's operators and methods)
 from .backends import get_backend, initial_backend, set_backend  # noqa: F401
 from .checkpointing import CheckpointStats, checkpoint, checkpoint_loop, checkpoint_while  # noqa: F401
+from .compiled import Program, compile, load_program  # noqa: F401, A004
 from .creation import (  # noqa: F401
     arange,
     empty,

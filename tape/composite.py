@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import tensor as _tensor
 from .ops import (
     abs,
     concatenate,
@@ -55,7 +56,7 @@ def _reduced_shape(shape, axis) -> tuple:
 @exported()
 def stop_gradient(x):
     """The same values without history (``x.detach()``)."""
-    return _new_tensor(_arr(x))
+    return x.detach() if isinstance(x, Tensor) else _new_tensor(_arr(x))
 
 
 # -- elementwise --------------------------------------------------------------------------------
@@ -74,7 +75,7 @@ def sigmoid(x):
 @exported()
 def relu(x):
     """max(x, 0), with gradient 0 at 0 (as PyTorch)."""
-    return where(_arr(x) > 0, x, 0.0)
+    return where(greater(x, 0), x, 0.0)
 
 
 @exported()
@@ -90,9 +91,9 @@ def clip(x, a_min=None, a_max=None, *, min=None, max=None):  # noqa: A002 (NumPy
     a_max = max if a_max is None else a_max
     out = x
     if a_min is not None:
-        out = where(_arr(out) < _arr(a_min), a_min, out)
+        out = where(less(out, a_min), a_min, out)
     if a_max is not None:
-        out = where(_arr(out) > _arr(a_max), a_max, out)
+        out = where(greater(out, a_max), a_max, out)
     return out
 
 
@@ -132,8 +133,7 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False):
     """
     if b is not None or return_sign:
         raise NotImplementedError("logsumexp: the b= and return_sign= arguments are not supported")
-    m = np.max(_arr(a), axis=axis, keepdims=True)
-    m = np.where(np.isfinite(m), m, 0.0)  # all -inf (or inf) slices: shift by 0 instead of nan
+    m = max_shift(a, axis=axis)
     out = log(sum(exp(a - m), axis=axis, keepdims=True)) + m
     if not keepdims:
         out = reshape(out, _reduced_shape(_shape(a), axis))
@@ -143,7 +143,7 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False):
 @exported()
 def softmax(x, axis=-1):
     """e**x / sum(e**x) along `axis` (max-shifted for stability)."""
-    m = np.max(_arr(x), axis=axis, keepdims=True)
+    m = max_shift(x, axis=axis)
     e = exp(x - m)
     return e / sum(e, axis=axis, keepdims=True)
 
@@ -284,15 +284,35 @@ def flip(x, axis=None):
 
 
 # -- results without history --------------------------------------------------------------------
-def _plain(fn, name, method=False, dispatch=True):
+#: The functions behind the results without history, by name (a compiled program replays them).
+PLAIN: dict = {}
+
+
+def _plain(fn, name, method=False, dispatch=True, public=True):
     def op(*args, **kw):
-        return _new_tensor(_as_array(fn(*[_arr(a) for a in args], **kw)))
+        arrays = [_arr(a) for a in args]
+        out = _as_array(fn(*arrays, **kw))
+        if _tensor._capture is not None:  # a compiled function is being recorded: the value is an entry
+            t = _tensor._capture.plain(name, args, arrays, out, kw)
+            if t is not None:
+                return t
+        return _new_tensor(out)
+
+    PLAIN[name] = fn
 
     op.__name__ = op.__qualname__ = name
     op.__doc__ = f"np.{fn.__name__}; the result is a Tensor without history."
-    return export(op, numpy=fn if dispatch else None, method=method)
+    return export(op, numpy=fn if dispatch else None, method=method) if public else op
 
 
+def _max_shift(a, axis=None):
+    """The max along `axis` (kept), 0 where it is not finite: the stabilising shift of softmax."""
+    m = np.max(a, axis=axis, keepdims=True)
+    return np.where(np.isfinite(m), m, 0.0)  # all -inf (or inf) slices: shift by 0 instead of nan
+
+
+max_shift = _plain(_max_shift, "max_shift", public=False)
+PLAIN["stop_gradient"] = lambda a: a  # what `detach` records inside a compiled function
 equal = _plain(np.equal, "equal")
 not_equal = _plain(np.not_equal, "not_equal")
 less = _plain(np.less, "less")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import devices
+from . import tensor as _tensor
 from .tensor import CONSTANT, TRACKED_LEAF, Tensor, _check_grad_dtype, _new_tensor
 
 _rng = np.random.default_rng()
@@ -54,9 +55,15 @@ def _finish(array, dtype, requires_grad, device, what):
     return t
 
 
-def _made(fn, name, doc):
+def _made(fn, name, doc, drawn=False):
     def factory(*shape, dtype=None, requires_grad=False, device=None):
-        return _finish(fn(_shape(shape), dtype), None, requires_grad, device, name)
+        shape = _shape(shape)
+        t = _finish(fn(shape, dtype), None, requires_grad, device, name)
+        if drawn and _tensor._capture is not None and not requires_grad:
+            # inside a compiled function's recording a draw is an entry, drawn anew at each replay
+            entry = _tensor._capture.draw(name, shape, t)
+            return t if entry is None else entry
+        return t
 
     factory.__name__ = factory.__qualname__ = name
     factory.__doc__ = doc
@@ -66,8 +73,14 @@ def _made(fn, name, doc):
 zeros = _made(lambda s, dt: np.zeros(s, dt), "zeros", "A tensor of zeros. ``tp.zeros(2, 3)`` or ``tp.zeros((2, 3))``.")
 ones = _made(lambda s, dt: np.ones(s, dt), "ones", "A tensor of ones.")
 empty = _made(lambda s, dt: np.empty(s, dt), "empty", "An uninitialised tensor.")
-rand = _made(lambda s, dt: _rng.random(s).astype(dt or np.float64), "rand", "Uniform samples on [0, 1).")
-randn = _made(lambda s, dt: _rng.standard_normal(s).astype(dt or np.float64), "randn", "Standard normal samples.")
+rand = _made(lambda s, dt: draw("rand", s, dt), "rand", "Uniform samples on [0, 1).", True)
+randn = _made(lambda s, dt: draw("randn", s, dt), "randn", "Standard normal samples.", True)
+
+
+def draw(kind: str, shape, dtype=None):
+    """`shape` samples from the package generator: "rand" uniform on [0, 1), "randn" standard normal."""
+    a = _rng.random(shape) if kind == "rand" else _rng.standard_normal(shape)
+    return a.astype(dtype or np.float64)
 
 
 def full(shape, fill_value, dtype=None, requires_grad=False, device=None):

@@ -21,6 +21,11 @@ from . import devices
 
 _FLOAT_KINDS = "f"
 
+#: Set by `tape.compiled` while some thread records a compiled function (else None, and the
+#: conversions below cost one global lookup): a recorded value turned into a Python bool, int or
+#: float there becomes a *guard* of the program (API §9). Nothing here knows what a program is.
+_capture = None
+
 
 class Role(IntEnum):
     """How a Tensor takes part in differentiation."""
@@ -116,30 +121,52 @@ class Tensor:
     # -- ways out -----------------------------------------------------------------------------
     def numpy(self) -> np.ndarray:
         """A host (NumPy) copy of the values, without history."""
-        return np.array(devices.to_host(self.array), copy=True)
+        a = np.array(devices.to_host(self.array), copy=True)
+        if _capture is not None and self._role:
+            _capture.guard(self, a)
+        return a
 
     def item(self):
-        return self.array.item()
+        v = self.array.item()
+        if _capture is not None and self._role:
+            _capture.guard(self, v)
+        return v
 
     def tolist(self):
         return self.array.tolist()
 
     def __bool__(self):
-        return bool(self.array)
+        v = bool(self.array)
+        if _capture is not None and self._role:
+            _capture.guard(self, v)
+        return v
 
     def __float__(self):
-        return float(self.array)
+        v = float(self.array)
+        if _capture is not None and self._role:
+            _capture.guard(self, v)
+        return v
 
     def __int__(self):
-        return int(self.array)
+        v = int(self.array)
+        if _capture is not None and self._role:
+            _capture.guard(self, v)
+        return v
 
     def __index__(self):
         if self.array.dtype.kind not in "iub":
             raise TypeError(f"only integer tensors can be used as an index, not {self.dtype}")
-        return int(self.array)
+        v = int(self.array)
+        if _capture is not None and self._role:
+            _capture.guard(self, v)
+        return v
 
     def detach(self) -> Tensor:
         """The same values (shared array), without history."""
+        if _capture is not None and self._role:  # a compiled function's recording: an entry, not a constant
+            t = _capture.plain("stop_gradient", (self,), [self.array], self.array, {})
+            if t is not None:
+                return t
         return _new_tensor(self.array)
 
     # -- gradients ----------------------------------------------------------------------------

@@ -36,10 +36,10 @@ from typing import Any
 import numpy as np
 
 #: Engines in the order the runner measures and the table lists them.
-ENGINE_NAMES = ("tape", "torch", "autograd", "jax", "numpy")
+ENGINE_NAMES = ("tape", "tape-compiled", "torch", "autograd", "jax", "numpy")
 
 #: Engines whose arrays are NumPy arrays, so `tracemalloc` sees every byte they allocate.
-TRACEMALLOC_ENGINES = frozenset({"tape", "autograd", "numpy"})
+TRACEMALLOC_ENGINES = frozenset({"tape", "tape-compiled", "autograd", "numpy"})
 
 
 class NotAvailable(Exception):
@@ -60,7 +60,7 @@ def load(name: str) -> ModuleType:
     """The engine module; ImportError (from the engine's own import) if its library is not installed."""
     if name not in ENGINE_NAMES:
         raise ValueError(f"unknown engine {name!r}; choose from {', '.join(ENGINE_NAMES)}")
-    return importlib.import_module(f"benchmarks.engines.{name}_engine")
+    return importlib.import_module(f"benchmarks.engines.{name.replace('-', '_')}_engine")
 
 
 def select(names: str | None) -> list[str]:

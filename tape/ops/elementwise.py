@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..tensor import Tensor
 from .registry import Op, Sample, defop
 
 
@@ -40,7 +41,10 @@ def _where_args(condition, x, y):
     >>> tp.where(tp.tensor([True, False]), 1.0, 2.0)
     tensor([1., 2.])
     """
-    return (getattr(condition, "array", condition), x, y), None
+    # A condition with history (only a compiled function's recording makes one: see composite.PLAIN)
+    # stays an input, so that a replay computes it anew; the op is not differentiable in it.
+    keep = isinstance(condition, Tensor) and condition.requires_grad
+    return (condition if keep else getattr(condition, "array", condition), x, y), None
 
 
 def _where_samples(rng):

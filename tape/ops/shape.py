@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import devices
+from .. import tensor as _tensor
 from ..tensor import Tensor, _new_tensor
 from .registry import Op, Sample, apply, call, defop, export
 
@@ -16,6 +17,9 @@ def _index_arrays(index):
     if isinstance(index, tuple):
         return tuple(_index_arrays(i) for i in index)
     if isinstance(index, Tensor):
+        if index.requires_grad and _tensor._capture is not None:
+            # a compiled function's recording: an index computed from values is a guard (see tape.compiled)
+            _tensor._capture.index(index)
         return index.array
     if isinstance(index, list):
         return np.asarray(index)

@@ -1,0 +1,322 @@
+"""Lowering: the rows of a recorded block -> a `Program`'s flat integer columns, and liveness.
+
+`read_rows` is the one function that reads the recording tape (its row layout, leaves and
+constants); everything else here works on the plain tuples it returns, so a change of the tape's
+layout is a change of that one function.
+
+Slots of a program are numbered densely: the inputs first (0 .. n_in-1), then the constant pool,
+then one slot per entry in recording order. An entry reads only slots numbered below its own, so
+the forward pass walks the columns up and the reverse pass walks them down, as ADOL-C's sweeps do.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import NamedTuple
+
+import numpy as np
+
+from ..checkpointing.segment import SegmentStore
+from ..composite import PLAIN
+from ..ops.registry import OPS, OpDef
+from ..tape import CONSTS, INS, LEAF, META, OP, PARAMS, SAVED, TRACE, VALUE
+from ..tensor import Tensor
+
+# Opcodes of the two kinds of entry a compiled function's recording adds beside the op table's:
+# a value computed without history (a comparison, argmax, the softmax shift) and a random draw.
+# Below 1000, so a program holding them can be saved; no gradient flows through either.
+PLAIN_CODE = 900
+DRAW_CODE = 901
+
+
+def _plain_forward(*arrays, fn, **kw):
+    return np.asarray(PLAIN[fn](*arrays, **kw))
+
+
+def _no_vjp(g, out, *inputs, **params):
+    return (None,) * len(inputs)
+
+
+PLAIN_OP = OpDef(PLAIN_CODE, "plain", _plain_forward, save="*", vjp_all=_no_vjp)
+DRAW_OP = OpDef(DRAW_CODE, "draw", None, save="", vjp_all=_no_vjp, nin=0)
+LOCAL_OPS = {PLAIN_CODE: PLAIN_OP, DRAW_CODE: DRAW_OP}
+
+
+def op_of(code: int) -> OpDef:
+    """The row of opcode `code` (the op table's, or one of the two above)."""
+    return LOCAL_OPS.get(code) or OPS[code]
+
+
+class CompileStore(SegmentStore):
+    """The private store a compiled function is recorded into.
+
+    As a checkpointed segment's store, it stands a proxy leaf in for every tracked tensor from
+    outside (the weights a loss closes over), which become inputs of the program. It also keeps
+    what the ordinary tape drops and a program needs: the constant inputs of every row, the
+    output's shape and dtype, the guards, and the random draws.
+    """
+
+    __slots__ = ("consts", "outs", "guards", "keep", "draws")
+
+    def __init__(self):
+        super().__init__()
+        self.consts: dict = {}  # slot -> constant inputs of its row (None where the input is tracked)
+        self.outs: dict = {}  # slot -> (shape, dtype) of its output
+        self.guards: list = []  # (slot, value seen)
+        self.keep: list = []  # tensors kept alive so their rows survive: guards' values, draws
+        self.draws: list = []  # slots of random draws (kept, even if nothing reads them)
+
+    def append(self, op, args, arrays, out, params, src=None):
+        t = SegmentStore.append(self, op, args, arrays, out, params, src)
+        for a in args:
+            if not (isinstance(a, Tensor) and a.requires_grad):  # a constant input: keep its value
+                self.consts[t._slot] = tuple(
+                    None if isinstance(a, Tensor) and a.requires_grad else x for a, x in zip(args, arrays)
+                )
+                break
+        self.outs[t._slot] = (out.shape, out.dtype) if type(out) is np.ndarray else (np.shape(out), np.result_type(out))
+        return t
+
+    def slot_of(self, t: Tensor) -> int:
+        """The slot of a tracked tensor on this store (a proxy stands in for one from outside)."""
+        t = self.local(t)
+        return t._slot if not t.is_leaf else self.leaf_slot(t)
+
+
+class Row(NamedTuple):
+    """One recorded operation, as plain values."""
+
+    slot: int
+    code: int
+    name: str
+    ins: tuple  # slots; -1 for a constant
+    params: dict
+    in_meta: tuple  # (shape, dtype) per input
+    out_meta: tuple  # (shape, dtype)
+    consts: tuple  # per input: the constant's value where ins[i] == -1
+
+
+def read_rows(store, first: int = 0, end: int | None = None):
+    """(rows, leaves) of `store` between slots `first` and `end`: the only reader of the tape.
+
+    `leaves` maps a leaf row's slot to its Tensor. On an ordinary store (`Tape.compile`) the
+    constants are recovered from what the row kept: its saved inputs, or a number in its metadata.
+    """
+    rows, leaves = [], dict(store.leaves)
+    compiled = isinstance(store, CompileStore)
+    for slot, row in list(store.entries.items()):
+        if row[OP] is LEAF:
+            continue
+        if slot < first or (end is not None and slot >= end):
+            continue
+        d, ins = row[OP], row[INS]
+        if compiled:
+            consts = store.consts.get(slot, (None,) * len(ins))
+            out_meta = store.outs[slot]
+        else:
+            consts = tuple(_recover_const(row, i) if s < 0 else None for i, s in enumerate(ins))
+            v = row[TRACE][VALUE]
+            out_meta = v if isinstance(v, tuple) else (np.shape(v), np.result_type(v))
+        in_meta = tuple(
+            m if s >= 0 else (np.shape(c), np.result_type(c))
+            for s, m, c in zip(ins, row[META] or (None,) * len(ins), consts)
+        )
+        rows.append(Row(slot, d.code, d.name, tuple(ins), dict(row[PARAMS] or {}), in_meta, out_meta, consts))
+    return rows, leaves
+
+
+def _recover_const(row, i):
+    shown = row[TRACE][CONSTS]  # the numbers among the constants, kept for the trace
+    if shown is not None and shown[i] is not None:
+        return shown[i]
+    saved = row[SAVED]
+    if saved is not None and saved[1 + i] is not None:
+        return saved[1 + i]
+    raise ValueError(
+        f"Tape.compile: entry {row[OP].name} reads a constant array that the tape did not keep; "
+        "record the computation with tp.compile(fn) instead, which keeps its constants"
+    )
+
+
+# ------------------------------------------------------------------------------------------------
+# Lowering to columns.
+
+
+class Lowered(NamedTuple):
+    opcode: np.ndarray  # int32[n]
+    ins: np.ndarray  # int32[n, k], -1 past an entry's inputs
+    nin: np.ndarray  # int32[n]
+    output: np.ndarray  # int32[n]
+    params: list  # one dict per entry
+    consts: list  # the constant pool: arrays and Python numbers
+    shapes: list  # per slot
+    dtypes: list  # per slot
+    n_inputs: int
+    outputs: np.ndarray  # int32: slots of the results
+    guards: list  # (slot, value)
+
+
+def lower(rows, input_slots, input_metas, output_slots, guards=(), roots=(), input_arrays=()) -> Lowered:
+    """Columns for the `rows` that `output_slots` (and the guards, and `roots`) depend on.
+
+    `input_slots` are the recording's slots of the program's inputs; an entry reading a slot that
+    is neither an input nor computed by an earlier row is an error. A param that *is* an input's
+    array (an integer label array used as an index) is replayed with that input's new value.
+    """
+    by_slot = {r.slot: r for r in rows}
+    need = set(output_slots) | {s for s, _ in guards} | set(roots)
+    keep = []
+    for r in reversed(rows):
+        if r.slot in need:
+            keep.append(r)
+            need.update(s for s in r.ins if s >= 0)
+    keep.reverse()
+    number = {s: k for k, s in enumerate(input_slots)}
+    n_in = len(input_slots)
+    consts, const_ids = [], {}
+    input_ids = {id(a): k for k, a in enumerate(input_arrays) if isinstance(a, np.ndarray)}
+    shapes = [tuple(m[0]) for m in input_metas]
+    dtypes = [np.dtype(m[1]) for m in input_metas]
+
+    def const_slot(v):
+        key = id(v)
+        if key not in const_ids:
+            const_ids[key] = len(consts)
+            consts.append(v)
+        return ("c", const_ids[key])
+
+    entries = []
+    for r in keep:
+        d = _lowerable(r)
+        ins = []
+        for i, s in enumerate(r.ins):
+            if s < 0:
+                ins.append(const_slot(r.consts[i]))
+                continue
+            if s not in number:
+                if s in by_slot:
+                    raise AssertionError("rows out of order")
+                raise ValueError(
+                    f"compile: entry {d.name} reads a value (shape {r.in_meta[i][0]}) that is neither an input "
+                    "nor computed in the recorded block; pass it in inputs="
+                )
+            ins.append(number[s])
+        entries.append((r, d, ins))
+        number[r.slot] = ("e", len(entries) - 1)
+    n_c = len(consts)
+    base = n_in + n_c
+
+    def final(x):
+        if isinstance(x, tuple):
+            return (n_in + x[1]) if x[0] == "c" else base + x[1]
+        return x
+
+    n = len(entries)
+    width = max((len(ins) for _, _, ins in entries), default=1) or 1
+    opcode = np.full(n, -1, np.int32)
+    ins_col = np.full((n, width), -1, np.int32)
+    nin = np.zeros(n, np.int32)
+    output = np.arange(base, base + n, dtype=np.int32)
+    params = []
+    for k, (r, _, ins) in enumerate(entries):
+        opcode[k] = r.code
+        nin[k] = len(ins)
+        ins_col[k, : len(ins)] = [final(x) for x in ins]
+        params.append(_params_of(r.params, input_ids))
+    for c in consts:
+        shapes.append(np.shape(c))
+        dtypes.append(np.result_type(c))
+    for r, _, _ in entries:
+        shapes.append(tuple(r.out_meta[0]))
+        dtypes.append(np.dtype(r.out_meta[1]))
+    outputs = np.array([final(number[s]) for s in output_slots], np.int32)
+    gs = [(final(number[s]), v) for s, v in guards]
+    return Lowered(opcode, ins_col, nin, output, params, consts, shapes, dtypes, n_in, outputs, gs)
+
+
+def _lowerable(r) -> OpDef:
+    """The row of `r`'s op, or a ValueError naming what cannot become a program entry."""
+    if "seg" in r.params or "run" in r.params:
+        raise ValueError(
+            f"compile: the recorded code calls tp.checkpoint or tp.checkpoint_loop ({r.name}), whose entries "
+            "re-run Python code and cannot be compiled; compile the function inside it instead"
+        )
+    if "call" in r.params:
+        raise ValueError(f"compile: {r.name} is a compiled call recorded on a tape; compile the caller instead")
+    try:
+        return op_of(r.code)
+    except KeyError:
+        raise ValueError(f"compile: {r.name} (opcode {r.code}) is not in the op table") from None
+
+
+class InputRef(NamedTuple):
+    """A param that is the value of program input `k` (an index array passed in as an argument)."""
+
+    k: int
+
+
+def _params_of(params: dict, input_ids: dict) -> dict:
+    if not input_ids:
+        return params
+
+    def sub(v):
+        if isinstance(v, np.ndarray) and id(v) in input_ids:
+            return InputRef(input_ids[id(v)])
+        if isinstance(v, tuple):
+            return tuple(sub(x) for x in v)
+        return v
+
+    return {k: sub(v) for k, v in params.items()}
+
+
+# ------------------------------------------------------------------------------------------------
+# Liveness and buffers.
+
+
+@functools.cache
+def saves(code: int, nin: int) -> tuple:
+    """(output saved, one flag per input saved): what this op's reverse rules read."""
+    d = op_of(code)
+    probe_out = object()
+    probe_in = [object() for _ in range(nin)]
+    saved = d.saved(probe_out, probe_in, tuple(range(nin)))  # every input tracked: the most it keeps
+    if saved is None:
+        return False, (False,) * nin
+    return saved[0] is probe_out, tuple(v is p for v, p in zip(saved[1:], probe_in))
+
+
+def assign_buffers(order, nbytes, pinned=()):
+    """Give each slot written in `order` a buffer, reusing one after its last reader (a stack).
+
+    `order` lists (slot written, slots read) per step; a slot's buffer is free after the last step
+    that reads it, unless it is `pinned` (kept to the end). Buffers are reused only for values of
+    the same byte size (the kernels write into them). Returns (slot -> buffer, number of buffers,
+    peak live bytes).
+    """
+    last = {}
+    for k, (_, rd) in enumerate(order):
+        for s in rd:
+            last[s] = k
+    free: dict = {}
+    buf = {}
+    count = 0
+    live = peak = 0
+    pinned = set(pinned)
+    for k, (w, rd) in enumerate(order):
+        size = nbytes[w]
+        pool = free.get(size)
+        if pool:
+            buf[w] = pool.pop()
+        else:
+            buf[w] = count
+            count += 1
+        live += size
+        peak = max(peak, live)
+        if w not in last and w not in pinned:  # written, never read: free at once
+            free.setdefault(size, []).append(buf[w])
+            live -= size
+        for s in set(rd):
+            if last.get(s) == k and s in buf and s not in pinned:
+                free.setdefault(nbytes[s], []).append(buf[s])
+                live -= nbytes[s]
+    return buf, count, peak
