@@ -376,7 +376,14 @@ def apply(op: OpDef, args: tuple, params: dict | None = None):
         for a in args:
             if type(a) is DualTensor:
                 return apply_dual(op, args, params, apply)
-    arrays = [a.array if isinstance(a, Tensor) else a for a in args]
+    if len(args) == 1:  # the common arities without a comprehension's frame (it is a function in 3.11)
+        a = args[0]
+        arrays = (a.array if isinstance(a, Tensor) else a,)
+    elif len(args) == 2:
+        a, b = args
+        arrays = (a.array if isinstance(a, Tensor) else a, b.array if isinstance(b, Tensor) else b)
+    else:
+        arrays = [a.array if isinstance(a, Tensor) else a for a in args]
     try:
         out = op.forward(*arrays, **params) if params else op.forward(*arrays)
     except Exception as exc:
