@@ -11,40 +11,16 @@ pip install "wengert-tape[mpi]".
 """
 
 import argparse
+import sys
+from pathlib import Path
 
 import numpy as np
 
 import tape as tp
 from tape import distributed as dist
 
-
-def two_moons(n: int, noise: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """n points on two interleaved half circles (scikit-learn's make_moons), labels 0 and 1."""
-    half = n // 2
-    angle = rng.uniform(0.0, np.pi, size=n)
-    upper = np.stack([np.cos(angle[:half]), np.sin(angle[:half])], axis=1)
-    lower = np.stack([1.0 - np.cos(angle[half:]), 0.5 - np.sin(angle[half:])], axis=1)
-    points = np.concatenate([upper, lower]) + noise * rng.standard_normal((n, 2))
-    labels = np.concatenate([np.zeros(half), np.ones(n - half)])
-    return (points - points.mean(axis=0)) / points.std(axis=0), labels
-
-
-def init_mlp(sizes: list[int]) -> list[tp.Tensor]:
-    """Weights (scaled by 1/sqrt(fan_in)) and zero biases of a fully connected net."""
-    params = []
-    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
-        params.append((tp.randn(fan_in, fan_out) / np.sqrt(fan_in)).requires_grad_())
-        params.append(tp.zeros(fan_out, requires_grad=True))
-    return params
-
-
-def mlp(params: list[tp.Tensor], x: tp.Tensor) -> tp.Tensor:
-    """tanh hidden layers and a linear output: one logit per row of x."""
-    *hidden, w_out, b_out = params
-    h = x
-    for w, b in zip(hidden[::2], hidden[1::2]):
-        h = tp.tanh(h @ w + b)
-    return (h @ w_out + b_out)[:, 0]
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the demo beside this file
+from demo import init_mlp, mlp, two_moons  # noqa: E402  (the demo's data and model)
 
 
 def shard_loss(params, x, labels, full_batch: int) -> tp.Tensor:

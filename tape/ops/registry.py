@@ -189,28 +189,10 @@ NUMPY: dict[object, object] = {}
 METHODS: dict[str, object] = {}
 
 
-def defop(
-    code,
-    name,
-    forward,
-    vjp=None,
-    save="",
-    *,
-    numpy=None,
-    public=None,
-    method=False,
-    args=None,
-    doc=None,
-    vjp_all=None,
-    jvp=None,
-    nin=None,
-    domain=(-2.0, 2.0),
-    linearity=None,
-    samples=None,
-    dtypes=FLOATS,
-) -> OpDef:
+def defop(code, name, forward, vjp=None, save="", *, numpy=None, public=None, method=False, args=None, doc=None, **row):
     """Add a row to the op table and generate what comes from it.
 
+    `row` holds the rest of the row (`OpDef`: vjp_all, jvp, nin, domain, linearity, samples, dtypes).
     `numpy`: the NumPy function or ufunc the op stands for (NumPy dispatch then reaches it);
     `public`: the name of the generated `tp.` function (default `name`; False: the function is
     generated as `op.function` for internal use, but is not public);
@@ -218,20 +200,7 @@ def defop(
     `args(*args, **kwargs) -> (inputs, params)`: how the public function reads its arguments
     (default: every argument is an input, no params); its signature becomes the function's.
     """
-    op = OpDef(
-        code,
-        name,
-        forward,
-        vjp,
-        save,
-        vjp_all=vjp_all,
-        jvp=jvp,
-        nin=nin,
-        domain=domain,
-        linearity=linearity,
-        samples=samples,
-        dtypes=dtypes,
-    )
+    op = OpDef(code, name, forward, vjp, save, **row)
     if op.code in OPS:
         raise ValueError(f"opcode {op.code} is already taken by {OPS[op.code].name}")
     OPS[op.code] = op
