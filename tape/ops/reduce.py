@@ -12,6 +12,7 @@ import builtins
 import numpy as np
 
 from .registry import Op, Sample, defop
+from .shape import RESHAPE
 
 
 def normalize_axis(axis, ndim: int, what: str) -> tuple:
@@ -136,4 +137,42 @@ MIN  = defop(Op.MIN,  "min",  _reduce_forward(np.min),  (_extreme_vjp,), "xo", n
              doc="Smallest element over `axis`; tied minima share the gradient equally.")
 NORM = defop(Op.NORM, "norm", _norm_forward,            (_norm_vjp,),    "xo", public="norm2", args=_reduce_args("norm"), numpy=None, jvp=_norm_jvp, samples=lambda rng: _reduce_samples(rng, (-2, 2), np.linalg.norm),
              doc="sqrt(sum(x**2)) over `axis`: the Euclidean (and Frobenius) norm, gradient 0 at 0.")
+# fmt: on
+
+
+# -- scans (issue 12) -----------------------------------------------------------------------------
+def _scan_args(name):
+    def args(a, axis=None):
+        shape = tuple(np.shape(getattr(a, "array", a)))
+        if axis is None:  # NumPy scans the flattened array
+            return (RESHAPE.function(a, -1) if len(shape) != 1 else a,), {"axis": 0}
+        return (a,), {"axis": normalize_axis(axis, len(shape), name)[0]}
+
+    args.__doc__ = f"np.{name} along `axis` (of the flattened array by default)."
+    return args
+
+
+def _reverse_cumsum(g, axis):
+    """sum over k >= i of g[k]: cumsum's transpose (flip and cumsum dispatch on Tensors too)."""
+    return np.flip(np.cumsum(np.flip(g, axis), axis=axis), axis)
+
+
+def _cumprod_vjp(g, o, x, axis):
+    # d o_k / d x_i = o_k / x_i for i <= k: exact where x has no zeros (at a zero this is inf/nan).
+    return _reverse_cumsum(g * o, axis) / x
+
+
+def _cumprod_jvp(ts, o, x, axis):
+    return o * np.cumsum(ts[0] / x, axis=axis)
+
+
+def _scan_samples(rng, domain=(-2.0, 2.0)):
+    yield Sample((rng.uniform(*domain, ()),), None, "scalar")
+    for shape, axis in [((4,), None), ((4,), 0), ((2, 3), None), ((2, 3), 0), ((2, 3), 1), ((2, 3, 2), -2)]:
+        yield Sample((rng.uniform(*domain, shape),), lambda f, x, a=axis: f(x, axis=a), f"{shape}-axis{axis}")
+
+
+# fmt: off
+CUMSUM  = defop(Op.CUMSUM,  "cumsum",  lambda x, axis: np.cumsum(x, axis=axis),  (lambda g, o, x, axis: _reverse_cumsum(g, axis),), "",   numpy=np.cumsum,  method=True, args=_scan_args("cumsum"),  linearity="linear", samples=_scan_samples)
+CUMPROD = defop(Op.CUMPROD, "cumprod", lambda x, axis: np.cumprod(x, axis=axis), (_cumprod_vjp,),                                   "xo", numpy=np.cumprod, method=True, args=_scan_args("cumprod"), jvp=_cumprod_jvp, samples=lambda rng: _scan_samples(rng, (0.5, 2.0)))
 # fmt: on
