@@ -28,7 +28,7 @@ from .ops import (
     transpose,
     where,
 )
-from .ops.elementwise import REMAINDER
+from .ops.elementwise import REMAINDER, ROUND
 from .ops.reduce import normalize_axis
 from .ops.registry import _as_array, export, exported
 from .ops.shape import GETITEM, INDEX_ADD
@@ -83,6 +83,7 @@ def radians(x):
 
 
 export(REMAINDER.function, name="mod")  # np.mod is np.remainder
+export(ROUND.function, name="around")
 export(degrees, name="rad2deg")
 export(radians, name="deg2rad")
 
