@@ -90,15 +90,19 @@ export(radians, name="deg2rad")
 
 @exported(numpy=np.sinc)
 def sinc(x):
-    """sin(pi x) / (pi x), 1 at 0 (np.sinc); its derivative at 0 is 0.
+    """sin(pi x) / (pi x), 1 at 0 (np.sinc).
+
+    Near 0 (|x| < 1e-3) it is its Taylor polynomial 1 - (pi x)^2/6 + (pi x)^4/120, equal to it in
+    float64 there, so that every derivative at 0 is right too, not 0/0.
 
     >>> import tape as tp
     >>> tp.sinc(tp.tensor([0.0, 0.5]))
     tensor([1.        , 0.63661977])
     """
-    zero = _arr(x) == 0
-    y = multiply(where(zero, 1e-20, x), np.pi)  # np.sinc's own guard: no 0/0 in value or gradient
-    return sin(y) / y
+    small = np.abs(_arr(x)) < 1e-3
+    y = multiply(where(small, 1.0, x), np.pi)  # the other branch away from 0 (no 0/0 in its gradient)
+    y2 = multiply(where(small, x, 0.0), np.pi) ** 2
+    return where(small, 1.0 - y2 / 6.0 + y2 * y2 / 120.0, sin(y) / y)
 
 
 @exported(numpy=np.fmax)
@@ -220,9 +224,16 @@ def repeat(a, repeats, axis=None):
     """Each element repeated `repeats` times (an int, or one count per element) along `axis`."""
     if axis is None:
         a, axis = reshape(a, -1), 0
-    ax = _axis(axis, len(_shape(a)), "repeat")
-    index = np.repeat(np.arange(_shape(a)[ax]), _arr(repeats))
-    return getitem(a, _along(ax, index))
+    shape = _shape(a)
+    ax = _axis(axis, len(shape), "repeat")
+    counts = np.asarray(_arr(repeats))
+    if counts.ndim == 0:  # a broadcast along a new axis (its gradient is a sum), then merged
+        r = int(counts)
+        wide = broadcast_to(
+            reshape(a, shape[: ax + 1] + (1,) + shape[ax + 1 :]), shape[: ax + 1] + (r,) + shape[ax + 1 :]
+        )
+        return reshape(wide, shape[:ax] + (shape[ax] * r,) + shape[ax + 1 :])
+    return getitem(a, _along(ax, np.repeat(np.arange(shape[ax]), counts)))
 
 
 @exported(numpy=np.tile)

@@ -37,18 +37,22 @@ def test_rounding_has_zero_gradient_and_mod_the_floor_rule():
     np.testing.assert_array_equal(y.grad.numpy(), -np.floor(x.numpy() / y.numpy()))  # -(-2, -1, 2)
 
 
-def test_sinc_at_zero_has_value_one_and_derivative_zero():
-    x = tp.tensor([0.0, 1e-3], requires_grad=True)
+def test_sinc_at_zero_has_value_one_and_exact_derivatives():
+    x = tp.tensor([0.0, 1e-3, -2e-4], requires_grad=True)
     with tp.record():
         y = tp.sum(np.sinc(x))
     y.backward()
-    np.testing.assert_allclose(np.sinc(x.numpy()), tp.sinc(x).numpy(), rtol=0, atol=0)
-    # sinc'(x) = (cos(pi x) - sinc(x)) / x ~ -pi^2 x / 3 near 0
-    np.testing.assert_allclose(x.grad.numpy(), [0.0, -(np.pi**2) * 1e-3 / 3], rtol=1e-5, atol=1e-12)
+    np.testing.assert_allclose(tp.sinc(x).numpy(), np.sinc(x.numpy()), rtol=1e-15)
+    # sinc'(x) = (cos(pi x) - sinc(x)) / x, about -pi^2 x / 3 near 0; sinc''(0) = -pi^2 / 3
+    expected = [0.0] + [(np.cos(np.pi * v) - np.sinc(v)) / v for v in (1e-3, -2e-4)]
+    np.testing.assert_allclose(x.grad.numpy(), expected, rtol=1e-7, atol=1e-15)
+    second = tp.grad(tp.grad(lambda t: np.sinc(t)))(tp.tensor(0.0))
+    np.testing.assert_allclose(float(second), -(np.pi**2) / 3, rtol=1e-12)
+    check_grads(np.sinc, [np.array([0.0, 9e-4, -1.1e-3, 0.3])], modes=("rev", "fwd"), order=2)
 
 
 def test_fmax_fmin_and_nan_to_num_route_gradients_around_nans():
-    a = tp.tensor([np.nan, 1.0, 3.0, np.inf], requires_grad=True)
+    a = tp.tensor([np.nan, 1.0, 3.0, 5.0], requires_grad=True)
     b = tp.tensor([2.0, np.nan, 1.0, 0.0], requires_grad=True)
     with tp.record():
         s = tp.sum(np.fmax(a, b) * np.array([1.0, 2.0, 3.0, 0.0])) + tp.sum(np.fmin(a, b))
@@ -58,9 +62,9 @@ def test_fmax_fmin_and_nan_to_num_route_gradients_around_nans():
     np.testing.assert_array_equal(b.grad.numpy(), [2.0, 0.0, 1.0, 1.0])  # fmax: b at 0; fmin: b at 0, 2, 3
     z = tp.tensor([np.nan, 1.5, -np.inf, np.inf], requires_grad=True)
     with tp.record():
-        r = np.nan_to_num(z, nan=-1.0, posinf=9.0)
+        r = np.nan_to_num(z, nan=-1.0, posinf=9.0, neginf=-7.0)
         tp.sum(r * 2.0).backward()
-    np.testing.assert_array_equal(r.numpy(), np.nan_to_num(z.numpy(), nan=-1.0, posinf=9.0))
+    np.testing.assert_array_equal(r.numpy(), np.nan_to_num(z.numpy(), nan=-1.0, posinf=9.0, neginf=-7.0))
     np.testing.assert_array_equal(z.grad.numpy(), [0.0, 2.0, 0.0, 0.0])
 
 
@@ -91,6 +95,16 @@ def test_cumsum_and_cumprod_have_their_closed_form_gradients():
     with tp.record():
         tp.cumprod(x)[-1].backward()  # the full product: gradient prod / x_i
     np.testing.assert_allclose(x.grad.numpy(), 12.0 / x.numpy())
+
+
+def test_cumprod_first_derivatives_are_exact_at_zeros():
+    # lanes with no zero, one zero, two zeros, zeros first and last (the rule splits at the first zero)
+    x = np.array([[0.5, 1.5, 2.0, 0.8], [0.5, 0.0, 2.0, 0.8], [1.2, 0.0, 1.5, 0.0], [0.0, 1.3, 0.7, 0.0]])
+    check_grads(lambda x: np.cumprod(x, axis=1), [x], modes=("rev", "fwd"))
+    check_grads(lambda x: np.cumprod(x.T, axis=0), [x], modes=("rev", "fwd"), dtype=np.float32)
+    # d/dx_j of the last product = product of the others: exact where a 0/0 would appear
+    g = tp.grad(lambda x: tp.cumprod(x)[-1])(tp.tensor([2.0, 0.0, 3.0]))
+    np.testing.assert_array_equal(g.numpy(), [0.0, 6.0, 0.0])
 
 
 def test_numpy_keywords_are_accepted_or_refused_by_name():

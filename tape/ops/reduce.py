@@ -157,13 +157,39 @@ def _reverse_cumsum(g, axis):
     return np.flip(np.cumsum(np.flip(g, axis), axis=axis), axis)
 
 
+def _zero_split(raw, axis):
+    """Masks of the positions before, and at, the first zero of each lane along `axis` (raw values)."""
+    zero = raw == 0
+    n = raw.shape[axis]
+    first = np.where(zero.any(axis=axis, keepdims=True), np.argmax(zero, axis=axis, keepdims=True), n)
+    pos = np.arange(n).reshape(tuple(-1 if i == axis else 1 for i in range(raw.ndim)))
+    return pos < first, pos == first
+
+
+# d o_k / d x_j = prod over i <= k, i != j of x_i. Without zeros that is o_k / x_j. With a zero at z
+# (the first of its lane): before z it is still o_k / x_j (o_k = 0 from z on); at z it is the
+# cumulative product with x_z taken as 1; after z it is 0. First derivatives are exact everywhere;
+# second derivatives are exact where x has no zero (after a zero the rule is the constant 0, whose
+# derivative misses the terms through x_z), as for prod.
 def _cumprod_vjp(g, o, x, axis):
-    # d o_k / d x_i = o_k / x_i for i <= k: exact where x has no zeros (at a zero this is inf/nan).
-    return _reverse_cumsum(g * o, axis) / x
+    raw = getattr(x, "array", x)
+    if not (raw == 0).any():
+        return _reverse_cumsum(g * o, axis) / x
+    before, at = _zero_split(raw, axis)
+    skip_zero = np.cumprod(np.where(at, 1.0, x), axis=axis)
+    at_zero = np.where(at, _reverse_cumsum(g * skip_zero, axis), 0.0)
+    return np.where(before, _reverse_cumsum(g * o, axis) / np.where(before, x, 1.0), at_zero)
 
 
 def _cumprod_jvp(ts, o, x, axis):
-    return o * np.cumsum(ts[0] / x, axis=axis)
+    t, raw = ts[0], getattr(x, "array", x)
+    if not (raw == 0).any():
+        return o * np.cumsum(t / x, axis=axis)
+    before, at = _zero_split(raw, axis)
+    skip_zero = np.cumprod(np.where(at, 1.0, x), axis=axis)
+    t_zero = np.sum(np.where(at, t, 0.0), axis=axis, keepdims=True)
+    head = o * np.cumsum(np.where(before, t, 0.0) / np.where(before, x, 1.0), axis=axis)
+    return np.where(before, head, t_zero * skip_zero)
 
 
 def _scan_samples(rng, domain=(-2.0, 2.0)):
