@@ -75,6 +75,15 @@ def test_logaddexp_is_stable_for_large_inputs():
     s.backward()
     assert np.isclose(float(np.logaddexp(x, 1000.0)[0]), 1000.0 + np.log(2.0))
     np.testing.assert_allclose(x.grad.numpy(), [0.5 + 1.0, 0.0 + 1.0])
+    # log-space code adds log(0) = -inf to log(0): the value is -inf, the gradient 0 (not nan)
+    z = tp.tensor([-np.inf, -np.inf, 0.0], requires_grad=True)
+    w = tp.tensor([-np.inf, 1.0, -np.inf], requires_grad=True)
+    with tp.record():
+        r = np.logaddexp(z, w) + np.logaddexp2(z, w)
+        tp.sum(np.where(np.isfinite(r.numpy()), r, 0.0)).backward()
+    np.testing.assert_array_equal(r.numpy(), [-np.inf, 2.0, 0.0])
+    np.testing.assert_array_equal(z.grad.numpy(), [0.0, 0.0, 2.0])
+    np.testing.assert_array_equal(w.grad.numpy(), [0.0, 2.0, 0.0])
 
 
 def test_sort_and_repeated_take_send_gradients_back_to_their_sources():

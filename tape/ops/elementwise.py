@@ -117,13 +117,19 @@ def _mod_samples(rng):
                 break
 
 
+def _finite_top(o):
+    """o with -inf (logaddexp of two -infs) as 0, so that exp(x - o) is exp(-inf) = 0, not nan."""
+    raw = getattr(o, "array", o)
+    return np.where(raw == -np.inf, 0.0, o) if (raw == -np.inf).any() else o
+
+
 # Rounding has derivative 0 almost everywhere (None: no rule, zero cotangent and tangent); mod's
 # derivative in x is 1 and in y -floor(x / y), HIPS autograd's. Each rule uses only functions that
 # dispatch on Tensors (floor, exp2, ...), so the rules can themselves be differentiated.
 # fmt: off
 HYPOT      = defop(Op.HYPOT,      "hypot",      np.hypot,      (lambda g, o, x, y: g * x / o, lambda g, o, x, y: g * y / o),               ("xo", "yo"), numpy=np.hypot)
-LOGADDEXP  = defop(Op.LOGADDEXP,  "logaddexp",  np.logaddexp,  (lambda g, o, x, y: g * np.exp(x - o), lambda g, o, x, y: g * np.exp(y - o)),   ("xo", "yo"), numpy=np.logaddexp)
-LOGADDEXP2 = defop(Op.LOGADDEXP2, "logaddexp2", np.logaddexp2, (lambda g, o, x, y: g * np.exp2(x - o), lambda g, o, x, y: g * np.exp2(y - o)), ("xo", "yo"), numpy=np.logaddexp2)
+LOGADDEXP  = defop(Op.LOGADDEXP,  "logaddexp",  np.logaddexp,  (lambda g, o, x, y: g * np.exp(x - _finite_top(o)), lambda g, o, x, y: g * np.exp(y - _finite_top(o))),   ("xo", "yo"), numpy=np.logaddexp)
+LOGADDEXP2 = defop(Op.LOGADDEXP2, "logaddexp2", np.logaddexp2, (lambda g, o, x, y: g * np.exp2(x - _finite_top(o)), lambda g, o, x, y: g * np.exp2(y - _finite_top(o))), ("xo", "yo"), numpy=np.logaddexp2)
 REMAINDER  = defop(Op.REMAINDER,  "remainder",  np.remainder,  (lambda g, o, x, y: g, lambda g, o, x, y: -g * np.floor(x / y)),                   ("", "xy"),   numpy=np.remainder, samples=_mod_samples)
 
 ARCCOSH    = defop(Op.ARCCOSH,    "arccosh",    np.arccosh,    (lambda g, o, x: g / np.sqrt(x * x - 1),),  "x", numpy=np.arccosh, domain=(1.2, 3.0))
