@@ -146,9 +146,13 @@ real = export(_complex_part("real", np.real, lambda x, raw: x), numpy=np.real)
 imag = export(_complex_part("imag", np.imag, lambda x, raw: _new_tensor(np.zeros_like(raw))), numpy=np.imag)
 conj = export(_complex_part("conj", np.conj, lambda x, raw: x), numpy=np.conjugate)
 export(conj, name="conjugate")
-angle = export(
-    _complex_part("angle", np.angle, lambda x, raw, deg=False: _new_tensor(np.angle(raw, deg))), numpy=np.angle
-)
+_angle = _complex_part("angle", np.angle, lambda x, raw, deg: _new_tensor(np.angle(raw, deg)))
+
+
+@exported(numpy=np.angle)
+def angle(z, deg=False):
+    """np.angle: 0 or pi (180 with deg=True) for real tensors, a constant; complex ones as constants."""
+    return _angle(z, bool(deg))
 
 
 # -- shape and assembly -----------------------------------------------------------------------------
@@ -549,9 +553,16 @@ def nansum(a, axis=None, keepdims=False):
 
 
 @exported(numpy=np.sort)
-def sort(a, axis=-1, kind=None, order=None):
+def sort(a, axis=-1, kind=None, order=None, *, stable=None):
     """A sorted copy along `axis` (of the flattened array for axis=None): the input taken in argsort's
-    order, so each element's gradient goes back to where it came from."""
+    order, so each element's gradient goes back to where it came from.
+
+    >>> import tape as tp
+    >>> x = tp.tensor([3.0, 1.0, 2.0])
+    >>> tp.grad(lambda x: tp.sort(x)[0])(x)  # the smallest element is x[1]
+    tensor([0., 1., 0.])
+    """
+    kind = "stable" if stable else kind
     if order is not None:
         raise TypeError("sort: order= (structured arrays) is not supported on tape Tensors")
     if axis is None:

@@ -120,6 +120,8 @@ def test_numpy_keywords_are_accepted_or_refused_by_name():
     x = tp.tensor([[3.0, 1.0], [2.0, 5.0]])
     np.testing.assert_array_equal(np.cumsum(x, axis=0, out=None).numpy(), [[3.0, 1.0], [5.0, 6.0]])
     np.testing.assert_array_equal(np.sort(x, kind="stable").numpy(), [[1.0, 3.0], [2.0, 5.0]])
+    np.testing.assert_array_equal(np.sort(x, axis=0, stable=True).numpy(), [[2.0, 1.0], [3.0, 5.0]])
+    np.testing.assert_array_equal(np.angle(-x, deg=True).numpy(), np.full((2, 2), 180.0))
     np.testing.assert_array_equal(x.cumsum(1).numpy(), [[3.0, 4.0], [2.0, 7.0]])
     np.testing.assert_array_equal((x.repeat(2, axis=0) % 2.0).numpy(), np.repeat(x.numpy(), 2, 0) % 2.0)
     with pytest.raises(TypeError, match=r"np\.cumsum: the arguments \['dtype'\]"):
