@@ -225,7 +225,12 @@ def column_stack(tup):
 
 @exported(numpy=np.repeat, method=True)
 def repeat(a, repeats, axis=None):
-    """Each element repeated `repeats` times (an int, or one count per element) along `axis`."""
+    """Each element repeated `repeats` times (an int, or one count per element) along `axis`.
+
+    >>> import tape as tp
+    >>> tp.repeat(tp.tensor([[1.0, 2.0]]), [2, 1], axis=1)
+    tensor([[1., 1., 2.]])
+    """
     if axis is None:
         a, axis = reshape(a, -1), 0
     shape = _shape(a)
@@ -254,7 +259,12 @@ def tile(A, reps):
 
 @exported(numpy=np.roll)
 def roll(a, shift, axis=None):
-    """Elements shifted by `shift` along `axis` (of the flattened array by default), wrapping round."""
+    """Elements shifted by `shift` along `axis` (of the flattened array by default), wrapping round.
+
+    >>> import numpy as np, tape as tp
+    >>> np.roll(tp.tensor([1.0, 2.0, 3.0]), 1)
+    tensor([3., 1., 2.])
+    """
     if axis is None:
         return reshape(roll(reshape(a, -1), shift, 0), _shape(a))
     nd = len(_shape(a))
@@ -414,7 +424,12 @@ def triu(m, k=0):
 
 @exported(numpy=np.take, method=True)
 def take(a, indices, axis=None, mode="raise"):
-    """Elements at `indices` along `axis` (of the flattened array by default); repeats add up in the gradient."""
+    """Elements at `indices` along `axis` (of the flattened array by default); repeats add up in the gradient.
+
+    >>> import tape as tp
+    >>> tp.grad(lambda x: tp.sum(tp.take(x, [0, 2, 2])))(tp.tensor([1.0, 2.0, 3.0]))
+    tensor([1., 0., 2.])
+    """
     if axis is None:
         a, axis = reshape(a, -1), 0
     ax = _axis(axis, len(_shape(a)), "take")

@@ -148,7 +148,13 @@ def _scan_args(name):
             return (RESHAPE.function(a, -1) if len(shape) != 1 else a,), {"axis": 0}
         return (a,), {"axis": normalize_axis(axis, len(shape), name)[0]}
 
-    args.__doc__ = f"np.{name} along `axis` (of the flattened array by default)."
+    args.__doc__ = (
+        f"np.{name} along `axis` (of the flattened array by default).\n\n"
+        f">>> import tape as tp\n>>> tp.{name}(tp.tensor([[1.0, 2.0], [3.0, 4.0]]), axis=1)\n"
+        + {"cumsum": "tensor([[1., 3.],\n        [3., 7.]])", "cumprod": "tensor([[ 1.,  2.],\n        [ 3., 12.]])"}[
+            name
+        ]
+    )
     return args
 
 
