@@ -146,6 +146,9 @@ real = export(_complex_part("real", np.real, lambda x, raw: x), numpy=np.real)
 imag = export(_complex_part("imag", np.imag, lambda x, raw: _new_tensor(np.zeros_like(raw))), numpy=np.imag)
 conj = export(_complex_part("conj", np.conj, lambda x, raw: x), numpy=np.conjugate)
 export(conj, name="conjugate")
+real_if_close = export(
+    _complex_part("real_if_close", np.real_if_close, lambda x, raw, tol=100: x), numpy=np.real_if_close
+)
 _angle = _complex_part("angle", np.angle, lambda x, raw, deg: _new_tensor(np.angle(raw, deg)))
 
 

@@ -70,6 +70,7 @@ DIFFERENTIABLE_FUNCTIONS = [
     (np.sinc, np.sinc),
     (np.nan_to_num, lambda x: np.nan_to_num(x, nan=0.0)),
     (np.real, np.real),
+    (np.real_if_close, np.real_if_close),
     (np.imag, lambda x: np.imag(x) + x),
     (np.angle, lambda x: np.angle(x - 0.5) + x),
     (np.atleast_1d, np.atleast_1d),

@@ -139,6 +139,7 @@ def test_complex_values_are_constants_and_complex_history_is_refused():
     assert np.real(z).tolist() == [1.0, -3.0] and np.imag(z).tolist() == [2.0, 0.0]
     np.testing.assert_allclose(np.angle(z).numpy(), np.angle(z.numpy()))
     assert np.conj(z).tolist() == [1 - 2j, -3 + 0j]
+    assert np.real_if_close(tp.tensor([1 + 1e-20j])).dtype == np.float64
     x = tp.tensor([1.0, 2.0], requires_grad=True)
     with tp.record():
         with pytest.raises(TypeError, match="real: complex tensors are not differentiable"):
