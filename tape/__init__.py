@@ -14,7 +14,7 @@ composites (`tape.ops.registry.FUNCTIONS`); everything else is listed below.
 
 from numpy import bool_, float16, float32, float64, int32, int64  # noqa: F401  (dtype names)
 
-from . import linalg, methods  # noqa: F401  (methods binds Tensor's operators and methods)
+from . import composite, linalg, methods, numpy_extra  # noqa: F401  (methods binds Tensor's operators)
 from .backends import get_backend, initial_backend, set_backend  # noqa: F401
 from .checkpointing import CheckpointStats, checkpoint, checkpoint_loop, checkpoint_while  # noqa: F401
 from .compiled import Program, compile, load_program  # noqa: F401, A004

@@ -18,7 +18,7 @@ import inspect
 
 import numpy as np
 
-from . import composite  # noqa: F401  (its functions join the table)
+from . import composite, numpy_extra  # noqa: F401  (their functions join the table)
 from .ops import NUMPY, reshape, where
 from .tensor import Tensor, _new_tensor
 

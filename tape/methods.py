@@ -12,6 +12,7 @@ from __future__ import annotations
 from . import composite as cp
 from . import devices, interop
 from .ops import METHODS, add, astype, divide, matmul, multiply, negative, power, reshape, subtract, transpose
+from .ops.elementwise import REMAINDER
 from .ops.shape import GETITEM, _index_arrays, to_device
 from .sweep import backward
 from .tape import state
@@ -85,6 +86,8 @@ T.__rtruediv__ = lambda self, other: divide(other, self)
 T.__pow__ = power
 T.__rpow__ = lambda self, other: power(other, self)
 T.__matmul__ = matmul
+T.__mod__ = REMAINDER.function
+T.__rmod__ = lambda self, other: REMAINDER.function(other, self)
 T.__rmatmul__ = lambda self, other: matmul(other, self)
 T.__neg__ = negative
 T.__pos__ = lambda self: self

@@ -24,6 +24,10 @@ class Op(IntEnum):
     MAXIMUM = 6
     MINIMUM = 7
     ARCTAN2 = 8
+    HYPOT = 9
+    LOGADDEXP = 10
+    LOGADDEXP2 = 11
+    REMAINDER = 12
     # elementwise ternary (50-59)
     WHERE = 50
     # elementwise unary (60-149)
@@ -44,12 +48,27 @@ class Op(IntEnum):
     SINH = 74
     COSH = 75
     TANH = 76
+    ARCCOSH = 80
+    ARCSINH = 81
+    ARCTANH = 82
+    EXP2 = 83
+    LOG2 = 84
+    LOG10 = 85
+    CBRT = 86
+    RECIPROCAL = 87
+    FLOOR = 88
+    CEIL = 89
+    ROUND = 90
+    TRUNC = 91
+    RINT = 92
     # reductions and scans (150-199)
     SUM = 150
     PROD = 151
     MAX = 152
     MIN = 153
     NORM = 154
+    CUMSUM = 155
+    CUMPROD = 156
     # linear algebra (200-299)
     MATMUL = 200
     DOT = 201

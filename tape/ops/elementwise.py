@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..tensor import Tensor
-from .registry import Op, Sample, defop
+from .registry import UNARY_SHAPES, Op, Sample, defop
 
 
 def _pow_dx(g, o, x, y):
@@ -87,4 +87,66 @@ ARCTAN  = defop(Op.ARCTAN,  "arctan",  np.arctan,   (lambda g, o, x: g / (1 + x 
 SINH    = defop(Op.SINH,    "sinh",    np.sinh,     (lambda g, o, x: g * np.cosh(x),),            "x",   numpy=np.sinh, method=True)
 COSH    = defop(Op.COSH,    "cosh",    np.cosh,     (lambda g, o, x: g * np.sinh(x),),            "x",   numpy=np.cosh, method=True)
 TANH    = defop(Op.TANH,    "tanh",    np.tanh,     (lambda g, o, x: g * (1 - o * o),),           "o",   numpy=np.tanh, method=True)
+# fmt: on
+
+
+# -- NumPy's other elementwise functions (issue 12) ----------------------------------------------
+_LN2, _LN10 = float(np.log(2.0)), float(np.log(10.0))
+
+
+def _round_args(x, decimals=0):
+    """x rounded to `decimals` places (np.round, halves to even); its gradient is 0.
+
+    >>> import tape as tp
+    >>> tp.round(tp.tensor([0.5, 1.5, 2.26]), 1)
+    tensor([0.5, 1.5, 2.3])
+    """
+    return (x,), {"decimals": int(decimals)}
+
+
+def _away_from_zero(rng):
+    """cbrt's samples: both signs, kept away from 0 where its derivative is infinite."""
+    for s in UNARY_SHAPES:
+        yield Sample((rng.choice([-1.0, 1.0], s) * rng.uniform(0.3, 2.0, s),), None, str(s))
+
+
+def _mod_samples(rng):
+    # x mod y jumps where x/y is an integer: draws that come near one are drawn again.
+    for sx, sy in [((), ()), ((3,), (3,)), ((2, 3), (3,)), ((2, 1), (1, 3))]:
+        while True:
+            x, y = rng.uniform(-3, 3, sx), rng.choice([-1.0, 1.0], sy) * rng.uniform(0.5, 2.0, sy)
+            q = x / y
+            if np.all(np.abs(q - np.round(q)) > 0.05):
+                yield Sample((x, y), None, f"{sx}-{sy}")
+                break
+
+
+def _finite_top(o):
+    """o with -inf (logaddexp of two -infs) as 0, so that exp(x - o) is exp(-inf) = 0, not nan."""
+    raw = getattr(o, "array", o)
+    return np.where(raw == -np.inf, 0.0, o) if (raw == -np.inf).any() else o
+
+
+# Rounding has derivative 0 almost everywhere (None: no rule, zero cotangent and tangent); mod's
+# derivative in x is 1 and in y -floor(x / y), HIPS autograd's. Each rule uses only functions that
+# dispatch on Tensors (floor, exp2, ...), so the rules can themselves be differentiated.
+# fmt: off
+HYPOT      = defop(Op.HYPOT,      "hypot",      np.hypot,      (lambda g, o, x, y: g * x / o, lambda g, o, x, y: g * y / o),               ("xo", "yo"), numpy=np.hypot)
+LOGADDEXP  = defop(Op.LOGADDEXP,  "logaddexp",  np.logaddexp,  (lambda g, o, x, y: g * np.exp(x - _finite_top(o)), lambda g, o, x, y: g * np.exp(y - _finite_top(o))),   ("xo", "yo"), numpy=np.logaddexp)
+LOGADDEXP2 = defop(Op.LOGADDEXP2, "logaddexp2", np.logaddexp2, (lambda g, o, x, y: g * np.exp2(x - _finite_top(o)), lambda g, o, x, y: g * np.exp2(y - _finite_top(o))), ("xo", "yo"), numpy=np.logaddexp2)
+REMAINDER  = defop(Op.REMAINDER,  "remainder",  np.remainder,  (lambda g, o, x, y: g, lambda g, o, x, y: -g * np.floor(x / y)),                   ("", "xy"),   numpy=np.remainder, samples=_mod_samples)
+
+ARCCOSH    = defop(Op.ARCCOSH,    "arccosh",    np.arccosh,    (lambda g, o, x: g / np.sqrt(x * x - 1),),  "x", numpy=np.arccosh, domain=(1.2, 3.0))
+ARCSINH    = defop(Op.ARCSINH,    "arcsinh",    np.arcsinh,    (lambda g, o, x: g / np.sqrt(x * x + 1),),  "x", numpy=np.arcsinh)
+ARCTANH    = defop(Op.ARCTANH,    "arctanh",    np.arctanh,    (lambda g, o, x: g / (1 - x * x),),         "x", numpy=np.arctanh, domain=(-0.9, 0.9))
+EXP2       = defop(Op.EXP2,       "exp2",       np.exp2,       (lambda g, o, x: g * o * _LN2,),            "o", numpy=np.exp2)
+LOG2       = defop(Op.LOG2,       "log2",       np.log2,       (lambda g, o, x: g / (x * _LN2),),          "x", numpy=np.log2, domain=(0.2, 3.0))
+LOG10      = defop(Op.LOG10,      "log10",      np.log10,      (lambda g, o, x: g / (x * _LN10),),         "x", numpy=np.log10, domain=(0.2, 3.0))
+CBRT       = defop(Op.CBRT,       "cbrt",       np.cbrt,       (lambda g, o, x: g / (3 * o * o),),         "o", numpy=np.cbrt, samples=_away_from_zero)
+RECIPROCAL = defop(Op.RECIPROCAL, "reciprocal", np.reciprocal, (lambda g, o, x: -g * o * o,),              "o", numpy=np.reciprocal, domain=POSITIVE)
+FLOOR      = defop(Op.FLOOR,      "floor",      np.floor,      (None,),                                         numpy=np.floor)
+CEIL       = defop(Op.CEIL,       "ceil",       np.ceil,       (None,),                                         numpy=np.ceil)
+ROUND      = defop(Op.ROUND,      "round",      lambda x, decimals: np.round(x, decimals), (None,),             numpy=(np.round, np.around), method=True, args=_round_args)
+TRUNC      = defop(Op.TRUNC,      "trunc",      np.trunc,      (None,),                                         numpy=np.trunc)
+RINT       = defop(Op.RINT,       "rint",       np.rint,       (None,),                                         numpy=np.rint)
 # fmt: on

@@ -12,6 +12,7 @@ import builtins
 import numpy as np
 
 from .registry import Op, Sample, defop
+from .shape import RESHAPE
 
 
 def normalize_axis(axis, ndim: int, what: str) -> tuple:
@@ -136,4 +137,74 @@ MIN  = defop(Op.MIN,  "min",  _reduce_forward(np.min),  (_extreme_vjp,), "xo", n
              doc="Smallest element over `axis`; tied minima share the gradient equally.")
 NORM = defop(Op.NORM, "norm", _norm_forward,            (_norm_vjp,),    "xo", public="norm2", args=_reduce_args("norm"), numpy=None, jvp=_norm_jvp, samples=lambda rng: _reduce_samples(rng, (-2, 2), np.linalg.norm),
              doc="sqrt(sum(x**2)) over `axis`: the Euclidean (and Frobenius) norm, gradient 0 at 0.")
+# fmt: on
+
+
+# -- scans (issue 12) -----------------------------------------------------------------------------
+def _scan_args(name):
+    def args(a, axis=None):
+        shape = tuple(np.shape(getattr(a, "array", a)))
+        if axis is None:  # NumPy scans the flattened array
+            return (RESHAPE.function(a, -1) if len(shape) != 1 else a,), {"axis": 0}
+        return (a,), {"axis": normalize_axis(axis, len(shape), name)[0]}
+
+    args.__doc__ = (
+        f"np.{name} along `axis` (of the flattened array by default).\n\n"
+        f">>> import tape as tp\n>>> tp.{name}(tp.tensor([[1.0, 2.0], [3.0, 4.0]]), axis=1)\n"
+        + {"cumsum": "tensor([[1., 3.],\n        [3., 7.]])", "cumprod": "tensor([[ 1.,  2.],\n        [ 3., 12.]])"}[
+            name
+        ]
+    )
+    return args
+
+
+def _reverse_cumsum(g, axis):
+    """sum over k >= i of g[k]: cumsum's transpose (flip and cumsum dispatch on Tensors too)."""
+    return np.flip(np.cumsum(np.flip(g, axis), axis=axis), axis)
+
+
+def _zero_split(raw, axis):
+    """Masks of the positions before, and at, the first zero of each lane along `axis` (raw values)."""
+    zero = raw == 0
+    n = raw.shape[axis]
+    first = np.where(zero.any(axis=axis, keepdims=True), np.argmax(zero, axis=axis, keepdims=True), n)
+    pos = np.arange(n).reshape(tuple(-1 if i == axis else 1 for i in range(raw.ndim)))
+    return pos < first, pos == first
+
+
+# d o_k / d x_j = prod over i <= k, i != j of x_i. Without zeros that is o_k / x_j. With a zero at z
+# (the first of its lane): before z it is still o_k / x_j (o_k = 0 from z on); at z it is the
+# cumulative product with x_z taken as 1; after z it is 0. First derivatives are exact everywhere;
+# second derivatives are exact where x has no zero (after a zero the rule is the constant 0, whose
+# derivative misses the terms through x_z), as for prod.
+def _cumprod_vjp(g, o, x, axis):
+    raw = getattr(x, "array", x)
+    if not (raw == 0).any():
+        return _reverse_cumsum(g * o, axis) / x
+    before, at = _zero_split(raw, axis)
+    skip_zero = np.cumprod(np.where(at, 1.0, x), axis=axis)
+    at_zero = np.where(at, _reverse_cumsum(g * skip_zero, axis), 0.0)
+    return np.where(before, _reverse_cumsum(g * o, axis) / np.where(before, x, 1.0), at_zero)
+
+
+def _cumprod_jvp(ts, o, x, axis):
+    t, raw = ts[0], getattr(x, "array", x)
+    if not (raw == 0).any():
+        return o * np.cumsum(t / x, axis=axis)
+    before, at = _zero_split(raw, axis)
+    skip_zero = np.cumprod(np.where(at, 1.0, x), axis=axis)
+    t_zero = np.sum(np.where(at, t, 0.0), axis=axis, keepdims=True)
+    head = o * np.cumsum(np.where(before, t, 0.0) / np.where(before, x, 1.0), axis=axis)
+    return np.where(before, head, t_zero * skip_zero)
+
+
+def _scan_samples(rng, domain=(-2.0, 2.0)):
+    yield Sample((rng.uniform(*domain, ()),), None, "scalar")
+    for shape, axis in [((4,), None), ((4,), 0), ((2, 3), None), ((2, 3), 0), ((2, 3), 1), ((2, 3, 2), -2)]:
+        yield Sample((rng.uniform(*domain, shape),), lambda f, x, a=axis: f(x, axis=a), f"{shape}-axis{axis}")
+
+
+# fmt: off
+CUMSUM  = defop(Op.CUMSUM,  "cumsum",  lambda x, axis: np.cumsum(x, axis=axis),  (lambda g, o, x, axis: _reverse_cumsum(g, axis),), "",   numpy=np.cumsum,  method=True, args=_scan_args("cumsum"),  linearity="linear", samples=_scan_samples)
+CUMPROD = defop(Op.CUMPROD, "cumprod", lambda x, axis: np.cumprod(x, axis=axis), (_cumprod_vjp,),                                   "xo", numpy=np.cumprod, method=True, args=_scan_args("cumprod"), jvp=_cumprod_jvp, samples=lambda rng: _scan_samples(rng, (0.5, 2.0)))
 # fmt: on
