@@ -158,13 +158,17 @@ class Pass:
     def done(self, entry) -> None:
         """The sweep went through `entry`: free its saved values now, later, or never (retain, or an
         entry of a persistent tape)."""
-        if self.retain or entry[FLAGS] & PERSISTENT:
+        flags = entry[FLAGS]
+        if self.retain or flags & PERSISTENT:
             return
         if self.anomaly:  # keep everything until the sweep succeeds, so a raise changes nothing
             self.deferred.append(entry)
-        else:
-            self.store.consume(entry)
-            self.released.append(entry)
+            return
+        entry[SAVED] = None  # Store.consume, inline: this runs once per entry of every sweep
+        if not flags & CONSUMED:
+            entry[FLAGS] = flags | CONSUMED
+            self.store.n_consumed += 1
+        self.released.append(entry)
 
 
 def cotangents(entry, slot, g, g_owned, how: Pass):
@@ -218,7 +222,7 @@ def _sweep_entries(adj: Adjoints, how: Pass):
         g, g_owned = adj.pop(slot)
         entry = entries[slot]
         # the adjoint column of the evaluation trace: small values themselves, else (shape, dtype)
-        entry[TRACE][ADJ] = g if type(g) is _ndarray and g.size <= TRACE_MAX_SIZE else _small(g)
+        entry[TRACE][ADJ] = _small(g) if isinstance(g, Tensor) or getattr(g, "size", 1) > TRACE_MAX_SIZE else g
         if slot in how.wanted:
             captured[slot] = (g, g_owned)
             g_owned = False  # handed to the caller: never written into again

@@ -129,6 +129,7 @@ class Store:
         `args` are the op's arguments (Tensors or raw values), `arrays` their raw values, `out`
         the forward's result; `src` is the user's source line, recorded under detect_anomaly only.
         """
+        consts = None  # the numbers among the constant inputs, for the trace
         if len(args) == 1:  # most ops: build the tuples directly (fewer short-lived containers for the GC)
             s0, m0 = self._input(args[0], arrays[0])
             ins, meta = (s0,), (m0,)
@@ -136,11 +137,19 @@ class Store:
             s0, m0 = self._input(args[0], arrays[0])
             s1, m1 = self._input(args[1], arrays[1])
             ins, meta = (s0, s1), (m0, m1)
+            if s1 < 0:
+                a1 = arrays[1]
+                consts = (None, a1 if isinstance(a1, _SCALARS) else None)
+            elif s0 < 0:
+                a0 = arrays[0]
+                consts = (a0 if isinstance(a0, _SCALARS) else None, None)
         else:
             pairs = [self._input(a, arr) for a, arr in zip(args, arrays)]
             ins, meta = tuple(p[0] for p in pairs), tuple(p[1] for p in pairs)
+            if -1 in ins:
+                consts = _constants(ins, arrays)
         value = out if getattr(out, "size", 1) <= TRACE_MAX_SIZE else meta_of(out)
-        trace = [value, None, _constants(ins, arrays) if -1 in ins else None]
+        trace = [value, None, consts]
         slot = self.next
         self.next = slot + 1
         self.entries[slot] = [op, ins, params, op.saved(out, arrays, ins), meta, trace, 1, self.new_flags, src]
@@ -204,7 +213,9 @@ class Store:
                 stack.extend(i for i in entry[INS] if i >= 0)
 
     def consume(self, entry) -> None:
-        """Free an entry's saved values after a backward pass went through it without retain_graph."""
+        """Free an entry's saved values after a backward pass went through it without retain_graph.
+
+        (sweep.Pass.done does the same inline, for speed: keep the two alike.)"""
         entry[SAVED] = None
         if not entry[FLAGS] & CONSUMED:
             entry[FLAGS] |= CONSUMED

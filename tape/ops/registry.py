@@ -140,16 +140,19 @@ def _needs(save: str, n: int):
 
 
 def _pick(keep_out: bool, keep_in: tuple):
-    """A function (out, arrays) -> the tuple the rules are called with (None where not kept)."""
+    """A function (out, arrays, input slots) -> the tuple the rules are called with (None where not
+    kept), for a row whose rules need the same values whichever inputs are tracked."""
     n = len(keep_in)
     if not (keep_out or any(keep_in)):
-        return lambda out, arrays: None
+        return lambda out, arrays, ins: None
     if all(keep_in):
-        return (lambda out, arrays: (out, *arrays)) if keep_out else (lambda out, arrays: (None, *arrays))
+        if keep_out:
+            return lambda out, arrays, ins: (out, *arrays)
+        return lambda out, arrays, ins: (None, *arrays)
     if not any(keep_in):
         tail = (None,) * n
-        return lambda out, arrays: (out, *tail)
-    return lambda out, arrays: (out if keep_out else None, *[a if k else None for a, k in zip(arrays, keep_in)])
+        return lambda out, arrays, ins: (out, *tail)
+    return lambda out, arrays, ins: (out if keep_out else None, *[a if k else None for a, k in zip(arrays, keep_in)])
 
 
 def _saver(save, n: int):
@@ -162,8 +165,7 @@ def _saver(save, n: int):
         keep_out = "o" in save
         return lambda out, arrays, ins: (out if keep_out else None, *arrays)
     if isinstance(save, str):
-        pick = _pick(*_needs(save, n))
-        return lambda out, arrays, ins: pick(out, arrays)
+        return _pick(*_needs(save, n))
     needs = [_needs(s, n) for s in save]
     # keep[mask]: (keep out?, keep input j?...) for the set `mask` of tracked inputs (bit i: input i)
     keep = [None] * (1 << n)
@@ -178,7 +180,7 @@ def _saver(save, n: int):
 
         return saver
     pickers = [None] + [_pick(k[0], k[1:]) for k in keep[1:]]
-    return lambda out, arrays, ins: pickers[sum(1 << i for i, s in enumerate(ins) if s >= 0)](out, arrays)
+    return lambda out, arrays, ins: pickers[sum(1 << i for i, s in enumerate(ins) if s >= 0)](out, arrays, ins)
 
 
 # The tables every layer above reads: rows by opcode, public functions by name, NumPy functions and
@@ -345,10 +347,11 @@ def apply(op: OpDef, args: tuple, params: dict | None = None):
         for a in args:
             if type(a) is DualTensor:
                 return apply_dual(op, args, params, apply)
-    if len(args) == 1:  # the common arities without a comprehension's frame (it is a function in 3.11)
+    n = len(args)
+    if n == 1:  # the common arities without a comprehension's frame (it is a function in 3.11)
         a = args[0]
         arrays = (a.array if isinstance(a, Tensor) else a,)
-    elif len(args) == 2:
+    elif n == 2:
         a, b = args
         arrays = (a.array if isinstance(a, Tensor) else a, b.array if isinstance(b, Tensor) else b)
     else:
@@ -357,8 +360,8 @@ def apply(op: OpDef, args: tuple, params: dict | None = None):
         out = op.forward(*arrays, **params) if params else op.forward(*arrays)
     except Exception as exc:
         raise op_error(op.name, arrays, exc) from exc
-    if type(out) is not _ndarray:
-        out = _as_array(out)
+    if type(out) is not _ndarray and isinstance(out, (np.generic, list)):  # what _as_array does, inline
+        out = np.asarray(out)
     src = None
     if state.anomaly:
         src = user_line()
