@@ -13,7 +13,7 @@ FUNCTIONS = {f for f in NUMPY if not isinstance(f, np.ufunc)}
 
 
 def _call_ufunc(ufunc, x, y):
-    return ufunc(x) if ufunc.nin == 1 else ufunc(x, y)
+    return ufunc(x) if ufunc.nin == 1 else ufunc(x, y) if ufunc.nin == 2 else ufunc(y, y, x)
 
 
 @pytest.mark.parametrize("ufunc", sorted(UFUNCS, key=lambda u: u.__name__), ids=lambda u: u.__name__)

@@ -26,13 +26,15 @@ def _polygamma(n, x):
     return call(POLYGAMMA, n, x)
 
 
-def _fixed_first(*values, domain=POSITIVE):
-    """Samples for a row whose leading arguments are not differentiated: they are fixed in `call`."""
+def _fixed_first(*values, domain=POSITIVE, ref=None):
+    """Samples for a row whose leading arguments are not differentiated: they are fixed in `call`
+    (`ref`: SciPy's function, where the row stands for no ufunc)."""
 
     def samples(rng):
         for v in values:
             for shape in [(), (3,), (2, 3)]:
-                yield Sample((rng.uniform(*domain, shape),), lambda f, x, v=v: f(*v, x), f"{v}-{shape}")
+                expected = None if ref is None else (lambda x, v=v: ref(*v, x))
+                yield Sample((rng.uniform(*domain, shape),), lambda f, x, v=v: f(*v, x), f"{v}-{shape}", expected)
 
     return samples
 
@@ -73,7 +75,7 @@ XLOGY     = defop(Op.XLOGY,     "xlogy",     sc.xlogy,    (lambda g, o, x, y: g 
 XLOG1PY   = defop(Op.XLOG1PY,   "xlog1py",   sc.xlog1py,  (lambda g, o, x, y: g * np.log1p(y), lambda g, o, x, y: g * x / (1 + y)), "xy", numpy=sc.xlog1py, public="scipy.special.xlog1py", domain=(0.2, 2.0))
 BETA      = defop(Op.BETA,      "beta",      sc.beta,     (lambda g, o, a, b: g * o * (sc.digamma(a) - sc.digamma(a + b)), lambda g, o, a, b: g * o * (sc.digamma(b) - sc.digamma(a + b))), "xyo", numpy=sc.beta, public="scipy.special.beta", domain=POSITIVE)
 BETALN    = defop(Op.BETALN,    "betaln",    sc.betaln,   (lambda g, o, a, b: g * (sc.digamma(a) - sc.digamma(a + b)), lambda g, o, a, b: g * (sc.digamma(b) - sc.digamma(a + b))), "xy", numpy=sc.betaln, public="scipy.special.betaln", domain=POSITIVE)
-POLYGAMMA = defop(Op.POLYGAMMA, "polygamma", sc.polygamma, (None, lambda g, o, n, x: g * _polygamma(n + 1, x)),          "xy", numpy=sc.polygamma, public="scipy.special.polygamma", samples=_fixed_first((0,), (1,), (2,)))
+POLYGAMMA = defop(Op.POLYGAMMA, "polygamma", sc.polygamma, (None, lambda g, o, n, x: g * _polygamma(n + 1, x)),          "xy", public="scipy.special.polygamma", samples=_fixed_first((0,), (1,), (2,), ref=sc.polygamma))
 GAMMAINC  = defop(Op.GAMMAINC,  "gammainc",  sc.gammainc, (_no_rule("gammainc", "a"), lambda g, o, a, x: g * np.exp(-x) * x ** (a - 1) * sc.rgamma(a)),  "xy", numpy=sc.gammainc, public="scipy.special.gammainc", samples=_fixed_first((0.7,), (2.5,)))
 GAMMAINCC = defop(Op.GAMMAINCC, "gammaincc", sc.gammaincc, (_no_rule("gammaincc", "a"), lambda g, o, a, x: -g * np.exp(-x) * x ** (a - 1) * sc.rgamma(a)), "xy", numpy=sc.gammaincc, public="scipy.special.gammaincc", samples=_fixed_first((0.7,), (2.5,)))
 JN        = defop(Op.JN,        "jn",        sc.jv,       (_no_rule("jn", "the order"), lambda g, o, n, x: g * (sc.jv(n - 1, x) - sc.jv(n + 1, x)) / 2),  "xy", numpy=sc.jv, public="scipy.special.jn", samples=_fixed_first((0,), (1,), (2.5,)))
