@@ -306,7 +306,12 @@ def _diag_of(x):
 
 
 def _eye(n, like):
-    return np.eye(n, dtype=like.dtype)
+    """An identity of `like`'s dtype and array library (NumPy or CuPy: NEP 35's like=)."""
+    return np.eye(n, dtype=like.dtype, like=_raw(like))
+
+
+def _tri(n, like, k=0):
+    return np.tri(n, k=k, dtype=like.dtype, like=_raw(like))
 
 
 def _safe_recip(d):
@@ -333,7 +338,7 @@ def _rsolve(x, a):
 # symmetric matrix it stands for (JAX's and PyTorch's convention), so the gradient is symmetric.
 def _phi(x):
     n = x.shape[-1]
-    return x * (np.tri(n, dtype=x.dtype) - 0.5 * np.eye(n, dtype=x.dtype))
+    return x * (_tri(n, x) - 0.5 * _eye(n, x))
 
 
 def _cholesky_vjp(g, L, a):
@@ -468,7 +473,7 @@ def _qr_vjp(g, o, a, mode, m, n):
     n, shapes = _qr_parts(mode, m, n)
     (q, r), (gq, gr) = _unpack(o, shapes), _unpack(g, shapes)
     mm = gr @ _swap(r) - _swap(q) @ gq
-    cbar = mm + (_swap(mm) - mm) * np.tri(n, k=-1, dtype=g.dtype)
+    cbar = mm + (_swap(mm) - mm) * _tri(n, g, k=-1)
     return _rsolve(gq + q @ cbar, _swap(r))  # (gq + q cbar) r^-T
 
 
@@ -477,7 +482,7 @@ def _qr_jvp(ts, o, a, mode, m, n):
     q, r = _unpack(o, shapes)
     dxr = _rsolve(ts[0], r)  # da r^-1
     c = _swap(q) @ dxr
-    low = c * np.tri(n, k=-1, dtype=c.dtype)
+    low = c * _tri(n, c, k=-1)
     omega = low - _swap(low)
     return _pack([q @ (omega - c) + dxr, (c - omega) @ r], o.shape[:-1])
 
@@ -692,6 +697,16 @@ def eigh(a, UPLO="L"):
     return EighResult(*_unpack(EIGH.function(a, UPLO), [(n,), (n, n)]))
 
 
+def eigvalsh(a, UPLO="L"):
+    """The eigenvalues (ascending) of a symmetric matrix (np.linalg.eigvalsh): `eigh`'s first result.
+
+    >>> import tape as tp
+    >>> tp.linalg.eigvalsh(tp.tensor([[2.0, 1.0], [1.0, 2.0]]))
+    tensor([1., 3.])
+    """
+    return eigh(a, UPLO).eigenvalues
+
+
 def eig(a):
     """Eigenvalues and unit eigenvectors of a real matrix whose eigenvalues are real (np.linalg.eig).
 
@@ -751,6 +766,6 @@ def slogdet(a):
     return SlogdetResult(_new_tensor(packed.array[..., 0]), packed[..., 1])
 
 
-for _fn, _np_fn in [(eigh, np.linalg.eigh), (eig, np.linalg.eig), (svd, np.linalg.svd), (qr, np.linalg.qr),
+for _fn, _np_fn in [(eigh, np.linalg.eigh), (eigvalsh, np.linalg.eigvalsh), (eig, np.linalg.eig), (svd, np.linalg.svd), (qr, np.linalg.qr),
                     (slogdet, np.linalg.slogdet)]:  # fmt: skip
     export(_fn, name="linalg." + _fn.__name__, numpy=_np_fn)

@@ -84,3 +84,13 @@ IV        = defop(Op.IV,        "iv",        sc.iv,       (_no_rule("iv", "the o
 IVE       = defop(Op.IVE,       "ive",       sc.ive,      (_no_rule("ive", "the order"), lambda g, o, v, x: g * (o * (v / x - np.sign(x)) + sc.ive(v + 1, x))), "xyo", numpy=sc.ive, public="scipy.special.ive", samples=_fixed_first((0,), (1.5,)))
 BETAINC   = defop(Op.BETAINC,   "betainc",   sc.betainc,  (_no_rule("betainc", "a"), _no_rule("betainc", "b"), lambda g, o, a, b, x: g * x ** (a - 1) * (1 - x) ** (b - 1) / sc.beta(a, b)), "xyz", numpy=sc.betainc, public="scipy.special.betainc", samples=_fixed_first((2.0, 3.0), (0.7, 1.5), domain=UNIT))
 # fmt: on
+
+for _op in (GAMMALN, DIGAMMA, GAMMA, RGAMMA, GAMMASGN, ERF, ERFC, ERFINV, ERFCINV, EXPIT, LOGIT, NDTR, LOG_NDTR, NDTRI,
+            J0, J1, Y0, Y1, I0, I1, XLOGY, XLOG1PY, BETA, BETALN, POLYGAMMA, GAMMAINC, GAMMAINCC, JN, YN, IV, IVE,
+            BETAINC):  # fmt: skip
+    _args = {1: "0.5", 2: "1, 0.5", 3: "2.0, 3.0, 0.5"}[_op.nin]
+    _op.function.__doc__ = (
+        f"scipy.special.{_op.name} on Tensors, differentiable in reverse and forward mode.\n\n"
+        f">>> import numpy as np, scipy.special, tape.scipy.special as sp\n"
+        f">>> bool(np.isclose(sp.{_op.name}({_args}), scipy.special.{'jv' if _op.name == 'jn' else _op.name}({_args})))\nTrue"
+    )
