@@ -64,6 +64,7 @@ DIFFERENTIABLE_FUNCTIONS = [
     (np.linalg.norm, np.linalg.norm),
     (np.linalg.cholesky, lambda x: np.linalg.cholesky(x @ x.T + np.eye(2))),
     (np.linalg.eigh, lambda x: np.linalg.eigh(x @ x.T)[0]),
+    (np.linalg.eigvalsh, lambda x: np.linalg.eigvalsh(x @ x.T + np.diag([1.0, 0.0]))),
     (np.linalg.eig, lambda x: np.linalg.eig(x[:, :2] + np.diag([2.0, 0.0]))[0]),
     (np.linalg.svd, lambda x: np.linalg.svd(x, compute_uv=False)),
     (np.linalg.qr, lambda x: np.linalg.qr(x.T)[1]),
