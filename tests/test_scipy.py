@@ -98,6 +98,13 @@ def test_scipy_special_ufuncs_dispatch_to_tape():
     np.testing.assert_allclose(x.grad.numpy(), expected, rtol=1e-12)
 
 
+def test_a_scipy_ufunc_tape_lacks_is_refused_by_name():
+    x = tp.tensor([1.5, 2.0], requires_grad=True)
+    with pytest.raises(TypeError, match=r"the ufunc struve is not implemented by tape"):
+        with tp.record():
+            sc.struve(x, x)
+
+
 def test_a_shape_parameter_without_a_derivative_raises():
     a = tp.tensor(2.5, requires_grad=True)
     with tp.record():
