@@ -1,4 +1,5 @@
-"""Linear-algebra primitives: matmul, dot, tensordot, einsum, solve, inv, det.
+"""Linear-algebra primitives: matmul, dot, tensordot, einsum, solve, inv, det, and the decompositions
+cholesky, eigh, eig, svd, qr, slogdet, with pinv (rows whose results are packed: see below).
 
 Batch dimensions that matmul broadcast are summed away by the sweep, like any broadcast.
 The public functions are generated from the rows; the `_*_args` functions read their arguments.
@@ -692,8 +693,7 @@ def eigh(a, UPLO="L"):
     >>> w
     tensor([1., 3.])
     """
-    inputs, params = _eigh_args(a, UPLO)
-    n = params["n"]
+    n = _square_n(a, "linalg.eigh")
     return EighResult(*_unpack(EIGH.function(a, UPLO), [(n,), (n, n)]))
 
 
