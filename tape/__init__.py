@@ -35,7 +35,18 @@ from .creation import (  # noqa: F401
 )
 from .custom import Primitive, primitive  # noqa: F401
 from .devices import cuda_available  # noqa: F401
-from .functional import grad, hessian, hvp, jacfwd, jacobian, jacrev, jvp, value_and_grad, vjp  # noqa: F401
+from .functional import (  # noqa: F401
+    elementwise_grad,
+    grad,
+    hessian,
+    hvp,
+    jacfwd,
+    jacobian,
+    jacrev,
+    jvp,
+    value_and_grad,
+    vjp,
+)
 from .ops.registry import FUNCTIONS
 from .record import Entry, Tape, record  # noqa: F401
 from .sweep import grads  # noqa: F401

@@ -28,6 +28,7 @@ from .ops import (
     transpose,
     where,
 )
+from .ops.linalg import svd as _svd
 from .ops.reduce import normalize_axis
 from .ops.registry import FUNCTIONS, _as_array, export, exported  # noqa: F401
 from .ops.shape import GETITEM
@@ -156,9 +157,12 @@ def log_softmax(x, axis=-1):
 
 @exported()
 def norm(x, ord=None, axis=None, keepdims=False):
-    """np.linalg.norm: vector norms (any p, inf, -inf, 0) and matrix 1, inf, 'fro' norms.
+    """np.linalg.norm: vector norms (any p, inf, -inf, 0) and matrix 1, -1, inf, -inf, 'fro', and
+    2, -2, 'nuc' (through the singular values) norms.
 
-    Matrix ord=2, -2 and 'nuc' (singular values) are not supported.
+    >>> import tape as tp
+    >>> tp.norm(tp.tensor([[3.0, 0.0], [0.0, -4.0]]), ord="nuc")
+    tensor(7.)
     """
     nd = len(_shape(x))
     if axis is None and ord is not None and nd not in (1, 2):
@@ -185,7 +189,15 @@ def norm(x, ord=None, axis=None, keepdims=False):
         sums = sum(abs(x), axis=inner_axis, keepdims=True)
         pick = max(sums, axis=outer_axis, keepdims=True) if ord > 0 else -max(-sums, axis=outer_axis, keepdims=True)
         return pick if keepdims else reshape(pick, _reduced_shape(_shape(x), axes))
-    raise NotImplementedError(f"norm: ord={ord!r} over axes {axes} is not supported (singular-value norms)")
+    if len(axes) == 2 and (ord == "nuc" or ord in (2, -2)):
+        row, col = (a % nd for a in axes)
+        s = _svd(transpose(x, [a for a in range(nd) if a not in (row, col)] + [row, col]), compute_uv=False)
+        if ord == "nuc":
+            out = sum(s, axis=-1)
+        else:
+            out = max(s, axis=-1) if ord == 2 else -max(-s, axis=-1)
+        return reshape(out, np.sum(_probe(_shape(x)), axis=axes, keepdims=keepdims).shape)
+    raise ValueError(f"norm: invalid norm order {ord!r} for the axes {axes} of an array of shape {_shape(x)}")
 
 
 # -- linear algebra ---------------------------------------------------------------------------

@@ -1,11 +1,18 @@
 """Functional transforms (JAX / HIPS autograd style): grad, value_and_grad, vjp, jvp, jacobian
-(jacrev), jacfwd, hessian, hvp.
+(jacrev), jacfwd, hessian, hvp, elementwise_grad.
 
 `f` takes and returns Tensors; NumPy arrays, floats, and tuples/lists/dicts of them are accepted as
 arguments (and wrapped) and as results. The reverse transforms record `f` on the tape and sweep it;
 `jvp` and `jacfwd` use dual numbers and no tape. They compose: when a transform runs inside
 another's recording (``tp.grad(tp.grad(f))``), it differentiates with ``create_graph=True`` so the
 outer one can differentiate the result in turn.
+
+What a transform returns is of the caller's kind, as in HIPS autograd and JAX: called with NumPy
+arrays and Python numbers only (no Tensor among the arguments), outside any transform and record
+block, it returns NumPy arrays, and a Python float for the derivative with respect to a Python
+number, so SciPy's optimisers and in-place NumPy updates take the results as they are. Called with
+Tensors, or nested inside another transform (where the outer one must differentiate the result),
+it returns Tensors: only the outermost call converts.
 """
 
 from __future__ import annotations
@@ -14,7 +21,7 @@ import numpy as np
 
 from .composite import stack
 from .forward import DualTensor, make_dual
-from .ops import reshape
+from .ops import reshape, sum
 from .ops.registry import apply
 from .ops.shape import IDENTITY
 from .record import record
@@ -83,6 +90,38 @@ def _result(g, nested):
     return g if nested or type(g) is DualTensor else g.detach()
 
 
+def _plain_call(*trees) -> bool:
+    """Called from plain NumPy code: outside any transform or record block, with no Tensor argument."""
+    st = state()
+    if st.recording or st.dual_depth:
+        return False
+    return not any(isinstance(x, Tensor) for t in trees for x in flatten(t)[0])
+
+
+def _is_number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def _to_numpy(result, like=None):
+    """`result` with every Tensor as its NumPy array. With `like` (the inputs the result is the
+    derivative for, same tree), a 0-d result for a Python number becomes a float; without it (a
+    function's value), a 0-d result becomes a NumPy scalar, as NumPy's reductions return."""
+    leaves, shape = flatten(result)
+    likes = flatten(like)[0] if like is not None else []
+    if len(likes) != len(leaves):
+        likes = [None] * len(leaves)
+    out = []
+    for r, x in zip(leaves, likes):
+        if isinstance(r, Tensor):
+            a = r.array
+            if a.ndim == 0 and (like is None or _is_number(x)):
+                r = float(a) if _is_number(x) else a[()]
+            else:
+                r = a
+        out.append(r)
+    return shape.unflatten(out)
+
+
 # -- reverse mode -------------------------------------------------------------------------------
 
 
@@ -100,6 +139,8 @@ def value_and_grad(f, argnums=0):
     def wrapped(*args, **kwargs):
         nums = _argnums(argnums, len(args))
         nested = state().recording
+        plain = _plain_call(args)
+        given = args
         args = list(args)
         watched = {}
         with record():
@@ -124,7 +165,13 @@ def value_and_grad(f, argnums=0):
             results.append(shape.unflatten(gs[k : k + count]))
             k += count
         value = out_t if nested or type(out_t) is DualTensor else out_t.detach()
-        return value, (results[0] if isinstance(argnums, int) else tuple(results))
+        if isinstance(argnums, int):
+            result, like = results[0], given[nums[0]]
+        else:
+            result, like = tuple(results), tuple(given[n] for n in nums)
+        if plain:
+            return _to_numpy(value), _to_numpy(result, like)
+        return value, result
 
     return wrapped
 
@@ -152,6 +199,7 @@ def vjp(f, *primals):
     (tensor([3., 4.]), tensor([1., 2.]))
     """
     nested = state().recording
+    plain = _plain_call(primals)
     flat = [flatten(p) for p in primals]
     watched = [[_watch(x) for x in leaves] for leaves, _ in flat]
     with record():
@@ -172,10 +220,12 @@ def vjp(f, *primals):
         for (_, shape), w in zip(flat, watched):
             result.append(shape.unflatten(gs[k : k + len(w)]))
             k += len(w)
+        if plain and not state().recording:
+            return _to_numpy(tuple(result), tuple(primals))
         return tuple(result)
 
     value = out if nested else tree_map(lambda o: o.detach() if _detachable(o) else o, out)
-    return value, vjp_fn
+    return (_to_numpy(value) if plain else value), vjp_fn
 
 
 def _detachable(o) -> bool:
@@ -193,6 +243,7 @@ def jacobian(f, argnums=0):
 
     def wrapped(*args):
         nums = _argnums(argnums, len(args))
+        plain = _plain_call(args)
 
         def g(*xs):
             return f(*_substitute(args, nums, xs))
@@ -208,15 +259,21 @@ def jacobian(f, argnums=0):
         for i, n in enumerate(nums):
             x = _as_float_tensor(args[n])
             if rows:
-                jacs.append(reshape(stack([r[i] for r in rows]), out_t.shape + x.shape))
+                jacs.append(reshape(stack([_as_float_tensor(r[i]) for r in rows]), out_t.shape + x.shape))
             else:
                 jacs.append(_new_tensor(np.zeros(out_t.shape + x.shape, dtype=x.dtype)))
-        return jacs[0] if isinstance(argnums, int) else tuple(jacs)
+        return _caller_kind(jacs, args, nums, argnums, plain)
 
     return wrapped
 
 
 jacrev = jacobian
+
+
+def _caller_kind(jacs, args, nums, argnums, plain):
+    if isinstance(argnums, int):
+        return _to_numpy(jacs[0], args[nums[0]]) if plain else jacs[0]
+    return _to_numpy(tuple(jacs), tuple(args[n] for n in nums)) if plain else tuple(jacs)
 
 
 def hessian(f, argnums=0):
@@ -265,6 +322,7 @@ def jvp(f, primals, tangents):
     (tensor(0.), tensor(0.))
     """
     st = state()
+    plain = _plain_call(primals, tangents)
     st.dual_depth += 1
     st.dual_levels += 1
     level = st.dual_levels
@@ -292,6 +350,8 @@ def jvp(f, primals, tangents):
     pairs = [split(o) for o in leaves]
     primal_out = shape.unflatten([p for p, _ in pairs])
     tangent_out = shape.unflatten([t if isinstance(t, Tensor) else _new_tensor(np.asarray(t)) for _, t in pairs])
+    if plain:
+        return _to_numpy(primal_out), _to_numpy(tangent_out)
     return primal_out, tangent_out
 
 
@@ -306,6 +366,7 @@ def jacfwd(f, argnums=0):
 
     def wrapped(*args):
         nums = _argnums(argnums, len(args))
+        plain = _plain_call(args)
         jacs = []
         for n in nums:
             x = _as_float_tensor(args[n])
@@ -324,6 +385,21 @@ def jacfwd(f, argnums=0):
             out_shape = out.shape if cols else ()
             jac = stack(cols, axis=-1) if cols else _new_tensor(np.zeros((0,)))
             jacs.append(reshape(jac, tuple(out_shape) + x.shape))
-        return jacs[0] if isinstance(argnums, int) else tuple(jacs)
+        return _caller_kind(jacs, args, nums, argnums, plain)
 
     return wrapped
+
+
+def elementwise_grad(f, argnums=0):
+    """The gradient of ``sum(f(x))`` (HIPS autograd's): for an elementwise `f`, the derivative at
+    every point of `x` at once, as for plotting a function and its derivatives.
+
+    >>> import numpy as np, tape as tp
+    >>> tp.elementwise_grad(np.tanh)(np.array([0.0, 1.0]))
+    array([1.        , 0.41997434])
+    """
+
+    def summed(*args, **kwargs):
+        return sum(f(*args, **kwargs))
+
+    return grad(summed, argnums)

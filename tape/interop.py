@@ -41,7 +41,8 @@ def array_ufunc(ufunc, method, inputs, kwargs):
         raise TypeError(f"np.{name}: keyword arguments {sorted(extra)} are not supported on tape Tensors")
     fn = NUMPY.get(ufunc)
     if fn is None:
-        raise TypeError(f"np.{name} is not implemented by tape; applying it to a Tensor would drop the gradient")
+        where = "np." if getattr(np, name, None) is ufunc else "the ufunc "  # SciPy's special functions are ufuncs
+        raise TypeError(f"{where}{name} is not implemented by tape; applying it to a Tensor would drop the gradient")
     return fn(*inputs)
 
 

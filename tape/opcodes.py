@@ -77,6 +77,47 @@ class Op(IntEnum):
     SOLVE = 204
     INV = 205
     DET = 206
+    CHOLESKY = 207
+    EIGH = 208
+    EIG = 209
+    SVD = 210
+    QR = 211
+    SLOGDET = 212
+    PINV = 213
+    # scipy.special (rows in tape/ops/special.py, registered when tape.scipy is imported):
+    # binary 30-49, unary 120-149, and betainc at the top of the ternary range
+    XLOGY = 30
+    XLOG1PY = 31
+    POLYGAMMA = 32
+    GAMMAINC = 33
+    GAMMAINCC = 34
+    BETA = 35
+    BETALN = 36
+    JN = 37
+    YN = 38
+    IV = 39
+    IVE = 40
+    BETAINC = 59
+    GAMMALN = 120
+    DIGAMMA = 121
+    GAMMA = 122
+    RGAMMA = 123
+    ERF = 124
+    ERFC = 125
+    ERFINV = 126
+    ERFCINV = 127
+    EXPIT = 128
+    LOGIT = 129
+    NDTR = 130
+    LOG_NDTR = 131
+    NDTRI = 132
+    J0 = 133
+    J1 = 134
+    Y0 = 135
+    Y1 = 136
+    I0 = 137
+    I1 = 138
+    GAMMASGN = 139
     # shape and movement (300-399)
     RESHAPE = 300
     TRANSPOSE = 301

@@ -118,6 +118,23 @@ class Tensor:
 
     __str__ = __repr__
 
+    def __format__(self, spec):
+        """A 0-d Tensor formats like its value (``f"{loss:.4f}"``); others only with an empty spec,
+        as NumPy arrays.
+
+        >>> import tape as tp
+        >>> f"{tp.tensor(0.123456):.3f}"
+        '0.123'
+        """
+        if not spec:
+            return str(self)
+        if self.ndim == 0:
+            return format(self.item(), spec)
+        raise TypeError(
+            f"unsupported format string {spec!r} passed to Tensor.__format__: a Tensor of shape {self.shape} "
+            "formats only with an empty spec (format a 0-d Tensor or its elements instead)"
+        )
+
     # -- ways out -----------------------------------------------------------------------------
     def numpy(self) -> np.ndarray:
         """A host (NumPy) copy of the values, without history."""

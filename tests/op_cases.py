@@ -13,6 +13,7 @@ from typing import NamedTuple
 import numpy as np
 
 import tape as tp
+import tape.scipy  # noqa: F401  (the scipy.special rows join the op table when tape.scipy is imported)
 from tape.ops import OPS
 from tape.ops.registry import FIRST_CUSTOM, FLOATS, Op, samples_of
 

@@ -462,7 +462,7 @@ print(len(p), p.stats()["entries"])
     assert res.returncode == 0, res.stderr
     assert res.stdout.split() == [str(len(p)), str(len(p))]
     got = np.load(tmp_path / "out.npy")
-    want = np.concatenate([np.ravel(want_v.numpy())] + [np.ravel(g.numpy()) for g in want_g])
+    want = np.concatenate([np.ravel(want_v)] + [np.ravel(g) for g in want_g])  # NumPy in, NumPy out (API §3)
     _assert_close(got, want, 1e-12)
 
 
