@@ -41,6 +41,7 @@ from .tape import (
     SRC,
     TRACE,
     TRACE_MAX_SIZE,
+    VALUE,
     enable_grad,
     state,
 )
@@ -221,8 +222,13 @@ def _sweep_entries(adj: Adjoints, how: Pass):
             continue
         g, g_owned = adj.pop(slot)
         entry = entries[slot]
-        # the adjoint column of the evaluation trace: small values themselves, else (shape, dtype)
-        entry[TRACE][ADJ] = _small(g) if isinstance(g, Tensor) or getattr(g, "size", 1) > TRACE_MAX_SIZE else g
+        # the adjoint column of the evaluation trace: a small value itself, else (shape, dtype), which
+        # is the value's (an adjoint has its value's shape and dtype)
+        trace = entry[TRACE]
+        if isinstance(g, Tensor):
+            trace[ADJ] = _small(g)
+        else:
+            trace[ADJ] = g if getattr(g, "size", 1) <= TRACE_MAX_SIZE else trace[VALUE]
         if slot in how.wanted:
             captured[slot] = (g, g_owned)
             g_owned = False  # handed to the caller: never written into again

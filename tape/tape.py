@@ -148,7 +148,7 @@ class Store:
             ins, meta = tuple(p[0] for p in pairs), tuple(p[1] for p in pairs)
             if -1 in ins:
                 consts = _constants(ins, arrays)
-        value = out if getattr(out, "size", 1) <= TRACE_MAX_SIZE else meta_of(out)
+        value = out if getattr(out, "size", 1) <= TRACE_MAX_SIZE else _METAS.get((out.shape, out.dtype)) or meta_of(out)
         trace = [value, None, consts]
         slot = self.next
         self.next = slot + 1
