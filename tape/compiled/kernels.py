@@ -1,17 +1,18 @@
-"""Numba kernels that run a whole compiled program, forward and reverse (issue 10, first step).
+"""Numba kernels that run a whole compiled program, forward and reverse (issue 10, first steps).
 
-A program whose slots are float64 scalars, or float64 arrays of one shape, and whose entries are
-elementwise ops (a scalar operand broadcast) or full sums, runs as two `@njit` loops over its
-columns: `flat_forward` fills one arena row per slot, `flat_reverse` walks the entries down
-accumulating into an adjoint arena, each switching on the opcode as ADOL-C's
-`zos_forward`/`fos_reverse` do (W1's 6,000-term scalar chain; W2's 201 ops on 100 floats). The
-kernels are compiled once per process and cached on disk, not per program: the program is data.
-Their formulas are the op table's rules on scalars; `tests/test_compiled_kernels.py` checks them
-against the Python replay (`replay.py`, the spec) and against eager.
+A program of float64 values whose entries are elementwise ops (on scalars, or on arrays of up to
+`MAX_ELEMENTS` of one shape, a scalar operand broadcast), full sums and small 1-D/2-D matmuls runs
+as two `@njit` loops over its columns: `flat_forward` fills one arena (each slot at its offset),
+`flat_reverse` walks the entries down accumulating into an adjoint arena, each switching on the
+opcode as ADOL-C's `zos_forward`/`fos_reverse` do. That covers W1 (6,000 scalar ops), W2 (201 ops
+on 100 floats) and W5 (a 10,000-step recurrent loop, 40,001 entries). The kernels are compiled once
+per process and cached on disk, not per program: the program is data. Their formulas are the op
+table's rules on scalars; `tests/test_compiled_kernels.py` checks them against the Python replay
+(`replay.py`, the spec) and against eager.
 
-Any other program (matmuls, reductions along an axis, integers, draws, mixed shapes) replays in
-Python; `Program.stats()["fallback_ops"]` lists what did. Per-run fallback inside one program and
-array kernels over a liveness-planned arena are the next steps.
+Any other program (big matmuls, which want BLAS; reductions along an axis; integers; draws; mixed
+shapes) replays in Python; `Program.stats()["fallback_ops"]` lists what did. Per-run fallback
+inside one program is the next step.
 """
 
 from __future__ import annotations
