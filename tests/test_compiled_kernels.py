@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import tape as tp
+from tape.compiled import kernels
 from tape.compiled.kernels import SCALAR_OPS
 
 from .op_cases import all_cases
@@ -28,6 +29,12 @@ FLAT_CASES = [
     and all(np.asarray(a).dtype == np.float64 for a in c.args)
     and (c.code != int(tp.ops.Op.SUM) or c.id.endswith("None"))
 ]
+
+
+@pytest.fixture(autouse=True)
+def kernels_for_small_programs(monkeypatch):
+    """Every op case is a program of one or two entries: let the kernels take those too."""
+    monkeypatch.setattr(kernels, "MIN_ENTRIES", 1)
 
 
 @pytest.fixture

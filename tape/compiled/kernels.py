@@ -296,6 +296,9 @@ ARENA_LIMIT = 64 * 2**20
 MAX_ELEMENTS = 128
 
 
+#: Fewest entries worth a kernel call: below this, the call's fixed cost (argument checks, arena
+#: setup, about 40 µs) exceeds the Python replay's few µs per entry (measured on W5's 4-entry step).
+MIN_ENTRIES = 16
 #: Largest matmul (m·k·n multiply-adds) a kernel does with its own loops; bigger ones want BLAS.
 MAX_MATMUL = 2**16
 
@@ -322,7 +325,7 @@ class FlatKernel:
     def covers(program) -> bool:
         f8 = np.dtype(np.float64)
         ops = set(program._op_list)
-        if not len(program.opcode) or int(program.nin.max()) > 2 or not ops <= SCALAR_OPS | {MATMUL}:
+        if len(program.opcode) < MIN_ENTRIES or int(program.nin.max()) > 2 or not ops <= SCALAR_OPS | {MATMUL}:
             return False
         base = program.n_inputs + len(program.consts)
         # every value float64; a constant of another numeric dtype (`x * 2`) is exact as a float64
