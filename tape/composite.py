@@ -10,12 +10,30 @@ from __future__ import annotations
 import numpy as np
 
 from . import tensor as _tensor
-from .ops.elementwise import abs, exp, log, log1p, maximum, multiply, sqrt, tanh, where
-from .ops.linalg import tensordot
-from .ops.reduce import max, norm2, normalize_axis, sum
-from .ops.registry import _as_array
-from .ops.shape import concatenate, getitem, reshape, transpose
+from .ops import (
+    abs,
+    concatenate,
+    exp,
+    log,
+    log1p,
+    max,
+    maximum,
+    multiply,
+    norm2,
+    reshape,
+    sqrt,
+    sum,
+    tanh,
+    tensordot,
+    transpose,
+    where,
+)
+from .ops.reduce import normalize_axis
+from .ops.registry import FUNCTIONS, _as_array, export, exported  # noqa: F401
+from .ops.shape import GETITEM
 from .tensor import Tensor, _new_tensor
+
+getitem = GETITEM.function
 
 
 def _arr(x):
@@ -35,34 +53,42 @@ def _reduced_shape(shape, axis) -> tuple:
     return np.sum(_probe(shape), axis=axis).shape
 
 
+@exported()
 def stop_gradient(x):
     """The same values without history (``x.detach()``)."""
     return x.detach() if isinstance(x, Tensor) else _new_tensor(_arr(x))
 
 
 # -- elementwise --------------------------------------------------------------------------------
+@exported(numpy=np.square)
 def square(x):
     """x * x."""
     return multiply(x, x)
 
 
+@exported()
 def sigmoid(x):
     """1 / (1 + e**-x), computed as (1 + tanh(x/2)) / 2, which never overflows."""
     return 0.5 * tanh(0.5 * x) + 0.5
 
 
+@exported()
 def relu(x):
     """max(x, 0), with gradient 0 at 0 (as PyTorch)."""
     return where(greater(x, 0), x, 0.0)
 
 
+@exported()
 def softplus(x):
     """log(1 + e**x), stable for large |x| (its gradient at 0 is sigmoid(0) = 0.5)."""
     return maximum(x, 0.0) + log1p(exp(-abs(x)))
 
 
-def clip(x, a_min=None, a_max=None):
+@exported(numpy=np.clip, method=True)
+def clip(x, a_min=None, a_max=None, *, min=None, max=None):  # noqa: A002 (NumPy 2's keywords)
     """Values limited to [a_min, a_max]; gradient 1 inside (ends included), 0 outside."""
+    a_min = min if a_min is None else a_min
+    a_max = max if a_max is None else a_max
     out = x
     if a_min is not None:
         out = where(less(out, a_min), a_min, out)
@@ -77,22 +103,26 @@ def _count(x, axis) -> int:
     return int(np.prod([shape[a] for a in normalize_axis(axis, len(shape), "mean")]))
 
 
+@exported(numpy=np.mean, method=True)
 def mean(x, axis=None, keepdims=False):
     """Arithmetic mean over `axis`."""
     return sum(x, axis=axis, keepdims=keepdims) / _count(x, axis)
 
 
+@exported(numpy=np.var, method=True)
 def var(x, axis=None, ddof=0, keepdims=False):
     """Variance over `axis` with NumPy's `ddof`."""
     centred = x - mean(x, axis=axis, keepdims=True)
     return sum(centred * centred, axis=axis, keepdims=keepdims) / (_count(x, axis) - ddof)
 
 
+@exported(numpy=np.std, method=True)
 def std(x, axis=None, ddof=0, keepdims=False):
     """Standard deviation over `axis` with NumPy's `ddof`."""
     return sqrt(var(x, axis=axis, ddof=ddof, keepdims=keepdims))
 
 
+@exported()
 def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False):
     """log(sum(exp(a))) over `axis` without overflow (SciPy's signature; `b` and
     `return_sign` are not supported).
@@ -110,6 +140,7 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False):
     return out
 
 
+@exported()
 def softmax(x, axis=-1):
     """e**x / sum(e**x) along `axis` (max-shifted for stability)."""
     m = max_shift(x, axis=axis)
@@ -117,11 +148,13 @@ def softmax(x, axis=-1):
     return e / sum(e, axis=axis, keepdims=True)
 
 
+@exported()
 def log_softmax(x, axis=-1):
     """x - logsumexp(x) along `axis`."""
     return x - logsumexp(x, axis=axis, keepdims=True)
 
 
+@exported()
 def norm(x, ord=None, axis=None, keepdims=False):
     """np.linalg.norm: vector norms (any p, inf, -inf, 0) and matrix 1, inf, 'fro' norms.
 
@@ -156,6 +189,7 @@ def norm(x, ord=None, axis=None, keepdims=False):
 
 
 # -- linear algebra ---------------------------------------------------------------------------
+@exported(numpy=np.inner)
 def inner(a, b):
     """np.inner: sum over the last axes of a and b."""
     if len(_shape(a)) == 0 or len(_shape(b)) == 0:
@@ -163,11 +197,13 @@ def inner(a, b):
     return tensordot(a, b, axes=((-1,), (-1,)))
 
 
+@exported(numpy=np.outer)
 def outer(a, b):
     """np.outer: a.ravel()[:, None] * b.ravel()[None, :]."""
     return multiply(reshape(a, (-1, 1)), reshape(b, (1, -1)))
 
 
+@exported(numpy=np.trace, method=True)
 def trace(x, offset=0, axis1=0, axis2=1):
     """np.trace: sum of the (offset) diagonal over axis1, axis2."""
     shape = _shape(x)
@@ -180,6 +216,7 @@ def trace(x, offset=0, axis1=0, axis2=1):
 
 
 # -- shape ----------------------------------------------------------------------------------------
+@exported(numpy=np.swapaxes, method=True)
 def swapaxes(x, axis1, axis2):
     """Exchange two axes."""
     order = list(range(len(_shape(x))))
@@ -187,6 +224,7 @@ def swapaxes(x, axis1, axis2):
     return transpose(x, order)
 
 
+@exported(numpy=np.moveaxis)
 def moveaxis(x, source, destination):
     """Move axes to new positions (np.moveaxis)."""
     nd = len(_shape(x))
@@ -198,16 +236,19 @@ def moveaxis(x, source, destination):
     return transpose(x, order)
 
 
+@exported(numpy=np.expand_dims)
 def expand_dims(x, axis):
     """Insert size-1 axes at `axis`."""
     return reshape(x, np.expand_dims(_probe(_shape(x)), axis).shape)
 
 
+@exported(numpy=np.squeeze, method=True)
 def squeeze(x, axis=None):
     """Remove size-1 axes (all, or those in `axis`)."""
     return reshape(x, np.squeeze(_probe(_shape(x)), axis).shape)
 
 
+@exported(numpy=np.stack)
 def stack(arrays, axis=0):
     """Join tensors along a new axis."""
     arrays = list(arrays)
@@ -217,6 +258,7 @@ def stack(arrays, axis=0):
     return concatenate([expand_dims(a, axis % nd) for a in arrays], axis=axis % nd)
 
 
+@exported(numpy=np.split)
 def split(x, indices_or_sections, axis=0):
     """np.split: a list of sub-tensors (views along `axis`)."""
     shape = _shape(x)
@@ -233,6 +275,7 @@ def split(x, indices_or_sections, axis=0):
     return [getitem(x, lead + (slice(lo, hi),)) for lo, hi in zip(bounds[:-1], bounds[1:])]
 
 
+@exported(numpy=np.flip)
 def flip(x, axis=None):
     """Reverse the order of elements along `axis` (all axes by default)."""
     nd = len(_shape(x))
@@ -245,7 +288,7 @@ def flip(x, axis=None):
 PLAIN: dict = {}
 
 
-def _plain(fn, name):
+def _plain(fn, name, method=False, dispatch=True, public=True):
     def op(*args, **kw):
         arrays = [_arr(a) for a in args]
         out = _as_array(fn(*arrays, **kw))
@@ -259,7 +302,7 @@ def _plain(fn, name):
 
     op.__name__ = op.__qualname__ = name
     op.__doc__ = f"np.{fn.__name__}; the result is a Tensor without history."
-    return op
+    return export(op, numpy=fn if dispatch else None, method=method) if public else op
 
 
 def _max_shift(a, axis=None):
@@ -268,7 +311,7 @@ def _max_shift(a, axis=None):
     return np.where(np.isfinite(m), m, 0.0)  # all -inf (or inf) slices: shift by 0 instead of nan
 
 
-max_shift = _plain(_max_shift, "max_shift")
+max_shift = _plain(_max_shift, "max_shift", public=False)
 PLAIN["stop_gradient"] = lambda a: a  # what `detach` records inside a compiled function
 equal = _plain(np.equal, "equal")
 not_equal = _plain(np.not_equal, "not_equal")
@@ -276,8 +319,8 @@ less = _plain(np.less, "less")
 less_equal = _plain(np.less_equal, "less_equal")
 greater = _plain(np.greater, "greater")
 greater_equal = _plain(np.greater_equal, "greater_equal")
-argmax = _plain(np.argmax, "argmax")
-argmin = _plain(np.argmin, "argmin")
+argmax = _plain(np.argmax, "argmax", method=True)
+argmin = _plain(np.argmin, "argmin", method=True)
 isfinite = _plain(np.isfinite, "isfinite")
 isnan = _plain(np.isnan, "isnan")
 logical_and = _plain(np.logical_and, "logical_and")
@@ -287,5 +330,7 @@ bitwise_and = _plain(np.bitwise_and, "bitwise_and")
 bitwise_or = _plain(np.bitwise_or, "bitwise_or")
 bitwise_xor = _plain(np.bitwise_xor, "bitwise_xor")
 invert = _plain(np.invert, "invert")
-all = _plain(np.all, "all")  # noqa: A001 (NumPy's name)
-any = _plain(np.any, "any")  # noqa: A001
+all = _plain(np.all, "all", method=True, dispatch=False)  # noqa: A001 (NumPy's name)
+any = _plain(np.any, "any", method=True, dispatch=False)  # noqa: A001
+
+export(norm, name="linalg.norm", numpy=np.linalg.norm)

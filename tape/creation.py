@@ -11,7 +11,7 @@ import numpy as np
 
 from . import devices
 from . import tensor as _tensor
-from .tensor import Tensor, _check_grad_dtype, _new_tensor
+from .tensor import CONSTANT, TRACKED_LEAF, Tensor, _check_grad_dtype, _new_tensor
 
 _rng = np.random.default_rng()
 
@@ -51,7 +51,7 @@ def _finish(array, dtype, requires_grad, device, what):
     if requires_grad:
         _check_grad_dtype(array.dtype, what)
     t = _new_tensor(array)
-    t._rg = 1 if requires_grad else 0
+    t._role = TRACKED_LEAF if requires_grad else CONSTANT
     return t
 
 

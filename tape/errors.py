@@ -7,11 +7,8 @@ import numpy as np
 from . import devices
 
 
-def describe(args) -> str:
-    """'shapes (2, 3), (4,); dtypes float64, float32' for the array-like arguments of an op."""
-    from .tensor import Tensor
-
-    arrays = [a.array if isinstance(a, Tensor) else a for a in args]
+def describe(arrays) -> str:
+    """'shapes (2, 3), (4,); dtypes float64, float32' for the array arguments of an op."""
     arrays = [a for a in arrays if hasattr(a, "shape")]
     if not arrays:
         return ""
@@ -24,19 +21,18 @@ def describe(args) -> str:
     return text
 
 
-def op_error(name: str, args, exc: Exception) -> Exception:
-    """A copy of `exc` whose message starts with the op's name and ends with its operands."""
-    from .tensor import Tensor
-
-    arrays = [a.array if isinstance(a, Tensor) else a for a in args]
+def op_error(name: str, arrays, exc: Exception) -> Exception:
+    """A copy of `exc` whose message starts with the op's name and ends with its operands (the raw
+    arrays the op was given)."""
     devs = {devices.device_of(a) for a in arrays if hasattr(a, "shape")}
     if len(devs) > 1:
-        return RuntimeError(f"{name}: operands are on different devices ({describe(args)}); move them with .to(device)")
+        where = describe(arrays)
+        return RuntimeError(f"{name}: operands are on different devices ({where}); move them with .to(device)")
     kind = type(exc) if isinstance(exc, (ValueError, TypeError, IndexError, np.linalg.LinAlgError)) else ValueError
     message = str(exc)
     if message.startswith(f"{name}: "):  # NumPy already named the function (e.g. matmul)
         message = message[len(name) + 2 :]
-    return kind(f"{name}: {message} ({describe(args)})")
+    return kind(f"{name}: {message} ({describe(arrays)})")
 
 
 def check_finite(a, name: str, phase: str, src: str | None, index: int | None = None) -> None:

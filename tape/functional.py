@@ -14,11 +14,13 @@ import numpy as np
 
 from .composite import stack
 from .forward import DualTensor, make_dual
+from .ops import reshape
 from .ops.registry import apply
-from .ops.shape import IDENTITY, reshape
-from .record import record, state
-from .sweep import grads, refuse_inside_forward_mode
-from .tensor import Tensor, _new_tensor, tensor
+from .ops.shape import IDENTITY
+from .record import record
+from .sweep import grads
+from .tape import state
+from .tensor import TRACKED_LEAF, Tensor, _new_tensor, tensor
 from .tree import flatten, tree_map
 
 # -- inputs -------------------------------------------------------------------------------------
@@ -36,14 +38,25 @@ def _watch(x) -> Tensor:
     """A differentiable input standing for `x`.
 
     If `x` is already tracked by an outer computation, the input is a recorded identity of it, so
-    the outer computation can still differentiate through this one; otherwise a fresh leaf.
+    the outer computation can still differentiate through this one. If `x` is a dual number of a
+    `tp.jvp` (forward over reverse), the input is a dual whose primal is a fresh leaf: the tape
+    records the primal, and the sweep gives the gradient its tangent. Otherwise a fresh leaf.
     """
-    if isinstance(x, Tensor) and (x._rg or type(x) is DualTensor):
+    if type(x) is DualTensor:
+        return make_dual(_watch(x._primal), x._tangent, x._level)
+    if isinstance(x, Tensor) and x._role:
         return apply(IDENTITY, (x,))
     t = _as_float_tensor(x)
     leaf = _new_tensor(t.array)
-    leaf._rg = 1
+    leaf._role = TRACKED_LEAF
     return leaf
+
+
+def _on_tape(x):
+    """What the tape recorded for `x`: the primal of a dual number (forward over reverse), else x."""
+    while type(x) is DualTensor:
+        x = x._primal
+    return x
 
 
 def _argnums(argnums, nargs):
@@ -67,7 +80,7 @@ def _zeros_like(x):
 
 
 def _result(g, nested):
-    return g if nested else g.detach()
+    return g if nested or type(g) is DualTensor else g.detach()
 
 
 # -- reverse mode -------------------------------------------------------------------------------
@@ -85,7 +98,6 @@ def value_and_grad(f, argnums=0):
     """
 
     def wrapped(*args, **kwargs):
-        refuse_inside_forward_mode(state())
         nums = _argnums(argnums, len(args))
         nested = state().recording
         args = list(args)
@@ -99,8 +111,9 @@ def value_and_grad(f, argnums=0):
             out_t = out if isinstance(out, Tensor) else tensor(out)
         if out_t.size != 1:
             raise TypeError(f"grad: f must return a scalar, got shape {out_t.shape}; use jacobian or vjp instead")
-        sources = [x for n in nums for x in watched[n]]
-        gs = grads(out_t, sources, retain_graph=nested, create_graph=nested, allow_unused=True) if out_t._rg else ()
+        sources = [_on_tape(x) for n in nums for x in watched[n]]
+        target = _on_tape(out_t)
+        gs = grads(target, sources, retain_graph=nested, create_graph=nested, allow_unused=True) if target._role else ()
         gs = [_result(g, nested) if g is not None else _zeros_like(x) for g, x in zip(gs, sources)] or [
             _zeros_like(x) for x in sources
         ]
@@ -110,7 +123,7 @@ def value_and_grad(f, argnums=0):
             _, shape = flatten(args[n])
             results.append(shape.unflatten(gs[k : k + count]))
             k += count
-        value = out_t if nested else out_t.detach()
+        value = out_t if nested or type(out_t) is DualTensor else out_t.detach()
         return value, (results[0] if isinstance(argnums, int) else tuple(results))
 
     return wrapped
@@ -138,18 +151,17 @@ def vjp(f, *primals):
     >>> vjp_fn(tp.ones(2))
     (tensor([3., 4.]), tensor([1., 2.]))
     """
-    refuse_inside_forward_mode(state())
     nested = state().recording
     flat = [flatten(p) for p in primals]
     watched = [[_watch(x) for x in leaves] for leaves, _ in flat]
     with record():
         out = f(*[shape.unflatten(w) for (_, shape), w in zip(flat, watched)])
     out_leaves, _ = flatten(out)
-    sources = [x for w in watched for x in w]
+    sources = [_on_tape(x) for w in watched for x in w]
 
     def vjp_fn(cotangent):
         cts, _ = flatten(cotangent)
-        pairs = [(o, c) for o, c in zip(out_leaves, cts) if isinstance(o, Tensor) and o._rg]
+        pairs = [(_on_tape(o), c) for o, c in zip(out_leaves, cts) if isinstance(o, Tensor) and _on_tape(o)._role]
         gs = (
             grads([o for o, _ in pairs], sources, [c for _, c in pairs], True, nested, allow_unused=True)
             if pairs
@@ -162,8 +174,12 @@ def vjp(f, *primals):
             k += len(w)
         return tuple(result)
 
-    value = out if nested else tree_map(lambda o: o.detach() if isinstance(o, Tensor) else o, out)
+    value = out if nested else tree_map(lambda o: o.detach() if _detachable(o) else o, out)
     return value, vjp_fn
+
+
+def _detachable(o) -> bool:
+    return isinstance(o, Tensor) and type(o) is not DualTensor
 
 
 def jacobian(f, argnums=0):

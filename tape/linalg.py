@@ -1,4 +1,7 @@
-"""`tp.linalg`: solve, inv, det (differentiable), as in `numpy.linalg`."""
+"""`tp.linalg`: the `numpy.linalg` functions tape differentiates (generated from the op table:
+every public function registered under a "linalg." name)."""
 
-from .composite import norm  # noqa: F401
-from .ops.linalg import det, inv, solve  # noqa: F401
+from . import composite  # noqa: F401  (it registers linalg.norm)
+from .ops.registry import FUNCTIONS
+
+globals().update({name.split(".", 1)[1]: fn for name, fn in FUNCTIONS.items() if name.startswith("linalg.")})

@@ -12,7 +12,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .devices import to_host
-from .tape import ADJ, INS, LEAF, META, OP, SAVED, TRACE_MAX_SIZE, VALUE
+from .tape import ADJ, CONSTS, INS, LEAF, OP, TRACE, VALUE
 
 
 class TraceRow(NamedTuple):
@@ -37,7 +37,8 @@ def fmt(v) -> str:
         if isinstance(x, float) and x != 0 and not 1e-3 <= abs(x) < 1e7:
             return f"{x:.4g}"
         return f"{x:.3f}".rstrip("0").rstrip(".") if isinstance(x, float) else str(x)
-    return np.array2string(a, precision=3, separator=", ", suppress_small=True, max_line_width=60)
+    text = np.array2string(a, precision=3, separator=", ", suppress_small=True, max_line_width=60)
+    return " ".join(text.split())  # one line, so that a small matrix keeps the table's rows intact
 
 
 class Trace(list):
@@ -55,43 +56,38 @@ class Trace(list):
     __repr__ = __str__
 
 
-def _constant(meta_i) -> str:
-    if meta_i is None:
-        return "c"
-    return fmt(meta_i)
+def _constant(value) -> str:
+    return "c" if value is None else fmt(value)
 
 
 def build_trace(tape) -> Trace:
-    inputs, entries, number = tape._numbering()
-    rows = tape._store.rows
+    inputs, ops, number = tape._numbering()
+    entries = tape._store.entries
     out = Trace()
     for k, s in enumerate(inputs):
-        row = rows[s]
-        if row[OP] is LEAF:
-            leaf = row[SAVED]
-            value = leaf.array if leaf.array.size <= TRACE_MAX_SIZE else (leaf.shape, leaf.dtype)
-            expr = f"x{k + 1}"
-        else:
-            value, expr = row[VALUE], "input"
-        out.append(TraceRow(f"v{number[s]}", expr, value, row[ADJ]))
-    for s in entries:
-        row = rows[s]
-        args = ", ".join(f"v{number[i]}" if i >= 0 else _constant(row[META][j]) for j, i in enumerate(row[INS]))
-        out.append(TraceRow(f"v{number[s]}", f"{row[OP].name}({args})", row[VALUE], row[ADJ]))
+        entry = entries[s]
+        trace = entry[TRACE]
+        out.append(TraceRow(f"v{number[s]}", f"x{k + 1}" if entry[OP] is LEAF else "input", trace[VALUE], trace[ADJ]))
+    for s in ops:
+        entry = entries[s]
+        trace = entry[TRACE]
+        consts = trace[CONSTS] or (None,) * len(entry[INS])
+        args = ", ".join(f"v{number[i]}" if i >= 0 else _constant(c) for i, c in zip(entry[INS], consts))
+        out.append(TraceRow(f"v{number[s]}", f"{entry[OP].name}({args})", trace[VALUE], trace[ADJ]))
     return out
 
 
 def to_dot(tape) -> str:
-    inputs, entries, number = tape._numbering()
-    rows = tape._store.rows
+    inputs, ops, number = tape._numbering()
+    entries = tape._store.entries
     name = {s: f"v{number[s]}".replace("-", "m") for s in number}
     lines = ["digraph tape {", "  rankdir=LR;", '  node [fontname="Helvetica"];']
     for k, s in enumerate(inputs):
         lines.append(f'  {name[s]} [shape=box, label="v{number[s]} = x{k + 1}"];')
-    for s in entries:
-        row = rows[s]
-        lines.append(f'  {name[s]} [label="v{number[s]} = {row[OP].name}\\n{fmt(row[VALUE])}"];')
-        for i in row[INS]:
+    for s in ops:
+        entry = entries[s]
+        lines.append(f'  {name[s]} [label="v{number[s]} = {entry[OP].name}\\n{fmt(entry[TRACE][VALUE])}"];')
+        for i in entry[INS]:
             if i >= 0:
                 lines.append(f"  {name[i]} -> {name[s]};")
     lines.append("}")

@@ -1,48 +1,20 @@
-"""Recording contexts: `record()`, `no_grad()`, `detect_anomaly()`.
+"""`record()` and the `Tape` handle: a window onto the entries a block appended.
 
-Whether operations are recorded is per thread (and per asyncio task): the state lives in a
-`contextvars.ContextVar`, so two threads never write into each other's tape. Each thread has one
-store of rows (`tape.Store`); a `record()` block is a window onto the rows appended while it was
-active, which is why a result of one block can feed the next, and why blocks nest: an inner block's
-rows belong to the outer block too.
+`with tp.record() as t:` turns recording on for this thread; every op run inside appends an entry
+to the thread's store (tape.py), through `apply` in tape/ops/registry.py, the one place where a
+forward result becomes a Tensor and, when an input is tracked, an entry. The block's `Tape` handle
+`t` remembers which slots the block covers, so it can count them, list them (`t.entries`), print
+the evaluation trace and answer `t.gradient` (GradientTape semantics). Blocks nest: an inner
+block's entries belong to the outer block too.
 """
 
 from __future__ import annotations
 
-import contextvars
+from typing import NamedTuple
 
-
-class _State:
-    __slots__ = ("recording", "anomaly", "store", "active", "dual_depth", "dual_levels")
-
-    def __init__(self, store):
-        self.recording = False
-        self.anomaly = False
-        self.dual_depth = 0  # forward-mode (jvp) calls in progress
-        self.dual_levels = 0  # levels handed out so far, so nested jvps never confuse their tangents
-        self.store = store
-        self.active = None  # innermost Tape handle, for tp.checkpoint and friends
-
-
-_STATE: contextvars.ContextVar[_State] = contextvars.ContextVar("tape_state")
-
-
-def _new_state() -> _State:
-    from .tape import Store
-
-    state = _State(Store())
-    _STATE.set(state)
-    return state
-
-
-def state() -> _State:
-    """This thread's recording state (created on first use)."""
-    return _STATE.get(None) or _new_state()
-
-
-def is_recording() -> bool:
-    """True inside a `record()` block (and not inside `no_grad()`)."""
-    return state().recording
+from .printing import build_trace, to_dot
+from .sweep import tape_gradient
+from .tape import INS, LEAF, OP, PERSISTENT, state
 
 
 class record:
@@ -57,85 +29,121 @@ class record:
     >>> len(t)
     1
 
-    With ``persistent=True`` the tape can answer `t.gradient` more than once.
+    With ``persistent=True`` the tape can answer `t.gradient` more than once, and no backward pass
+    frees what the block recorded (as if every pass had ``retain_graph=True``).
     """
 
     def __init__(self, persistent: bool = False):
         self.persistent = persistent
 
     def __enter__(self):
-        from .tape import Tape
-
         st = state()
-        self._saved = (st.recording, st.active)
+        self._saved = (st.recording, st.active, st.store.new_flags)
         self.tape = Tape(st.store, self.persistent)
         st.recording = True
         st.active = self.tape
+        if self.persistent:
+            st.store.new_flags |= PERSISTENT
         return self.tape
 
     def __exit__(self, *exc):
         st = state()
-        st.recording, st.active = self._saved
+        st.recording, st.active, st.store.new_flags = self._saved
         self.tape._close()
         return False
 
 
-class no_grad:
-    """Pause recording inside a `record()` block (results computed here have no history).
+class Entry(NamedTuple):
+    """One operation of the Wengert list: ``v{output} = {op}(v{inputs}...)``.
 
-    >>> import tape as tp
-    >>> x = tp.tensor(2.0, requires_grad=True)
-    >>> with tp.record():
-    ...     with tp.no_grad():
-    ...         y = x * 3
-    >>> y.requires_grad
-    False
+    Slots are numbered as in the literature: the tape's inputs are ``v{1-n} .. v0`` and entry
+    `index` (0-based) writes ``v{index+1}``. A constant input is ``None``.
     """
 
-    def __enter__(self):
-        st = state()
-        self._saved = st.recording
-        st.recording = False
-        return self
-
-    def __exit__(self, *exc):
-        state().recording = self._saved
-        return False
+    index: int
+    op: str
+    inputs: tuple
+    output: int
 
 
-class enable_grad:
-    """Turn recording back on inside `no_grad()` (used by the differentiable sweep)."""
+class Tape:
+    """The tape of one `record()` block: the entries appended while it was active.
 
-    def __enter__(self):
-        st = state()
-        self._saved = st.recording
-        st.recording = True
-        return self
-
-    def __exit__(self, *exc):
-        state().recording = self._saved
-        return False
-
-
-class detect_anomaly:
-    """Raise `FloatingPointError` at the first op, forward or backward, that makes NaN or Inf.
-
-    The message names the op, the entry's index on the tape and the source line that recorded it.
-
-    >>> import tape as tp
-    >>> x = tp.tensor(-1.0, requires_grad=True)
-    >>> with tp.detect_anomaly(), tp.record():
-    ...     y = tp.sqrt(x)  # doctest: +IGNORE_EXCEPTION_DETAIL
-    Traceback (most recent call last):
-    FloatingPointError: sqrt (forward) produced NaN ...
+    ``len(t)`` counts its operations, `t.entries` lists them, ``print(t)`` shows the evaluation
+    trace with values (and adjoints once a backward pass went through), `t.gradient` computes
+    gradients GradientTape-style, `t.to_dot()` draws the graph. Entries that no live Tensor can
+    reach any more have been released and no longer appear.
     """
 
-    def __enter__(self):
-        st = state()
-        self._saved = st.anomaly
-        st.anomaly = True
-        return self
+    def __init__(self, store, persistent: bool = False):
+        self._store = store
+        self.persistent = persistent
+        self._first = store.next
+        self._end = None  # set when the block closes
+        self._used = False
 
-    def __exit__(self, *exc):
-        state().anomaly = self._saved
-        return False
+    def _close(self):
+        self._end = self._store.next
+
+    def _window(self):
+        """(input slots, entry slots) of this block, each in recording order."""
+        end = self._store.next if self._end is None else self._end
+        entries = self._store.entries
+        ops = [s for s, e in entries.items() if self._first <= s < end and e[OP] is not LEAF]
+        produced = set(ops)
+        inputs = sorted({i for s in ops for i in entries[s][INS] if i >= 0 and i not in produced})
+        return inputs, ops
+
+    def _numbering(self):
+        inputs, ops = self._window()
+        number = {s: k - len(inputs) + 1 for k, s in enumerate(inputs)}
+        number.update({s: k + 1 for k, s in enumerate(ops)})
+        return inputs, ops, number
+
+    def __len__(self):
+        return len(self._window()[1])
+
+    @property
+    def entries(self) -> list[Entry]:
+        _, ops, number = self._numbering()
+        entries = self._store.entries
+        return [
+            Entry(k, entries[s][OP].name, tuple(number[i] if i >= 0 else None for i in entries[s][INS]), number[s])
+            for k, s in enumerate(ops)
+        ]
+
+    def trace(self):
+        """The evaluation trace: a `printing.Trace` (a list of rows that prints as a table)."""
+        return build_trace(self)
+
+    def __str__(self):
+        return str(self.trace())
+
+    def __repr__(self):
+        return f"<Tape: {len(self)} entries{', persistent' if self.persistent else ''}>"
+
+    def to_dot(self) -> str:
+        """Graphviz DOT source of the recorded graph."""
+        return to_dot(self)
+
+    def gradient(self, target, sources, output_gradients=None):
+        """Gradients of `target` with respect to `sources`, without touching `.grad`.
+
+        A non-scalar target is summed (or weighted by `output_gradients`); a source the target
+        does not depend on gets zeros. A non-persistent tape answers once.
+
+        >>> import tape as tp
+        >>> x = tp.tensor([1.0, 2.0], requires_grad=True)
+        >>> with tp.record() as t:
+        ...     y = x * x
+        >>> t.gradient(y, x)
+        tensor([2., 4.])
+        """
+        if self._used and not self.persistent:
+            raise RuntimeError(
+                "Tape.gradient: this tape was already used once; record with "
+                "tp.record(persistent=True) to call gradient() more than once"
+            )
+        result = tape_gradient(target, sources, output_gradients, retain=self.persistent)
+        self._used = True
+        return result

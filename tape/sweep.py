@@ -1,30 +1,57 @@
-"""The reverse sweep: walk the rows backwards, pushing cotangents from outputs to inputs.
+"""The reverse sweep: walk the entries backwards, pushing cotangents from outputs to inputs.
 
-`adj` maps a slot to its adjoint (the cotangent accumulated so far). The sweep visits rows in
-reverse recording order, which is a reverse topological order because a row only reads slots
-recorded before it: when it reaches a row, that row's adjoint is complete. It pops the adjoint,
-calls one rule per input, fits each cotangent to its input (`fit`: the one place broadcasting is
-summed away) and adds it into the input's adjoint. No recursion, no topological sort: a chain of
-a million rows is a loop of a million steps. It knows nothing about what an op means.
+The adjoint buffer (`Adjoints`) maps a slot to its adjoint, the cotangent accumulated so far. The
+sweep visits entries in reverse recording order, which is a reverse topological order because an
+entry only reads slots recorded before it: when it reaches an entry, that entry's adjoint is
+complete. It pops the adjoint, asks the op's rules for one cotangent per input, and adds each into
+the input's adjoint. No recursion, no topological sort: a chain of a million entries is a loop of
+a million steps. It knows nothing about what an op means.
 
-Memory: an adjoint is dropped the moment its row is processed, and without `retain_graph` the
-row's saved values are freed right after. Leaves' `.grad` are touched only at the very end, so a
+Everything about *how* cotangents are added lives in `Adjoints.add`, the one place that sums
+broadcasting away, casts to the input's dtype and decides between adding in place and allocating
+(JAX's `GradAccum`). Everything about *which* rule runs lives in `cotangents`. The rare modes
+(create_graph, detect_anomaly) change only those two and what happens to an entry once it has
+been gone through (`Pass.done`), never the loop.
+
+Memory: an adjoint is dropped the moment its entry is processed, and without `retain_graph` the
+entry's saved values are freed right after. Leaves' `.grad` are touched only at the very end, so a
 sweep that raises leaves every `.grad` as it was.
 """
 
 from __future__ import annotations
 
-from contextlib import nullcontext
-
 import numpy as np
 
 from . import devices
 from .errors import check_finite
-from .record import enable_grad, state
-from .tape import ADJ, CONSUMED, FAILED, FLAGS, INS, LEAF, META, OP, PARAMS, SAVED, SRC, TRACE_MAX_SIZE
-from .tensor import Tensor, _new_tensor
+from .forward import make_dual
+from .tape import (
+    ADJ,
+    CONSUMED,
+    FAILED,
+    FLAGS,
+    INS,
+    LEAF,
+    META,
+    OP,
+    PARAMS,
+    PERSISTENT,
+    REFUSED,
+    SAVED,
+    SRC,
+    TRACE,
+    TRACE_MAX_SIZE,
+    enable_grad,
+    state,
+)
+from .tensor import CONSTANT, RESULT, TRACKED_LEAF, Tensor, _new_tensor
 
 _EMPTY: dict = {}
+_ndarray = np.ndarray
+#: Adjoints this large are accumulated in place when the sweep owns them (a fresh large array costs
+#: page faults, several times the addition); smaller ones are never written into, so the trace
+#: may keep them by reference.
+IN_PLACE_MIN_SIZE = TRACE_MAX_SIZE + 1
 
 
 def unbroadcast(ct, shape):
@@ -48,18 +75,214 @@ def fit(ct, meta):
     return ct
 
 
-def _refuse(row, slot):
-    op = row[OP].name
-    src = f", recorded at {row[SRC]}" if row[SRC] else ""
-    if row[FLAGS] & FAILED:
+class Adjoints:
+    """The adjoint buffer: slot -> cotangent so far, and which of those arrays the sweep owns.
+
+    An array is *owned* when this sweep allocated it and nobody else holds it: only those are
+    added into in place. `differentiable` (create_graph) never adds in place: the adjoints are
+    Tensors with history, and each sum must be recorded.
+    """
+
+    __slots__ = ("adj", "owned", "differentiable")
+
+    def __init__(self, seeds: dict, differentiable: bool = False):
+        self.adj = dict(seeds)
+        self.owned: set = set()
+        self.differentiable = differentiable
+
+    def __bool__(self):
+        return bool(self.adj)
+
+    def pop(self, slot):
+        """(adjoint, owned) of `slot`, removing it; (None, False) if nothing reached it."""
+        g = self.adj.pop(slot, None)
+        if g is None or slot not in self.owned:
+            return g, False
+        self.owned.discard(slot)
+        return g, True
+
+    def add(self, slot, ct, meta, fresh, op, i) -> None:
+        """Add cotangent `ct` (for input `i` of `op`) into the adjoint of `slot`.
+
+        `meta` is the input's (shape, dtype): a broadcast or wider cotangent is fitted to it here,
+        for every op. `fresh` says `ct` is an array nobody else holds, which may become owned.
+        """
+        if meta is not None and (ct.shape != meta[0] or ct.dtype != meta[1]):
+            try:
+                ct = fit(ct, meta)
+            except ValueError as exc:
+                raise ValueError(
+                    f"{op.name} (backward): the cotangent for input {i} has shape {ct.shape}, "
+                    f"which cannot be summed to the input's shape {meta[0]}"
+                ) from exc
+            fresh = type(ct) is np.ndarray and ct.base is None
+        adj = self.adj
+        prev = adj.get(slot)
+        if prev is None:
+            adj[slot] = ct
+            if fresh and ct.size >= IN_PLACE_MIN_SIZE:
+                self.owned.add(slot)
+        elif self.differentiable:
+            adj[slot] = prev + ct
+        elif slot in self.owned and prev.shape == ct.shape:
+            prev += ct
+        elif fresh and ct.shape == prev.shape and ct.size >= IN_PLACE_MIN_SIZE:
+            ct += prev
+            adj[slot] = ct
+            self.owned.add(slot)
+        else:
+            total = adj[slot] = prev + ct
+            if type(total) is np.ndarray and total.size >= IN_PLACE_MIN_SIZE:
+                self.owned.add(slot)
+
+
+class Pass:
+    """How one sweep runs: where it starts, what it hands back, what it frees.
+
+    `wanted`: slots whose adjoints the caller wants (`tp.grads`, `Tape.gradient`); `retain`: keep
+    the saved values (retain_graph); `differentiable`: rules run on Tensors under recording
+    (create_graph); `dual`: rules run on dual numbers whose tangents were recorded inside `tp.jvp`,
+    so the adjoints carry tangents (forward over reverse); `anomaly`: check every cotangent, and
+    free nothing until the sweep succeeded.
+    """
+
+    __slots__ = ("store", "top", "wanted", "retain", "differentiable", "dual", "anomaly", "released", "deferred")
+
+    def __init__(self, store, top, wanted, retain, differentiable, anomaly, dual=False):
+        self.store, self.top, self.wanted = store, top, wanted
+        self.retain, self.differentiable, self.anomaly = retain, differentiable, anomaly
+        self.dual = dual  # inside tp.jvp: rules run on dual numbers (forward over reverse)
+        self.released: list = []  # entries freed during the loop: marked FAILED if it raises
+        self.deferred: list = []  # entries to free after the loop (under detect_anomaly)
+
+    def done(self, entry) -> None:
+        """The sweep went through `entry`: free its saved values now, later, or never (retain, or an
+        entry of a persistent tape)."""
+        flags = entry[FLAGS]
+        if self.retain or flags & PERSISTENT:
+            return
+        if self.anomaly:  # keep everything until the sweep succeeds, so a raise changes nothing
+            self.deferred.append(entry)
+            return
+        entry[SAVED] = None  # Store.consume, inline: this runs once per entry of every sweep
+        if not flags & CONSUMED:
+            entry[FLAGS] = flags | CONSUMED
+            self.store.n_consumed += 1
+        self.released.append(entry)
+
+
+def cotangents(entry, slot, g, g_owned, how: Pass):
+    """(input index, input slot, cotangent, fresh) for each tracked input of `entry`.
+
+    A backend's fused kernel, when one is installed and applies, computes them all in one pass;
+    else the op's `vjp_all` rule, else one rule per input. `fresh` says the cotangent is an array
+    nobody else holds (so the adjoint buffer may add into it in place).
+    """
+    op, ins = entry[OP], entry[INS]
+    params = entry[PARAMS] or _EMPTY
+    if how.differentiable:
+        saved, g_owned = _differentiable_saved(how.store, entry, slot), False
+    elif how.dual:
+        saved, g_owned = _dual_saved(how.store, entry, slot), False
+    else:
+        saved = entry[SAVED] or op.no_saved
+        if op.kernel_vjp is not None and type(g) is np.ndarray:
+            cts = op.kernel_vjp(g, saved, ins, g_owned and len(ins) == 1)
+            if cts is not None:
+                return [(i, s, cts[i], True) for i, s in enumerate(ins) if s >= 0 and cts[i] is not None]
+    if op.vjp_all is not None:  # a custom rule may return anything: never written into
+        cts = op.vjp_all(g, *saved, **params)
+        return [(i, s, cts[i], False) for i, s in enumerate(ins) if s >= 0 and cts[i] is not None]
+    # g passes its ownership on only in a one-input entry: a rule may return g for several inputs
+    # (add), and two adjoints sharing one array must never be added into in place.
+    g_owned = g_owned and len(ins) == 1
+    out = []
+    for i, s in enumerate(ins):
+        rule = op.vjp[i]
+        if s < 0 or rule is None:
+            continue
+        ct = rule(g, *saved, **params)
+        fresh = g_owned if ct is g else type(ct) is np.ndarray and ct.base is None
+        out.append((i, s, ct, fresh))
+    return out
+
+
+def _sweep_entries(adj: Adjoints, how: Pass):
+    """The loop: entries from `how.top` down, until no adjoint is pending.
+
+    Returns (leaves reached as (leaf Tensor, adjoint, owned), {wanted slot: (adjoint, owned)}).
+    """
+    store = how.store
+    entries = store.entries
+    pending = adj.adj
+    leaves, captured = [], {}
+    for slot in reversed([s for s in entries if s <= how.top]):
+        if slot not in pending:
+            continue
+        g, g_owned = adj.pop(slot)
+        entry = entries[slot]
+        # the adjoint column of the evaluation trace: small values themselves, else (shape, dtype)
+        entry[TRACE][ADJ] = _small(g) if isinstance(g, Tensor) or getattr(g, "size", 1) > TRACE_MAX_SIZE else g
+        if slot in how.wanted:
+            captured[slot] = (g, g_owned)
+            g_owned = False  # handed to the caller: never written into again
+        op = entry[OP]
+        if op is LEAF:
+            leaves.append((store.leaves[slot], g, g_owned))
+        else:
+            meta = entry[META]
+            for i, s, ct, fresh in cotangents(entry, slot, g, g_owned, how):
+                if how.anomaly:
+                    what = f"backward, cotangent of input {i}"
+                    check_finite(getattr(ct, "array", ct), op.name, what, entry[SRC], slot)
+                adj.add(s, ct, meta[i], fresh, op, i)
+            how.done(entry)
+        if not pending:
+            break
+    return leaves, captured
+
+
+def _small(g):
+    """What the trace keeps of an adjoint: small values (plain arrays), else (shape, dtype)."""
+    value = g.array if isinstance(g, Tensor) else g
+    if getattr(value, "size", 1) <= TRACE_MAX_SIZE:
+        return value
+    return (value.shape, value.dtype)
+
+
+def _differentiable_saved(store, entry, slot):
+    """The entry's saved values as Tensors that carry history, for rules run under recording."""
+    saved = entry[SAVED] or entry[OP].no_saved
+    out = saved[0]
+    lifted = [None if out is None else store.handle(slot, out)]
+    for s, v in zip(entry[INS], saved[1:]):
+        lifted.append(v if v is None or s < 0 else store.handle(s, v))
+    return lifted
+
+
+def _dual_saved(store, entry, slot):
+    """The entry's saved values as dual numbers, with the tangents recorded inside `tp.jvp`."""
+    saved = entry[SAVED] or entry[OP].no_saved
+    known = store.tangents.get(slot)
+    if not known:
+        return saved
+    level = max(known)
+    t_out, t_ins = known[level]
+    return [v if v is None or t is None else make_dual(v, t, level) for v, t in zip(saved, (t_out, *t_ins))]
+
+
+def _refuse(entry, slot):
+    op = entry[OP].name
+    src = f", recorded at {entry[SRC]}" if entry[SRC] else ""
+    if entry[FLAGS] & FAILED:
         raise RuntimeError(
             f"backward: entry {slot} ({op}{src}) was released by an earlier backward pass that raised "
             "midway (see that exception); its saved values are gone: record the computation again"
         )
-    if row[FLAGS] & CONSUMED:
+    if entry[FLAGS] & CONSUMED:
         raise RuntimeError(
             f"backward: entry {slot} ({op}{src}) was already released by an earlier backward pass; "
-            "pass retain_graph=True to the first backward (or use tp.record(persistent=True)) "
+            "pass retain_graph=True to the first backward (or record with tp.record(persistent=True)) "
             "to go through the same history twice"
         )
     raise RuntimeError(
@@ -68,139 +291,18 @@ def _refuse(row, slot):
     )
 
 
-def _precheck(rows, seeds):
-    """Refuse a consumed or stale row before the sweep changes anything."""
+def _precheck(entries, seeds):
+    """Refuse a consumed or stale entry before the sweep changes anything."""
     need = set(seeds)
-    for slot in reversed(list(rows)):
+    for slot in reversed(list(entries)):
         if slot not in need:
             continue
-        row = rows[slot]
-        if row[OP] is LEAF:
+        entry = entries[slot]
+        if entry[OP] is LEAF:
             continue
-        if row[FLAGS]:
-            _refuse(row, slot)
-        need.update(s for s in row[INS] if s >= 0)
-
-
-def _differentiable_saved(store, row, slot):
-    """The row's saved values as Tensors that carry history, for rules run under recording."""
-    saved = row[SAVED] or row[OP].no_saved
-    out = saved[0]
-    lifted = [None if out is None else store.handle(slot, out)]
-    for s, v in zip(row[INS], saved[1:]):
-        lifted.append(v if v is None or s < 0 else store.handle(s, v))
-    return lifted
-
-
-def refuse_inside_forward_mode(st) -> None:
-    """Reverse mode inside a jvp would drop the tangents (rows save plain arrays): refuse it."""
-    if st.dual_depth:
-        raise NotImplementedError(
-            "reverse mode inside forward mode (e.g. jvp or jacfwd of a function that calls grad) is not "
-            "supported: the tangents would be lost; use jacrev, hessian or hvp instead"
-        )
-
-
-def _sweep_rows(store, adj, owned, top, wanted, retain, create_graph, anomaly, leaves, captured, consumed, released):
-    """The loop of `sweep`: rows from `top` down, until no adjoint is pending."""
-    rows = store.rows
-    for slot in reversed(list(rows)):
-        if slot > top:
-            continue
-        g = adj.pop(slot, None)
-        if g is None:
-            continue
-        row = rows[slot]
-        g_owned = slot in owned
-        if g_owned:
-            owned.discard(slot)
-        d = row[OP]
-        value = g.array if create_graph else g
-        if getattr(value, "size", 1) <= TRACE_MAX_SIZE:
-            row[ADJ] = value
-            g_owned = False  # the trace holds it now: never written into again
-        else:
-            row[ADJ] = (value.shape, value.dtype)
-        if slot in wanted:
-            captured[slot] = (g, g_owned)
-            g_owned = False  # handed to the caller: never written into again
-        if d is LEAF:
-            leaves.append((row[SAVED], g, g_owned))
-            if not adj:
-                break
-            continue
-        # g passes its ownership on only in a one-input row: a rule may return g for several
-        # inputs (add), and two adjoints sharing one array must never be added into in place.
-        g_owned = g_owned and len(row[INS]) == 1
-        saved = _differentiable_saved(store, row, slot) if create_graph else row[SAVED] or d.no_saved
-        params = row[PARAMS] or _EMPTY
-        meta = row[META]
-        ins = row[INS]
-        cts = None
-        fused = False  # a backend kernel computed every cotangent, each a fresh array
-        if d.kernel_vjp is not None and not create_graph and type(g) is np.ndarray:
-            cts = d.kernel_vjp(g, saved, ins)
-            fused = cts is not None
-        if cts is None and d.vjp_all is not None:
-            cts = d.vjp_all(g, *saved, **params)
-        for i, s in enumerate(ins):
-            if s < 0:
-                continue
-            if cts is None:
-                rule = d.vjp[i]
-                if rule is None:
-                    continue
-                ct = rule(g, *saved, **params)
-                # A built-in rule returns a fresh array, a view, or g itself (handed on once).
-                if ct is g:
-                    fresh = g_owned
-                    g_owned = False
-                else:
-                    fresh = type(ct) is np.ndarray and ct.base is None
-            else:
-                ct = cts[i]  # a custom rule may return anything: never written into
-                if ct is None:
-                    continue
-                fresh = fused
-            m = meta[i]
-            if m is not None and (ct.shape != m[0] or ct.dtype != m[1]):
-                try:
-                    ct = fit(ct, m)
-                except ValueError as exc:
-                    raise ValueError(
-                        f"{d.name} (backward): the cotangent for input {i} has shape {ct.shape}, "
-                        f"which cannot be summed to the input's shape {m[0]}"
-                    ) from exc
-                fresh = type(ct) is np.ndarray and ct.base is None
-            if anomaly:
-                check_finite(getattr(ct, "array", ct), d.name, f"backward, cotangent of input {i}", row[SRC], slot)
-            prev = adj.get(s)
-            if prev is None:
-                adj[s] = ct
-                if fresh:
-                    owned.add(s)
-            elif create_graph:
-                adj[s] = prev + ct
-            elif s in owned and prev.shape == ct.shape:
-                prev += ct
-            elif fresh and ct.shape == prev.shape:
-                ct += prev
-                adj[s] = ct
-                owned.add(s)
-            else:
-                adj[s] = prev + ct
-                if type(adj[s]) is np.ndarray:
-                    owned.add(s)
-        if not retain:
-            # Under detect_anomaly keep everything until the sweep succeeds, so that a raise
-            # leaves the tape as it was; otherwise free now, as the sweep passes.
-            if anomaly:
-                consumed.append(row)
-            else:
-                store.consume(row)
-                released.append(row)
-        if not adj:
-            break
+        if entry[FLAGS] & REFUSED:
+            _refuse(entry, slot)
+        need.update(s for s in entry[INS] if s >= 0)
 
 
 def sweep(store, seeds: dict, retain: bool, wanted=frozenset(), create_graph: bool = False):
@@ -208,39 +310,34 @@ def sweep(store, seeds: dict, retain: bool, wanted=frozenset(), create_graph: bo
 
     Returns (leaves, captured): the adjoint of every leaf reached, as (leaf tensor, adjoint,
     whether the sweep allocated that array and nobody else holds it), and the adjoint of every
-    slot in `wanted`. With `create_graph` the rules run on
-    Tensors under recording (through NumPy dispatch), so the adjoints have history of their own.
+    slot in `wanted`. With `create_graph` the rules run on Tensors under recording (through NumPy
+    dispatch), so the adjoints have history of their own.
     """
     st = state()
-    refuse_inside_forward_mode(st)
-    rows = store.rows
-    anomaly = st.anomaly
+    dual = bool(st.dual_depth and store.tangents)
+    if dual and create_graph:
+        raise NotImplementedError(
+            "create_graph=True inside tp.jvp (reverse over forward over reverse) is not supported; "
+            "take the outer derivative with tp.jvp or tp.jacfwd instead"
+        )
     if store.n_consumed or store.n_stale:
-        _precheck(rows, seeds)
-    adj = dict(seeds)
+        _precheck(store.entries, seeds)
     if create_graph:
-        adj = {s: g if isinstance(g, Tensor) else _new_tensor(g) for s, g in adj.items()}
-    # Slots whose adjoint array this sweep allocated and nobody else holds: those are accumulated
-    # into in place instead of allocating a new array for every sum (for large arrays, a fresh
-    # allocation costs page faults, several times the addition itself).
-    owned = set()
-    top = max(adj)
-    leaves = []
-    captured = {}
-    consumed = []  # rows to release after the loop (under detect_anomaly)
-    released = []  # rows released during the loop: marked if the pass fails midway
+        seeds = {s: g if isinstance(g, Tensor) else _new_tensor(g) for s, g in seeds.items()}
+    how = Pass(store, max(seeds), wanted, retain, create_graph, st.anomaly, dual)
     try:
-        with enable_grad() if create_graph else nullcontext():
-            _sweep_rows(
-                store, adj, owned, top, wanted, retain, create_graph, anomaly, leaves, captured, consumed, released
-            )
+        if create_graph:
+            with enable_grad():
+                result = _sweep_entries(Adjoints(seeds, differentiable=True), how)
+        else:
+            result = _sweep_entries(Adjoints(seeds, differentiable=dual), how)
     except BaseException:
-        for row in released:  # their saved values are gone: a later pass must say why
-            row[FLAGS] |= FAILED
+        for entry in how.released:  # their saved values are gone: a later pass must say why
+            entry[FLAGS] |= FAILED
         raise
-    for row in consumed:
-        store.consume(row)
-    return leaves, captured
+    for entry in how.deferred:
+        store.consume(entry)
+    return result
 
 
 # ------------------------------------------------------------------------------------------------
@@ -258,7 +355,7 @@ def _seed(t: Tensor, gradient, what: str, keep_history: bool = False):
             )
         xp = np if isinstance(t.array, np.ndarray) else devices.cupy()
         return xp.ones_like(t.array)
-    if keep_history and isinstance(gradient, Tensor) and gradient._rg:
+    if keep_history and isinstance(gradient, Tensor) and gradient._role:
         # a differentiable pass: the seed's own history must stay (d/d(cotangent) of the result)
         if gradient.shape != t.shape:
             raise ValueError(f"{what}: gradient shape {gradient.shape} does not match the output's shape {t.shape}")
@@ -277,7 +374,7 @@ def _as_list(x):
 
 def _store_of(tensors):
     for t in tensors:
-        if t._rg == 2:
+        if t._role is RESULT:
             return t._store
     return state().store
 
@@ -289,14 +386,14 @@ def backward(tensors, grad_tensors=None, retain_graph=False, create_graph=False)
     seeds = {}
     direct = []  # leaves differentiated with respect to themselves
     for t, gt in zip(tensors, grad_tensors):
-        if not isinstance(t, Tensor) or t._rg == 0:
+        if not isinstance(t, Tensor) or t._role is CONSTANT:
             shape = getattr(t, "shape", ())
             raise RuntimeError(
                 f"backward: this tensor (shape {shape}) has no history and does not require grad; "
                 "compute it inside a `with tp.record():` block from tensors created with requires_grad=True"
             )
         g = _seed(t, gt, "backward", create_graph)
-        if t._rg == 1:
+        if t._role is TRACKED_LEAF:
             direct.append((t, g, False))
         else:
             seeds[t._slot] = seeds[t._slot] + g if t._slot in seeds else g
@@ -310,15 +407,15 @@ def backward(tensors, grad_tensors=None, retain_graph=False, create_graph=False)
 
 def _accumulate(leaf: Tensor, g, owned: bool = False) -> None:
     """Add adjoint `g` into `leaf.grad`; an array the sweep owns becomes the grad without a copy."""
-    if leaf._rg != 1:
+    if leaf._role is not TRACKED_LEAF:
         return
     if isinstance(g, Tensor):
         leaf.grad = g if leaf.grad is None else leaf.grad + g
     elif not hasattr(leaf.array, "shape"):  # a plain Python number
         leaf.grad = _new_tensor(g if leaf.grad is None else leaf.grad.array + g)
-    elif leaf.grad is None and owned and type(g) is np.ndarray and g.dtype == leaf.dtype and g.size > TRACE_MAX_SIZE:
-        leaf.grad = _new_tensor(g)  # small adjoints are also kept by the trace: those are copied
-    elif leaf.grad is None or leaf.grad._rg:
+    elif leaf.grad is None and owned and type(g) is np.ndarray and g.dtype == leaf.dtype:
+        leaf.grad = _new_tensor(g)
+    elif leaf.grad is None or leaf.grad._role:
         xp = np if isinstance(leaf.array, np.ndarray) else devices.cupy()
         new = xp.array(g, dtype=leaf.dtype, copy=True)
         leaf.grad = _new_tensor(new) if leaf.grad is None else leaf.grad + new
@@ -328,9 +425,9 @@ def _accumulate(leaf: Tensor, g, owned: bool = False) -> None:
 
 def _source_slot(store, src: Tensor) -> int:
     """The slot whose adjoint is the gradient for `src`, or -1 if the tape never saw it."""
-    if src._rg == 2:
+    if src._role is RESULT:
         return src._slot
-    if src._rg == 1:
+    if src._role is TRACKED_LEAF:
         return store.leaf_slots.get(id(src), -1)
     return -1
 
@@ -340,9 +437,9 @@ def gradients(outputs, sources, seeds_in, retain, create_graph=False):
     store = _store_of(outputs + sources)
     seeds = {}
     for t, g in zip(outputs, seeds_in):
-        if t._rg == 0:
+        if t._role is CONSTANT:
             continue
-        slot = t._slot if t._rg == 2 else store.leaf_slot(t)
+        slot = t._slot if t._role is RESULT else store.leaf_slot(t)
         seeds[slot] = seeds[slot] + g if slot in seeds else g
     wanted = {s for s in (_source_slot(store, x) for x in sources) if s >= 0}
     captured = {}
@@ -414,14 +511,17 @@ def grads(outputs, inputs, grad_outputs=None, retain_graph=False, create_graph=F
         if not isinstance(t, Tensor):
             raise TypeError(f"grads: outputs and inputs must be Tensors, got {type(t).__name__}")
     for t in outs:
-        if t._rg == 0:
+        if t._role is CONSTANT:
             raise RuntimeError(
                 f"grads: an output (shape {t.shape}) has no history and does not require grad; "
                 "compute it inside a `with tp.record():` block"
             )
     seeds = [_seed(t, g, "grads", create_graph) for t, g in zip(outs, gos)]
-    with enable_grad() if create_graph else nullcontext():
-        result = gradients(outs, ins, seeds, retain_graph or create_graph, create_graph)
+    if create_graph:
+        with enable_grad():
+            result = gradients(outs, ins, seeds, True, True)
+    else:
+        result = gradients(outs, ins, seeds, retain_graph)
     for k, g in enumerate(result):
         if g is None and not allow_unused:
             raise RuntimeError(

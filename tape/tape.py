@@ -1,88 +1,135 @@
-"""The tape: rows of the Wengert list, and how they are released.
+"""The tape: entries of the Wengert list, how they are released, and who is recording.
 
-Every recorded op appends one *row* to this thread's `Store`, under a new *slot*: the integer
-name of the row's output value. A row is a short list (see the column constants below): the op,
-the input slots (-1 for a constant), the params, the saved values its rule needs, the input shapes
-and dtypes, the small values kept for printing, and a reference count.
+Every recorded op appends one *entry* to this thread's `Store`, under a new *slot*: the integer
+name of the entry's output value. An entry is a short list with one meaning per column (the
+constants below): the op's row, the input slots (-1 for a constant), the params, the saved values
+its rules need, the inputs' (shape, dtype), a small record for printing, a reference count, flags,
+and (under detect_anomaly) the user's source line.
 
 Why a dict keyed by slot rather than positional columns: history must be released as soon as no
 live Tensor can reach it (a training loop inside one long `record()` block runs in constant
 memory, as in PyTorch). Live Tensors hold slot numbers, so slots can never be renumbered; a dict
-keyed by slot frees a row in O(1) and still iterates in recording order, which is the order the
-reverse sweep walks backwards.
+keyed by slot frees an entry in O(1) and still iterates in recording order, which is the order the
+reverse sweep walks backwards. (A list per entry is measured cheaper to build than a `__slots__`
+object.) Integer struct-of-arrays columns are the format of a *compiled* program (tape/compiled/),
+lowered from these entries once their shapes are fixed.
 
-Reference counting: a row's count is the number of live Tensor handles of its slot plus the
-number of live rows that read it. When it drops to zero the row is deleted and its inputs are
-decremented in turn, iteratively (a chain of a million rows is released without recursion).
-Leaf rows (inputs that require grad) hold the leaf Tensor, so the sweep can accumulate into
-`.grad`, and are counted by their readers only.
+Reference counting: an entry's count is the number of live Tensor handles of its slot plus the
+number of live entries that read it. When it drops to zero the entry is deleted and its inputs are
+decremented in turn, iteratively (a chain of a million entries is released without recursion).
+The leaves (inputs that require grad) have entries too, so that the sweep meets them in order;
+the leaf Tensors themselves live in `Store.leaves`, for the sweep to accumulate into `.grad`.
+
+The bottom of this module holds the per-thread recording state and its switches (`no_grad`,
+`enable_grad`, `detect_anomaly`); `record()` and the `Tape` handle are in record.py.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+import contextvars
+import os
+import sys
 
 import numpy as np
 
-from .tensor import Tensor, _tensor_with_history
+from .devices import cupy
+from .opcodes import Op
+from .tensor import RESULT, Tensor, _tensor_with_history
 
-# Columns of a row.
-OP, INS, PARAMS, SAVED, META, VALUE, ADJ, RC, FLAGS, SRC = range(10)
+# Columns of an entry.
+OP, INS, PARAMS, SAVED, META, TRACE, RC, FLAGS, SRC = range(9)
+# Fields of an entry's TRACE record, a small list kept for printing (it may outlive the entry).
+VALUE, ADJ, CONSTS = range(3)
 # Flags.
 CONSUMED = 1  # a backward pass without retain_graph went through it; its saved values are gone
 STALE = 2  # a value it saved was changed in place after recording
 FAILED = 4  # released by a backward pass that then raised midway
+PERSISTENT = 8  # recorded inside tp.record(persistent=True): backward passes never free it
+REFUSED = CONSUMED | STALE | FAILED  # flags a backward pass refuses to go through
 
 #: Values and adjoints up to this many elements are kept for `Tape.trace()`.
 TRACE_MAX_SIZE = 16
 
-
 _SCALARS = (int, float, np.generic)
 
 
-class _Leaf:
-    """The op of a leaf row (an input of the tape, not an operation)."""
+class _LeafOp:
+    """The op of a leaf entry (an input of the tape, not an operation): opcode `Op.LEAF`."""
 
-    code = 0
+    code = Op.LEAF
     name = "leaf"
 
 
-LEAF = _Leaf()
+LEAF = _LeafOp()
+
+
+def summary(value):
+    """What the trace keeps of a value: itself if it has at most TRACE_MAX_SIZE elements, else
+    its (shape, dtype)."""
+    if getattr(value, "size", 1) <= TRACE_MAX_SIZE:
+        return value
+    return meta_of(value)
+
+
+_METAS: dict = {}
+
+
+def meta_of(a) -> tuple:
+    """(a.shape, a.dtype), one shared tuple per distinct pair.
+
+    Entries keep their inputs' (shape, dtype) for the sweep; sharing the tuples means an entry
+    allocates no container for them, and the cyclic garbage collector, whose work grows with the
+    containers alive, has fewer to walk (it cost up to 2 µs per recorded op on small arrays).
+    """
+    key = (a.shape, a.dtype)
+    meta = _METAS.get(key)
+    if meta is None:
+        if len(_METAS) > 4096:  # a program with ever-new shapes: start again rather than grow
+            _METAS.clear()
+        meta = _METAS[key] = key
+    return meta
 
 
 class Store:
-    """This thread's rows, keyed by slot, in recording order."""
+    """This thread's entries, keyed by slot, in recording order."""
 
-    __slots__ = ("rows", "next", "n_consumed", "n_stale", "leaf_slots")
+    __slots__ = ("entries", "leaves", "leaf_slots", "next", "n_consumed", "n_stale", "tangents", "new_flags")
 
     def __init__(self):
-        self.rows: dict[int, list] = {}
-        # id(leaf Tensor) -> its row's slot. Per store, not on the Tensor: a leaf (the weights) may
-        # be read by several threads' tapes at once. The leaf row holds the Tensor, so its id is
-        # not reused while the entry exists.
+        self.entries: dict[int, list] = {}
+        # slot -> leaf Tensor, and id(leaf Tensor) -> slot. Per store, not on the Tensor: a leaf
+        # (the weights) may be read by several threads' tapes at once. The store holds the Tensor,
+        # so its id is not reused while the entry exists.
+        self.leaves: dict[int, Tensor] = {}
         self.leaf_slots: dict[int, int] = {}
         self.next = 1
         self.n_consumed = 0
         self.n_stale = 0
+        self.new_flags = 0  # PERSISTENT inside a tp.record(persistent=True) block
+        # slot -> {jvp level: (output tangent, input tangents)} of entries recorded inside tp.jvp
+        # (forward over reverse): a sweep run inside that jvp lifts their saved values to duals.
+        self.tangents: dict[int, dict] = {}
 
     # -- appending ----------------------------------------------------------------------------
     def leaf_slot(self, t) -> int:
-        """The slot of leaf Tensor `t` on this store, adding its row on first use."""
+        """The slot of leaf Tensor `t` on this store, adding its entry on first use."""
         slot = self.leaf_slots.get(id(t))
         if slot is not None:
             return slot
         slot = self.next
         self.next = slot + 1
-        self.rows[slot] = [LEAF, (), None, t, None, None, None, 0, 0, None]
+        self.entries[slot] = [LEAF, (), None, None, None, [summary(t.array), None, None], 0, 0, None]
+        self.leaves[slot] = t
         self.leaf_slots[id(t)] = slot
         return slot
 
-    def record(self, d, args, arrays, out, params, src=None):
-        """Append a row for op `d`; return the output Tensor, which holds the new slot.
+    def append(self, op, args, arrays, out, params, src=None):
+        """Append an entry for `op`; return the output Tensor, which holds the new slot.
 
-        `src` is the user's source line, recorded under detect_anomaly only.
+        `args` are the op's arguments (Tensors or raw values), `arrays` their raw values, `out`
+        the forward's result; `src` is the user's source line, recorded under detect_anomaly only.
         """
-        rows = self.rows
+        consts = None  # the numbers among the constant inputs, for the trace
         if len(args) == 1:  # most ops: build the tuples directly (fewer short-lived containers for the GC)
             s0, m0 = self._input(args[0], arrays[0])
             ins, meta = (s0,), (m0,)
@@ -90,20 +137,29 @@ class Store:
             s0, m0 = self._input(args[0], arrays[0])
             s1, m1 = self._input(args[1], arrays[1])
             ins, meta = (s0, s1), (m0, m1)
+            if s1 < 0:
+                a1 = arrays[1]
+                consts = (None, a1 if isinstance(a1, _SCALARS) else None)
+            elif s0 < 0:
+                a0 = arrays[0]
+                consts = (a0 if isinstance(a0, _SCALARS) else None, None)
         else:
             pairs = [self._input(a, arr) for a, arr in zip(args, arrays)]
             ins, meta = tuple(p[0] for p in pairs), tuple(p[1] for p in pairs)
+            if -1 in ins:
+                consts = _constants(ins, arrays)
+        value = out if getattr(out, "size", 1) <= TRACE_MAX_SIZE else meta_of(out)
+        trace = [value, None, consts]
         slot = self.next
         self.next = slot + 1
-        value = out if getattr(out, "size", 1) <= TRACE_MAX_SIZE else (out.shape, out.dtype)
-        rows[slot] = [d, ins, params, d.saved(out, arrays), meta, value, None, 1, 0, src]
+        self.entries[slot] = [op, ins, params, op.saved(out, arrays, ins), meta, trace, 1, self.new_flags, src]
         return _tensor_with_history(out, slot, self)
 
     def _input(self, a, arr):
-        """(slot, meta) of one input: its slot (-1 for a constant), counted as read by the new row,
-        and its (shape, dtype); for a constant, the value itself if it is a number (for the trace)."""
-        if isinstance(a, Tensor) and a._rg:
-            if a._rg == 2:
+        """(slot, meta) of one input: its slot (-1 for a constant), counted as read by the new
+        entry, and its (shape, dtype) (None for a constant or a non-array value)."""
+        if isinstance(a, Tensor) and a._role:
+            if a._role is RESULT:
                 if a._store is not self:
                     raise RuntimeError(
                         f"a tensor recorded on another thread's tape (shape {a.shape}) was used here: "
@@ -112,86 +168,90 @@ class Store:
                 s = a._slot
             else:
                 s = self.leaf_slot(a)
-            self.rows[s][RC] += 1
+            self.entries[s][RC] += 1
             try:
-                return s, (arr.shape, arr.dtype)
+                return s, _METAS.get((arr.shape, arr.dtype)) or meta_of(arr)
             except AttributeError:  # a non-array value (the core works on Python floats too)
                 return s, None
-        return -1, (arr if isinstance(arr, _SCALARS) else None)
+        return -1, None
 
     def handle(self, slot: int, value) -> Tensor:
         """Another Tensor handle on `slot` (it holds a reference, like the first one)."""
-        row = self.rows[slot]
-        if row[OP] is LEAF:
-            return row[SAVED]
-        row[RC] += 1
+        leaf = self.leaves.get(slot)
+        if leaf is not None:
+            return leaf
+        self.entries[slot][RC] += 1
         return _tensor_with_history(value, slot, self)
 
     # -- releasing ----------------------------------------------------------------------------
     def release(self, slot: int) -> None:
-        """Drop one reference to `slot`; delete every row that no longer has any."""
-        rows = self.rows
-        row = rows.get(slot)
-        if row is not None and row[RC] > 1:  # the common case: someone still reads it
-            row[RC] -= 1
+        """Drop one reference to `slot`; delete every entry that no longer has any."""
+        entries = self.entries
+        entry = entries.get(slot)
+        if entry is not None and entry[RC] > 1:  # the common case: someone still reads it
+            entry[RC] -= 1
             return
         stack = [slot]
         while stack:
             s = stack.pop()
-            row = rows.get(s)
-            if row is None:
+            entry = entries.get(s)
+            if entry is None:
                 continue
-            row[RC] -= 1
-            if row[RC] > 0:
+            entry[RC] -= 1
+            if entry[RC] > 0:
                 continue
-            del rows[s]
-            flags = row[FLAGS]
+            del entries[s]
+            if self.tangents:
+                self.tangents.pop(s, None)
+            flags = entry[FLAGS]
             if flags:
                 self.n_consumed -= flags & CONSUMED
                 self.n_stale -= (flags & STALE) >> 1
-            if row[OP] is LEAF:
-                del self.leaf_slots[id(row[SAVED])]
+            if entry[OP] is LEAF:
+                del self.leaf_slots[id(self.leaves.pop(s))]
             else:
-                stack.extend(i for i in row[INS] if i >= 0)
+                stack.extend(i for i in entry[INS] if i >= 0)
 
-    def consume(self, row) -> None:
-        """Free a row's saved values after a backward pass went through it without retain_graph."""
-        row[SAVED] = None
-        if not row[FLAGS] & CONSUMED:
-            row[FLAGS] |= CONSUMED
+    def consume(self, entry) -> None:
+        """Free an entry's saved values after a backward pass went through it without retain_graph.
+
+        (sweep.Pass.done does the same inline, for speed: keep the two alike.)"""
+        entry[SAVED] = None
+        if not entry[FLAGS] & CONSUMED:
+            entry[FLAGS] |= CONSUMED
             self.n_consumed += 1
 
     def mark_overwritten(self, array) -> None:
-        """An in-place op is about to change `array`: flag every row that saved (a view of) it.
+        """An in-place op is about to change `array`: flag every entry that saved (a view of) it.
 
-        This costs nothing at record time; the backward pass refuses a flagged row when it gets
+        This costs nothing at record time; the backward pass refuses a flagged entry when it gets
         there (API §8). `may_share_memory` also catches views, e.g. a saved slice of `array`.
         """
         may_share = _may_share_memory(array)
-        for row in self.rows.values():
-            saved = row[SAVED]
-            if saved is None or row[OP] is LEAF or row[FLAGS] & STALE:
+        for entry in self.entries.values():
+            saved = entry[SAVED]
+            if saved is None or entry[FLAGS] & STALE:
                 continue
             for v in saved:
                 if v is not None and hasattr(v, "shape") and type(v) is type(array) and may_share(v, array):
-                    row[FLAGS] |= STALE
+                    entry[FLAGS] |= STALE
                     self.n_stale += 1
                     break
+
+
+def _constants(ins, arrays) -> tuple:
+    """The values of an entry's constant inputs that are numbers, for the trace (None elsewhere)."""
+    return tuple([a if s < 0 and isinstance(a, _SCALARS) else None for s, a in zip(ins, arrays)])
 
 
 def _may_share_memory(array):
     if isinstance(array, np.ndarray):
         return np.may_share_memory
-    import cupy
-
-    return cupy.may_share_memory
+    return cupy().may_share_memory
 
 
-def _user_line() -> str:
+def user_line() -> str:
     """'file:line' of the innermost frame outside this package (recorded under detect_anomaly)."""
-    import os
-    import sys
-
     pkg = os.path.dirname(__file__)
     f = sys._getframe(1)
     while f is not None and f.f_code.co_filename.startswith(pkg):
@@ -200,124 +260,92 @@ def _user_line() -> str:
 
 
 # ------------------------------------------------------------------------------------------------
-# The public handle of a record() block.
+# Who is recording. Whether operations are recorded is per thread (and per asyncio task): the
+# state lives in a `contextvars.ContextVar`, so two threads never write into each other's tape.
+# Each thread has one store; a `record()` block (record.py) is a window onto the entries appended
+# while it was active, which is why a result of one block can feed the next, and why blocks nest.
 
 
-class Entry(NamedTuple):
-    """One operation of the Wengert list: ``v{output} = {op}(v{inputs}...)``.
+class _State:
+    __slots__ = ("recording", "anomaly", "store", "active", "dual_depth", "dual_levels")
 
-    Slots are numbered as in the literature: the tape's inputs are ``v{1-n} .. v0`` and entry
-    `index` (0-based) writes ``v{index+1}``. A constant input is ``None``.
+    def __init__(self, store):
+        self.recording = False
+        self.anomaly = False
+        self.dual_depth = 0  # forward-mode (jvp) calls in progress
+        self.dual_levels = 0  # levels handed out so far, so nested jvps never confuse their tangents
+        self.store = store
+        self.active = None  # innermost Tape handle, for tp.checkpoint and friends
+
+
+_STATE: contextvars.ContextVar[_State] = contextvars.ContextVar("tape_state")
+
+
+def _new_state() -> _State:
+    state = _State(Store())
+    _STATE.set(state)
+    return state
+
+
+def state() -> _State:
+    """This thread's recording state (created on first use)."""
+    return _STATE.get(None) or _new_state()
+
+
+def is_recording() -> bool:
+    """True inside a `record()` block (and not inside `no_grad()`)."""
+    return state().recording
+
+
+class _Switch:
+    """A context that sets one field of the thread's state and puts it back on exit."""
+
+    field = ""
+    value = False
+
+    def __enter__(self):
+        st = state()
+        self._saved = getattr(st, self.field)
+        setattr(st, self.field, self.value)
+        return self
+
+    def __exit__(self, *exc):
+        setattr(state(), self.field, self._saved)
+        return False
+
+
+class no_grad(_Switch):
+    """Pause recording inside a `record()` block (results computed here have no history).
+
+    >>> import tape as tp
+    >>> x = tp.tensor(2.0, requires_grad=True)
+    >>> with tp.record():
+    ...     with tp.no_grad():
+    ...         y = x * 3
+    >>> y.requires_grad
+    False
     """
 
-    index: int
-    op: str
-    inputs: tuple
-    output: int
+    field, value = "recording", False
 
 
-class Tape:
-    """The tape of one `record()` block: the rows appended while it was active.
+class enable_grad(_Switch):
+    """Turn recording back on inside `no_grad()` (used by the differentiable sweep)."""
 
-    ``len(t)`` counts its operations, `t.entries` lists them, ``print(t)`` shows the evaluation
-    trace with values (and adjoints once a backward pass went through), `t.gradient` computes
-    gradients GradientTape-style, `t.to_dot()` draws the graph. Rows that no live Tensor can
-    reach any more have been released and no longer appear.
+    field, value = "recording", True
+
+
+class detect_anomaly(_Switch):
+    """Raise `FloatingPointError` at the first op, forward or backward, that makes NaN or Inf.
+
+    The message names the op, the entry's index on the tape and the source line that recorded it.
+
+    >>> import tape as tp
+    >>> x = tp.tensor(-1.0, requires_grad=True)
+    >>> with tp.detect_anomaly(), tp.record():
+    ...     y = tp.sqrt(x)  # doctest: +IGNORE_EXCEPTION_DETAIL
+    Traceback (most recent call last):
+    FloatingPointError: sqrt (forward) produced NaN ...
     """
 
-    def __init__(self, store: Store, persistent: bool = False):
-        self._store = store
-        self.persistent = persistent
-        self._first = store.next
-        self._end = None  # set when the block closes
-        self._used = False
-
-    def _close(self):
-        self._end = self._store.next
-
-    def _window(self):
-        """(input slots, entry slots) of this block, each in recording order."""
-        end = self._store.next if self._end is None else self._end
-        rows = self._store.rows
-        entries = [s for s, r in rows.items() if self._first <= s < end and r[OP] is not LEAF]
-        produced = set(entries)
-        inputs = sorted({i for s in entries for i in rows[s][INS] if i >= 0 and i not in produced})
-        return inputs, entries
-
-    def _numbering(self):
-        inputs, entries = self._window()
-        number = {s: k - len(inputs) + 1 for k, s in enumerate(inputs)}
-        number.update({s: k + 1 for k, s in enumerate(entries)})
-        return inputs, entries, number
-
-    def __len__(self):
-        return len(self._window()[1])
-
-    @property
-    def entries(self) -> list[Entry]:
-        _, entries, number = self._numbering()
-        rows = self._store.rows
-        return [
-            Entry(k, rows[s][OP].name, tuple(number[i] if i >= 0 else None for i in rows[s][INS]), number[s])
-            for k, s in enumerate(entries)
-        ]
-
-    def trace(self):
-        """The evaluation trace: a `printing.Trace` (a list of rows that prints as a table)."""
-        from .printing import build_trace
-
-        return build_trace(self)
-
-    def __str__(self):
-        return str(self.trace())
-
-    def __repr__(self):
-        return f"<Tape: {len(self)} entries{', persistent' if self.persistent else ''}>"
-
-    def to_dot(self) -> str:
-        """Graphviz DOT source of the recorded graph."""
-        from .printing import to_dot
-
-        return to_dot(self)
-
-    def compile(self, inputs, outputs):
-        """Freeze what this block recorded into a `tp.Program` (API §9), valid for the recorded path.
-
-        `inputs`: the Tensors the program takes (leaves or results of earlier blocks); `outputs`:
-        a Tensor or a list of them, computed in this block.
-
-        >>> import numpy as np, tape as tp
-        >>> x = tp.tensor(2.0, requires_grad=True)
-        >>> with tp.record() as t:
-        ...     y = x * x + 1.0
-        >>> p = t.compile(inputs=[x], outputs=y)
-        >>> float(p(np.array(3.0)))
-        10.0
-        """
-        from .compiled.program import compile_tape
-
-        return compile_tape(self, self._store, self._first, self._end, inputs, outputs)
-
-    def gradient(self, target, sources, output_gradients=None):
-        """Gradients of `target` with respect to `sources`, without touching `.grad`.
-
-        A non-scalar target is summed (or weighted by `output_gradients`); a source the target
-        does not depend on gets zeros. A non-persistent tape answers once.
-
-        >>> import tape as tp
-        >>> x = tp.tensor([1.0, 2.0], requires_grad=True)
-        >>> with tp.record() as t:
-        ...     y = x * x
-        >>> t.gradient(y, x)
-        tensor([2., 4.])
-        """
-        from .sweep import tape_gradient
-
-        if self._used and not self.persistent:
-            raise RuntimeError(
-                "Tape.gradient: this tape was already used once; record with "
-                "tp.record(persistent=True) to call gradient() more than once"
-            )
-        result = tape_gradient(target, sources, output_gradients, retain=self.persistent)
-        self._used = True
-        return result
+    field, value = "anomaly", True

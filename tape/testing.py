@@ -8,6 +8,10 @@ rules of an op were written (or derived) separately, and must describe the same 
 
 ``order=2`` checks the derivatives of the derivatives: the vjp as a function of (x, u) in reverse
 mode, and the jvp as a function of (x, v) in both modes. Forward over reverse is not supported.
+
+``dtype=np.float32`` runs the rules in float32 (the derivatives must come back in float32) and
+compares them, with float32's tolerances, against finite differences taken in float64 at the
+same (float32-rounded) point.
 """
 
 from __future__ import annotations
@@ -37,26 +41,31 @@ def _reverse(f, xs, u):
     """⟨vjp(u), ·⟩ pieces: the cotangents of the inputs, as arrays (zeros where unconnected)."""
     import tape as tp
 
-    _, vjp_fn = tp.vjp(f, *_tensors(xs))
-    return [g.numpy() for g in vjp_fn(tp.tensor(u))]
+    out, vjp_fn = tp.vjp(f, *_tensors(xs))
+    gs = [g.numpy() for g in vjp_fn(tp.tensor(u.astype(out.dtype)))]
+    for g, x in zip(gs, xs):
+        if g.dtype != x.dtype:
+            raise AssertionError(f"check_grads: a gradient came back as {g.dtype} for a {x.dtype} input")
+    return [g.astype(np.float64) for g in gs]
 
 
 def _forward(f, xs, vs):
     import tape as tp
 
     _, tangent = tp.jvp(f, _tensors(xs), _tensors(vs))
-    return tangent.numpy()
+    return tangent.numpy().astype(np.float64)
 
 
 def _close(a, b, atol, rtol):
     return abs(a - b) <= atol * max(1.0, abs(b)) + rtol * abs(b)
 
 
-def check_grads(f, args, modes=("rev",), order=1, eps=1e-6, rtol=1e-5, atol=1e-6, seed=0):
+def check_grads(f, args, modes=("rev",), order=1, eps=1e-6, rtol=None, atol=None, seed=0, dtype=np.float64):
     """Assert that the derivatives of `f` at `args` match finite differences.
 
     `f` takes Tensors (one per entry of `args`, all floating point) and returns a Tensor.
-    `modes` picks reverse ("rev") and forward ("fwd") mode; `order` up to 2. Raises
+    `modes` picks reverse ("rev") and forward ("fwd") mode; `order` up to 2; `dtype` the precision
+    the rules run in (float64 or float32; tolerances default to 1e-5/1e-6 and 2e-3/2e-4). Raises
     AssertionError with both numbers when they disagree.
 
     >>> import tape as tp
@@ -68,19 +77,23 @@ def check_grads(f, args, modes=("rev",), order=1, eps=1e-6, rtol=1e-5, atol=1e-6
     unknown = set(modes) - {"rev", "fwd"}
     if unknown or order not in (1, 2):
         raise ValueError(f"check_grads: modes must be 'rev'/'fwd' (got {sorted(modes)}) and order 1 or 2")
+    low = np.dtype(dtype) == np.float32
+    rtol = (2e-3 if low else 1e-5) if rtol is None else rtol
+    atol = (2e-4 if low else 1e-6) if atol is None else atol
     rng = np.random.default_rng(seed)
-    xs = [np.array(getattr(a, "array", a), dtype=np.float64) for a in args]
+    xs = [np.array(getattr(a, "array", a), dtype=dtype) for a in args]
+    x64 = [x.astype(np.float64) for x in xs]
     vs = [rng.standard_normal(x.shape) for x in xs]
     with tp.no_grad():
         out_shape = f(*_tensors(xs)).shape
     u = rng.standard_normal(out_shape)
-    numeric = float(np.sum(u * _fd_directional(f, xs, vs, eps)))
+    numeric = float(np.sum(u * _fd_directional(f, x64, vs, eps)))
 
     found = {}
     if "rev" in modes:
         found["reverse mode <vjp(u), v>"] = float(sum(np.sum(g * v) for g, v in zip(_reverse(f, xs, u), vs)))
     if "fwd" in modes:
-        found["forward mode <u, jvp(v)>"] = float(np.sum(u * _forward(f, xs, vs)))
+        found["forward mode <u, jvp(v)>"] = float(np.sum(u * _forward(f, xs, [v.astype(dtype) for v in vs])))
     for what, value in found.items():
         if not _close(value, numeric, atol, rtol):
             raise AssertionError(
@@ -89,9 +102,11 @@ def check_grads(f, args, modes=("rev",), order=1, eps=1e-6, rtol=1e-5, atol=1e-6
             )
     if len(found) == 2:
         rev, fwd = found.values()
-        if not _close(rev, fwd, 1e-12, 1e-9):
+        if not _close(rev, fwd, atol if low else 1e-12, rtol if low else 1e-9):
             raise AssertionError(f"check_grads: <vjp(u), v> = {rev!r} but <u, jvp(v)> = {fwd!r}: the rules disagree")
 
+    if order == 2 and low:
+        raise ValueError("check_grads: second order is checked in float64 only (finite differences of float32 rules)")
     if order == 2:
         n = len(xs)
         if "rev" in modes:

@@ -1,8 +1,8 @@
-"""Test cases generated from the op table: every primitive (and composite) with its inputs.
+"""Test cases generated from the op table: every row's samples (or its family's default), plus the
+composites, which have no rows and list their inputs here.
 
-A case is (id, opcode or None for a composite, function on Tensors, NumPy reference, inputs).
-Elementwise and reduction cases come straight from the rows (domain, arity); linear-algebra,
-shape and composite ops list their shapes here. `test_every_op_is_covered` keeps this honest.
+A case is (id, opcode or None for a composite, function on Tensors, NumPy reference, inputs,
+dtypes). `test_every_op_is_covered` keeps this honest.
 """
 
 from __future__ import annotations
@@ -13,9 +13,8 @@ from typing import NamedTuple
 import numpy as np
 
 import tape as tp
-from tape.ops import OPS, GroupOp, Op
-from tape.ops.registry import apply
-from tape.ops.shape import IDENTITY, INDEX_ADD
+from tape.ops import OPS
+from tape.ops.registry import FIRST_CUSTOM, FLOATS, Op, samples_of
 
 
 class Case(NamedTuple):
@@ -24,176 +23,31 @@ class Case(NamedTuple):
     fn: Callable
     ref: Callable
     args: list
+    dtypes: tuple = FLOATS
 
 
-BINARY_SHAPES = [((), ()), ((3,), (3,)), ((2, 3), (2, 3)), ((2, 3), (3,)), ((2, 1), (1, 3)), ((), (2, 3))]
-UNARY_SHAPES = [(), (3,), (2, 3)]
-REDUCE_AXES = [None, 0, 1, -1, (0, 2)]
-PUBLIC = {"neg": "negative", "sub": "subtract", "mul": "multiply", "div": "divide", "pow": "power", "norm": "norm2"}
+def _plain_call(f, *xs):
+    return f(*xs)
 
 
-def _rng():
-    return np.random.default_rng(1234)
-
-
-def _uniform(rng, shape, domain):
-    return rng.uniform(*domain, size=shape)
-
-
-def _public(d):
-    name = PUBLIC.get(d.name, d.name)
-    return getattr(tp, name) if hasattr(tp, name) else getattr(tp.ops.reduce, name)
-
-
-def elementwise_cases():
-    rng = _rng()
-    for code in sorted(GroupOp.ELEMENTWISE & OPS.keys()):
-        d = OPS[code]
-        if code == Op.WHERE:
-            for sc, sx, sy in [((3,), (3,), (3,)), ((2, 3), (3,), ()), ((2, 1), (1, 3), (2, 3))]:
-                cond = rng.uniform(size=sc) > 0.5
-                yield Case(
-                    f"where-{sc}-{sx}-{sy}",
-                    code,
-                    lambda x, y, c=cond: tp.where(c, x, y),
-                    lambda x, y, c=cond: np.where(c, x, y),
-                    [_uniform(rng, sx, d.domain), _uniform(rng, sy, d.domain)],
-                )
+def row_cases():
+    for code, op in sorted(OPS.items()):
+        if code == Op.LEAF or code >= FIRST_CUSTOM:
             continue
-        fn = _public(d)
-        shapes = BINARY_SHAPES if code in GroupOp.BINARY else [(s,) for s in UNARY_SHAPES]
-        for shp in shapes:
-            if code == Op.SIGN:
-                continue  # zero gradient: covered by test_sign_has_zero_gradient
-            yield Case(f"{d.name}-{shp}", code, fn, d.forward, [_uniform(rng, s, d.domain) for s in shp])
+        for s in samples_of(op, np.random.default_rng(1234 + code)):
+            call = s.call or _plain_call
+            ref = s.ref or (lambda *xs, call=call, f=op.numpy: call(f, *xs))
+            if s.ref is None and op.numpy is None:
+                raise AssertionError(f"{op.name}: a sample needs ref= where the row stands for no NumPy function")
+            fn = lambda *xs, call=call, f=op.function: call(f, *xs)  # noqa: E731
+            yield Case(f"{op.name}-{s.id}".rstrip("-"), code, fn, ref, list(s.arrays), op.dtypes)
 
 
-def reduce_cases():
-    rng = _rng()
-    for code in sorted(GroupOp.REDUCE & OPS.keys()):
-        d = OPS[code]
-        fn = _public(d)
-        ref = {"norm2": lambda x, axis=None, keepdims=False: np.sqrt(np.sum(x * x, axis=axis, keepdims=keepdims))}.get(
-            PUBLIC.get(d.name, d.name), getattr(np, d.name, None)
-        )
-        x0 = _uniform(rng, (), (0.5, 2.0))
-        yield Case(f"{d.name}-scalar", code, fn, ref, [x0])
-        for axis in REDUCE_AXES:
-            for keepdims in (False, True):
-                x = _uniform(rng, (2, 3, 4), (0.5, 2.0) if code == Op.PROD else d.domain)
-                yield Case(
-                    f"{d.name}-axis{axis}-keep{keepdims}",
-                    code,
-                    lambda x, a=axis, k=keepdims, f=fn: f(x, axis=a, keepdims=k),
-                    lambda x, a=axis, k=keepdims, f=ref: f(x, axis=a, keepdims=k),
-                    [x],
-                )
-
-
-def _well_conditioned(rng, shape):
-    n = shape[-1]
-    return rng.uniform(-0.5, 0.5, size=shape) + 3 * np.eye(n)
-
-
-def explicit_cases():
-    rng = _rng()
-    u = lambda *s: rng.uniform(-1, 1, size=s)  # noqa: E731
-
-    def case(id, code, fn, ref, *args):
-        return Case(id, code, fn, ref, list(args))
-
-    # matmul: 1-D promotion on either side, 2-D, batched, broadcast batches
-    for sa, sb in [((3,), (3,)), ((2, 3), (3,)), ((3,), (3, 2)), ((2, 3), (3, 4)), ((5, 2, 3), (3, 4)),
-                   ((5, 2, 3), (5, 3, 4)), ((2, 1, 2, 3), (4, 3, 2)), ((3,), (5, 3, 2))]:  # fmt: skip
-        yield case(f"matmul-{sa}-{sb}", Op.MATMUL, tp.matmul, np.matmul, u(*sa), u(*sb))
-    for sa, sb in [((), (3,)), ((3,), ()), ((3,), (3,)), ((2, 3), (3,)), ((2, 3), (3, 4)), ((2, 3, 4), (5, 4, 2))]:
-        yield case(f"dot-{sa}-{sb}", Op.DOT, tp.dot, np.dot, u(*sa), u(*sb))
-    for sa, sb, axes in [((2, 3, 4), (3, 4, 5), 2), ((3, 2, 4), (2, 3, 5), ([1, 0], [0, 1])), ((2, 3), (4,), 0)]:
-        yield case(
-            f"tensordot-{sa}-{sb}-{axes}",
-            Op.TENSORDOT,
-            lambda a, b, ax=axes: tp.tensordot(a, b, axes=ax),
-            lambda a, b, ax=axes: np.tensordot(a, b, axes=ax),
-            u(*sa),
-            u(*sb),
-        )
-    for spec, shapes in [("ij,jk->ik", [(2, 3), (3, 4)]), ("ii", [(3, 3)]), ("ii->i", [(3, 3)]), ("i,i", [(3,), (3,)]),
-                         ("...ij,...jk->...ik", [(2, 2, 3), (2, 3, 4)]), ("ij->", [(2, 3)]), ("ijk->kj", [(2, 3, 4)]),
-                         ("i,j->ij", [(2,), (3,)]), ("bij,bjk", [(2, 2, 3), (2, 3, 2)])]:  # fmt: skip
-        yield Case(
-            f"einsum-{spec}",
-            Op.EINSUM,
-            lambda *xs, s=spec: tp.einsum(s, *xs),
-            lambda *xs, s=spec: np.einsum(s, *xs),
-            [u(*s) for s in shapes],
-        )
-    for sa, sb in [((3, 3), (3,)), ((3, 3), (3, 2)), ((2, 3, 3), (2, 3, 1))]:
-        yield case(f"solve-{sa}-{sb}", Op.SOLVE, tp.linalg.solve, np.linalg.solve, _well_conditioned(rng, sa), u(*sb))
-    for s in [(3, 3), (2, 3, 3)]:
-        yield case(f"inv-{s}", Op.INV, tp.linalg.inv, np.linalg.inv, _well_conditioned(rng, s))
-        yield case(f"det-{s}", Op.DET, tp.linalg.det, np.linalg.det, _well_conditioned(rng, s))
-
-    # shape and movement
-    yield case("reshape", Op.RESHAPE, lambda x: tp.reshape(x, (3, 2)), lambda x: x.reshape(3, 2), u(2, 3))
-    yield case("reshape-1", Op.RESHAPE, lambda x: x.reshape(2, -1), lambda x: x.reshape(2, -1), u(6))
-    yield case(
-        "transpose", Op.TRANSPOSE, lambda x: tp.transpose(x, (2, 0, 1)), lambda x: x.transpose(2, 0, 1), u(2, 3, 4)
-    )
-    yield case("transpose-T", Op.TRANSPOSE, lambda x: x.T, lambda x: x.T, u(2, 3))
-    yield case(
-        "broadcast_to",
-        Op.BROADCAST_TO,
-        lambda x: tp.broadcast_to(x, (2, 3)),
-        lambda x: np.broadcast_to(x, (2, 3)),
-        u(3),
-    )
-    yield case(
-        "broadcast_to-col",
-        Op.BROADCAST_TO,
-        lambda x: tp.broadcast_to(x, (2, 3)),
-        lambda x: np.broadcast_to(x, (2, 3)),
-        u(2, 1),
-    )
-    mask = rng.uniform(size=(3, 4)) > 0.4
-    for name, idx in [("slice", np.s_[1:]), ("reverse", np.s_[::-1]), ("int", np.s_[1]), ("slice-int", np.s_[:, 2]),
-                      ("newaxis-ellipsis", np.s_[None, ..., 1:3]), ("int-array-repeats", np.array([0, 2, 0])),
-                      ("bool-mask", mask), ("int-array-slice", (np.array([2, 0, 2]), np.s_[1:3])),
-                      ("two-int-arrays", (np.array([0, 1, 1]), np.array([3, 3, 0])))]:  # fmt: skip
-        yield case(f"getitem-{name}", Op.GETITEM, lambda x, i=idx: x[i], lambda x, i=idx: x[i], u(3, 4))
-    index = np.array([0, 2, 0])
-    yield case(
-        "index_add",
-        Op.INDEX_ADD,
-        lambda g: apply(INDEX_ADD, (g,), {"idx": index, "shape": (4,)}),
-        lambda g: np.bincount(index, weights=g, minlength=4),
-        u(3),
-    )
-    yield case(
-        "concatenate-0",
-        Op.CONCATENATE,
-        lambda a, b: tp.concatenate([a, b]),
-        lambda a, b: np.concatenate([a, b]),
-        u(2, 3),
-        u(1, 3),
-    )
-    yield case(
-        "concatenate-1",
-        Op.CONCATENATE,
-        lambda a, b, c: tp.concatenate([a, b, c], axis=1),
-        lambda a, b, c: np.concatenate([a, b, c], axis=1),
-        u(2, 3),
-        u(2, 2),
-        u(2, 1),
-    )
-    yield case("pad-1d", Op.PAD, lambda x: tp.pad(x, (1, 2)), lambda x: np.pad(x, (1, 2)), u(3))
-    yield case("pad-2d", Op.PAD, lambda x: tp.pad(x, ((1, 0), (0, 2))), lambda x: np.pad(x, ((1, 0), (0, 2))), u(2, 3))
-    yield case("astype", Op.ASTYPE, lambda x: tp.astype(x, np.float64) * 2, lambda x: x * 2, u(3))
-    yield case("identity", Op.IDENTITY, lambda x: apply(IDENTITY, (x,)) * 2, lambda x: x * 2, u(3))
-    yield case("to-cpu", Op.TO_DEVICE, lambda x: x.to("cpu") * 2, lambda x: x * 2, u(3))
+_IDX = np.array([[2, 0, 0], [1, 2, 0]])
 
 
 def composite_cases():
-    rng = _rng()
+    rng = np.random.default_rng(1234)
     u = lambda *s: rng.uniform(-1, 1, size=s)  # noqa: E731
     pos = lambda *s: rng.uniform(0.5, 2, size=s)  # noqa: E731
 
@@ -255,10 +109,121 @@ def composite_cases():
             lambda x: (1.0 - x) / (2.0 + x) + c / (x + 2),
             [u(3)],
         ),
+        # issue 12: NumPy's functions that are compositions of the primitives (tape/numpy_extra.py)
+        ("fabs", tp.fabs, np.fabs, [u(2, 3)]),
+        ("degrees", tp.degrees, np.degrees, [u(3)]),
+        ("rad2deg", tp.rad2deg, np.rad2deg, [u(3)]),
+        ("radians", tp.radians, np.radians, [u(3)]),
+        ("deg2rad", tp.deg2rad, np.deg2rad, [u(3)]),
+        ("sinc", tp.sinc, np.sinc, [u(2, 3) * 2]),
+        ("fmax", tp.fmax, np.fmax, [u(2, 3), u(3)]),
+        ("fmin", tp.fmin, np.fmin, [u(2, 1), u(3)]),
+        ("nan_to_num", tp.nan_to_num, np.nan_to_num, [u(3)]),
+        ("real", tp.real, np.real, [u(3)]),
+        ("conj", tp.conj, np.conj, [u(3)]),
+        ("imag-plus", lambda x: tp.imag(x) + x, lambda x: np.imag(x) + x, [u(3)]),
+        ("angle-plus", lambda x: tp.angle(x) + x, lambda x: np.angle(x) + x, [u(4)]),
+        ("atleast_1d", tp.atleast_1d, np.atleast_1d, [u()]),
+        ("atleast_2d", tp.atleast_2d, np.atleast_2d, [u(3)]),
+        ("atleast_3d", lambda a, b: tp.atleast_3d(a, b)[1], lambda a, b: np.atleast_3d(a, b)[1], [u(3), u(2, 3)]),
+        ("vstack", lambda a, b: tp.vstack([a, b]), lambda a, b: np.vstack([a, b]), [u(3), u(2, 3)]),
+        ("hstack-1d", lambda a, b: tp.hstack((a, b)), lambda a, b: np.hstack((a, b)), [u(3), u(2)]),
+        ("hstack-2d", lambda a, b: tp.hstack([a, b]), lambda a, b: np.hstack([a, b]), [u(2, 3), u(2, 1)]),
+        ("dstack", lambda a, b: tp.dstack([a, b]), lambda a, b: np.dstack([a, b]), [u(2, 3), u(2, 3)]),
+        ("column_stack", lambda a, b: tp.column_stack([a, b]), lambda a, b: np.column_stack([a, b]), [u(3), u(3, 2)]),
+        ("repeat", lambda x: tp.repeat(x, 2), lambda x: np.repeat(x, 2), [u(2, 3)]),
+        (
+            "repeat-axis",
+            lambda x: tp.repeat(x, [1, 0, 3], axis=1),
+            lambda x: np.repeat(x, [1, 0, 3], axis=1),
+            [u(2, 3)],
+        ),
+        ("tile", lambda x: tp.tile(x, (2, 1, 3)), lambda x: np.tile(x, (2, 1, 3)), [u(2, 3)]),
+        ("tile-int", lambda x: tp.tile(x, 2), lambda x: np.tile(x, 2), [u(2, 3)]),
+        ("roll", lambda x: tp.roll(x, 2), lambda x: np.roll(x, 2), [u(2, 3)]),
+        ("roll-axes", lambda x: tp.roll(x, (1, -1), (0, 1)), lambda x: np.roll(x, (1, -1), (0, 1)), [u(2, 3)]),
+        ("rot90", tp.rot90, np.rot90, [u(2, 3)]),
+        ("rot90-k3", lambda x: tp.rot90(x, 3, (2, 0)), lambda x: np.rot90(x, 3, (2, 0)), [u(2, 3, 4)]),
+        ("rot90-k2", lambda x: tp.rot90(x, -2), lambda x: np.rot90(x, -2), [u(2, 3)]),
+        ("rollaxis", lambda x: tp.rollaxis(x, 2), lambda x: np.rollaxis(x, 2), [u(2, 3, 4)]),
+        ("rollaxis-start", lambda x: tp.rollaxis(x, 0, 2), lambda x: np.rollaxis(x, 0, 2), [u(2, 3, 4)]),
+        ("fliplr", tp.fliplr, np.fliplr, [u(2, 3)]),
+        ("flipud", tp.flipud, np.flipud, [u(2, 3)]),
+        ("array_split", lambda x: tp.array_split(x, 3)[0], lambda x: np.array_split(x, 3)[0], [u(5, 2)]),
+        (
+            "array_split-idx",
+            lambda x: tp.array_split(x, [1, 2], 1)[2],
+            lambda x: np.array_split(x, [1, 2], 1)[2],
+            [u(2, 4)],
+        ),
+        ("hsplit", lambda x: tp.hsplit(x, 2)[1], lambda x: np.hsplit(x, 2)[1], [u(3, 4)]),
+        ("vsplit", lambda x: tp.vsplit(x, [1])[1], lambda x: np.vsplit(x, [1])[1], [u(3, 4)]),
+        ("dsplit", lambda x: tp.dsplit(x, 2)[0], lambda x: np.dsplit(x, 2)[0], [u(2, 3, 4)]),
+        ("diag-1d", lambda x: tp.diag(x, -1), lambda x: np.diag(x, -1), [u(3)]),
+        ("diag-2d", lambda x: tp.diag(x, 1), lambda x: np.diag(x, 1), [u(3, 4)]),
+        ("diagonal", lambda x: tp.diagonal(x, -1, 2, 0), lambda x: np.diagonal(x, -1, 2, 0), [u(3, 2, 4)]),
+        ("tril", tp.tril, np.tril, [u(3, 4)]),
+        ("triu-batch", lambda x: tp.triu(x, -1), lambda x: np.triu(x, -1), [u(2, 4, 3)]),
+        ("tril-1d", lambda x: tp.tril(x, 1), lambda x: np.tril(x, 1), [u(3)]),
+        ("take", lambda x: tp.take(x, [4, 0, 4, -1]), lambda x: np.take(x, [4, 0, 4, -1]), [u(2, 3)]),
+        (
+            "take-axis-wrap",
+            lambda x: tp.take(x, [[3], [-4]], axis=1, mode="wrap"),
+            lambda x: np.take(x, [[3], [-4]], axis=1, mode="wrap"),
+            [u(2, 3)],
+        ),
+        (
+            "take_along_axis",
+            lambda x: tp.take_along_axis(x, _IDX, 1),
+            lambda x: np.take_along_axis(x, _IDX, 1),
+            [u(2, 3)],
+        ),
+        ("kron", tp.kron, np.kron, [u(2, 3), u(2, 2)]),
+        ("kron-1d-2d", tp.kron, np.kron, [u(3), u(2, 2)]),
+        ("cross", tp.cross, np.cross, [u(4, 3), u(3)]),
+        (
+            "cross-axes",
+            lambda a, b: tp.cross(a, b, axisa=0, axisc=0),
+            lambda a, b: np.cross(a, b, axisa=0, axisc=0),
+            [u(3, 2), u(2, 3)],
+        ),
+        ("diff", tp.diff, np.diff, [u(2, 4)]),
+        (
+            "diff-n2-prepend",
+            lambda x: tp.diff(x, 2, axis=0, prepend=0.5),
+            lambda x: np.diff(x, 2, axis=0, prepend=0.5),
+            [u(3, 2)],
+        ),
+        ("diff-append", lambda x, y: tp.diff(x, append=y), lambda x, y: np.diff(x, append=y), [u(2, 3), u(2, 1)]),
+        ("average", lambda x: tp.average(x, axis=0), lambda x: np.average(x, axis=0), [u(2, 3)]),
+        ("average-weights", lambda x, w: tp.average(x, 1, w), lambda x, w: np.average(x, 1, w), [u(2, 3), pos(3)]),
+        (
+            "average-returned",
+            lambda x, w: tp.average(x, None, w, True)[1] * 1.0,
+            lambda x, w: np.average(x, None, w, True)[1],
+            [u(2, 3), pos(2, 3)],
+        ),
+        (
+            "nansum",
+            lambda x: tp.nansum(x, axis=1, keepdims=True),
+            lambda x: np.nansum(x, axis=1, keepdims=True),
+            [u(2, 3)],
+        ),
+        ("sort", tp.sort, np.sort, [u(3, 4)]),
+        ("sort-axis0", lambda x: tp.sort(x, axis=0), lambda x: np.sort(x, axis=0), [u(3, 4)]),
+        ("sort-flat", lambda x: tp.sort(x, axis=None), lambda x: np.sort(x, axis=None), [u(3, 4)]),
+        ("partition", lambda x: tp.partition(x, 2), lambda x: np.partition(x, 2), [u(3, 5)]),
+        (
+            "partition-kths",
+            lambda x: tp.partition(x, (0, 3), axis=0),
+            lambda x: np.partition(x, (0, 3), axis=0),
+            [u(5, 2)],
+        ),
+        ("mod", lambda x: tp.mod(x, 0.7), lambda x: np.mod(x, 0.7), [np.array([0.1, 0.5, 1.2, -0.3])]),
     ]
     for id, fn, ref, args in items:
         yield Case(id, None, fn, ref, args)
 
 
 def all_cases():
-    return [*elementwise_cases(), *reduce_cases(), *explicit_cases(), *composite_cases()]
+    return [*row_cases(), *composite_cases()]

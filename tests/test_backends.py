@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import tape as tp
-from tape.backends import numba_backend
+from tape.backends import numba_backend, numpy_backend
 from tape.ops import OPS, Op
 
 SHAPES = [(numba_backend.MIN_SIZE,), (256, 160), (8, 64, 70)]
@@ -28,17 +28,45 @@ def _inputs(code, shape, dtype, rng):
     return xs
 
 
+FUSED = sorted(set(numba_backend.VJP_KERNELS) - set(numpy_backend.VJP_KERNELS))
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda t: np.dtype(t).name)
+@pytest.mark.parametrize("code", sorted(numpy_backend.VJP_KERNELS), ids=lambda c: Op(c).name.lower())
+def test_in_place_rules_match_the_rules_and_write_into_g(code, dtype):
+    rng = np.random.default_rng(code)
+    d = OPS[code]
+    x = rng.uniform(*d.domain, size=(64, 70)).astype(dtype)
+    out = d.forward(x)
+    saved = d.saved(out, [x], (0,)) or d.no_saved
+    g = rng.standard_normal(x.shape).astype(dtype)
+    expected = d.vjp[0](g.copy(), *saved)
+    assert numpy_backend.VJP_KERNELS[code](g, saved, (0,), False) is None  # g not owned: the rules run
+    (got,) = numpy_backend.VJP_KERNELS[code](g, saved, (0,), True)
+    assert got is g and got.dtype == dtype
+    tol = 1e-6 if dtype == np.float32 else 1e-14
+    np.testing.assert_allclose(got, expected, rtol=tol, atol=tol)
+
+
+def test_mul_kernel_reads_a_broadcast_scalar_cotangent():
+    x, y = (np.random.default_rng(k).uniform(-1, 1, numba_backend.MIN_SIZE) for k in (1, 2))
+    g = np.broadcast_to(np.float64(0.75), x.shape)  # what sum's rule hands on
+    gx, gy = numba_backend.VJP_KERNELS[Op.MUL](g, (None, x, y), (0, 1))
+    np.testing.assert_allclose(gx, 0.75 * y, rtol=1e-15)
+    np.testing.assert_allclose(gy, 0.75 * x, rtol=1e-15)
+
+
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda t: np.dtype(t).name)
 @pytest.mark.parametrize("shape", SHAPES, ids=str)
-@pytest.mark.parametrize("code", sorted(numba_backend.VJP_KERNELS), ids=lambda c: Op(c).name.lower())
+@pytest.mark.parametrize("code", FUSED, ids=lambda c: Op(c).name.lower())
 def test_numba_kernel_matches_the_rules(code, shape, dtype):
     rng = np.random.default_rng(code)
     d = OPS[code]
     xs = _inputs(code, shape, dtype, rng)
     out = d.forward(*xs)
-    saved = d.saved(out, xs) or d.no_saved
     g = rng.standard_normal(shape).astype(dtype)
     slots = tuple(-1 if code == Op.WHERE and i == 0 else i for i in range(len(xs)))
+    saved = d.saved(out, xs, slots) or d.no_saved
     fused = numba_backend.VJP_KERNELS[code](g, saved, slots)
     assert fused is not None, "the kernel should apply to large contiguous float arrays"
     for i, rule in enumerate(d.vjp):

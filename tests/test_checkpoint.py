@@ -490,7 +490,8 @@ def test_checkpoint_segment_keeps_no_intermediates():
 
     plain, y = held(block)
     kept, y_c = held(lambda x: tp.checkpoint(block, x))
-    assert plain > 20 * x.array.nbytes and kept < 2 * x.array.nbytes
+    # plain: sin's input for each of the 20 layers but the first (the leaf itself); `* 1.01` keeps nothing
+    assert plain > 18 * x.array.nbytes and kept < 2 * x.array.nbytes
     grad = tp.grads(y, x)[0].numpy()
     np.testing.assert_allclose(tp.grads(y_c, x)[0].numpy(), grad, rtol=1e-12)
 

@@ -8,7 +8,7 @@ import math
 
 import tape as tp
 from tape.ops.registry import OpDef, apply
-from tape.tensor import _new_tensor
+from tape.tensor import TRACKED_LEAF, _new_tensor
 
 # Rows made for this test only (not registered in the op table).
 SIN = OpDef(9001, "sin", math.sin, (lambda g, o, x: g * math.cos(x),), "x")
@@ -18,7 +18,7 @@ ADD = OpDef(9003, "add", lambda a, b: a + b, (lambda g, o, a, b: g, lambda g, o,
 
 def leaf(value: float):
     t = _new_tensor(value)
-    t._rg = 1
+    t._role = TRACKED_LEAF
     return t
 
 

@@ -4,10 +4,12 @@ import numpy as np
 import pytest
 
 import tape as tp
-from tape.interop import FUNCTIONS, UFUNCS
+from tape.interop import NUMPY
 from tape.testing import check_grads
 
 rng = np.random.default_rng(0)
+UFUNCS = {f for f in NUMPY if isinstance(f, np.ufunc)}
+FUNCTIONS = {f for f in NUMPY if not isinstance(f, np.ufunc)}
 
 
 def _call_ufunc(ufunc, x, y):
@@ -18,6 +20,8 @@ def _call_ufunc(ufunc, x, y):
 def test_every_dispatched_ufunc_matches_numpy(ufunc):
     x = rng.uniform(0.2, 0.9, size=(2, 3))
     y = rng.uniform(0.2, 0.9, size=(3,)) if ufunc is not np.matmul else rng.uniform(0.2, 0.9, size=(3, 2))
+    if ufunc is np.arccosh:  # defined from 1 up
+        x = x + 1
     if ufunc.types[0][0] == "?":  # logical ufuncs take booleans
         x, y = x > 0.5, y > 0.5
     got = _call_ufunc(ufunc, tp.tensor(x), tp.tensor(y))
@@ -60,6 +64,48 @@ DIFFERENTIABLE_FUNCTIONS = [
     (np.linalg.inv, lambda x: np.linalg.inv(x[:, :2] + 2 * np.eye(2))),
     (np.linalg.det, lambda x: np.linalg.det(x[:, :2] + 2 * np.eye(2))),
     (np.linalg.norm, np.linalg.norm),
+    # issue 12 (part A)
+    (np.round, lambda x: np.round(x * 10, decimals=1) * x),
+    (np.around, lambda x: np.around(x, 1) + x),
+    (np.sinc, np.sinc),
+    (np.nan_to_num, lambda x: np.nan_to_num(x, nan=0.0)),
+    (np.real, np.real),
+    (np.real_if_close, np.real_if_close),
+    (np.imag, lambda x: np.imag(x) + x),
+    (np.angle, lambda x: np.angle(x - 0.5) + x),
+    (np.atleast_1d, np.atleast_1d),
+    (np.atleast_2d, lambda x: np.atleast_2d(x[0])),
+    (np.atleast_3d, np.atleast_3d),
+    (np.hstack, lambda x: np.hstack([x, x[:, :1]])),
+    (np.vstack, lambda x: np.vstack((x, x[0]))),
+    (np.dstack, lambda x: np.dstack([x, x])),
+    (np.column_stack, lambda x: np.column_stack([x[0], x[1] * x[0]])),
+    (np.repeat, lambda x: np.repeat(x, 2, axis=0)),
+    (np.tile, lambda x: np.tile(x, (2, 2))),
+    (np.roll, lambda x: np.roll(x, -1, axis=1)),
+    (np.rot90, lambda x: np.rot90(x, k=3)),
+    (np.rollaxis, lambda x: np.rollaxis(x, 1)),
+    (np.fliplr, np.fliplr),
+    (np.flipud, np.flipud),
+    (np.array_split, lambda x: np.array_split(x, 2, axis=1)[0]),
+    (np.hsplit, lambda x: np.hsplit(x, 3)[2]),
+    (np.vsplit, lambda x: np.vsplit(x, 2)[1]),
+    (np.dsplit, lambda x: np.dsplit(x[:, :, None] * x[:, None, :], [1])[1]),
+    (np.diag, lambda x: np.diag(np.diag(x))),
+    (np.diagonal, lambda x: np.diagonal(x, offset=1)),
+    (np.tril, lambda x: np.tril(x, k=1)),
+    (np.triu, np.triu),
+    (np.take, lambda x: np.take(x, [0, 5, 5], mode="raise")),
+    (np.take_along_axis, lambda x: np.take_along_axis(x, np.array([[2], [0]]), axis=1)),
+    (np.kron, lambda x: np.kron(x, x[:, :2])),
+    (np.cross, lambda x: np.cross(x, x[::-1])),
+    (np.cumsum, lambda x: np.cumsum(x, axis=1)),
+    (np.cumprod, np.cumprod),
+    (np.diff, lambda x: np.diff(x, n=2, axis=1)),
+    (np.average, lambda x: np.average(x, axis=1, weights=x[0])),
+    (np.nansum, lambda x: np.nansum(x, axis=0, keepdims=True)),
+    (np.sort, lambda x: np.sort(x, axis=None)),
+    (np.partition, lambda x: np.partition(x, 1, axis=1)),
 ]
 
 
@@ -87,12 +133,12 @@ def test_value_functions_return_values_without_history():
 
 def test_unimplemented_numpy_function_names_itself():
     x = tp.tensor([1.0, 2.0], requires_grad=True)
-    with pytest.raises(TypeError, match=r"np\.cumsum is not implemented by tape"):
-        np.cumsum(x)
+    with pytest.raises(TypeError, match=r"np\.unwrap is not implemented by tape"):
+        np.unwrap(x)
     with pytest.raises(TypeError, match=r"np\.linalg\.svd is not implemented by tape"):
         np.linalg.svd(np.outer(x, x))
-    with pytest.raises(TypeError, match=r"np\.floor is not implemented by tape"):
-        np.floor(x)
+    with pytest.raises(TypeError, match=r"np\.spacing is not implemented by tape"):
+        np.spacing(x)
 
 
 def test_out_and_ufunc_methods_are_refused():

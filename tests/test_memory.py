@@ -116,7 +116,7 @@ def test_a_consumed_tape_holds_no_arrays():
         loss.backward()  # loss is still alive, so are its (consumed) rows
         gc.collect()
         assert len(t) == 6
-        rows = t._store.rows
+        rows = t._store.entries
         assert all(rows[s][SAVED] is None for s in t._window()[1])
         # the four saved arrays are gone; x.grad (8 MB) was added
         assert _current() < held - 3 * ARRAY + MB
@@ -133,4 +133,40 @@ def test_unreachable_history_is_released_at_once():
     del z
     assert len(t) == 2  # y still reachable: mul and exp stay
     del y
-    assert len(t) == 0 and t._store.rows == {} or all(s < t._first for s in t._store.rows)
+    assert len(t) == 0 and t._store.entries == {} or all(s < t._first for s in t._store.entries)
+
+
+def test_multiplying_by_a_constant_keeps_nothing_of_the_tracked_input():
+    # 20 multiplications by a constant on 10**6 floats: only the constant's rule input would be
+    # needed (the other factor, here a Python float), so the forward pass holds its result alone.
+    x = tp.tensor(np.ones(1_000_000), requires_grad=True)
+    gc.collect()
+    tracemalloc.start()
+    try:
+        base = _current()
+        with tp.record():
+            y = x
+            for _ in range(20):
+                y = y * 1.01
+            loss = tp.sum(y)
+        held = _current() - base
+        tracemalloc.reset_peak()
+        loss.backward()
+        peak = tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+    assert held <= 2 * ARRAY  # y itself, and nothing per multiplication (was 20 arrays: 160 MB)
+    assert peak <= 4 * ARRAY  # y, the adjoint in flight and the one being made, x.grad
+    np.testing.assert_allclose(x.grad.numpy(), np.full(1_000_000, 1.01**20))
+
+
+def test_a_tracked_factor_keeps_only_what_the_other_factor_needs():
+    # y * c with c a constant array: y's rule needs c (which the caller holds anyway), not y
+    x = tp.tensor(np.ones(1_000_000), requires_grad=True)
+    c = np.full(1_000_000, 2.0)
+    with tp.record():
+        y = tp.exp(x) * c
+    from tape.tape import SAVED as saved_column
+
+    entry = y._store.entries[y._slot]
+    assert entry[saved_column][1] is None and entry[saved_column][2] is c

@@ -138,7 +138,7 @@ def test_flashlight_autograd_tutorial():
         C = tp.transpose(tp.transpose(A))
         D = tp.transpose(tp.matmul(C, B))
         E = 1.0 + D
-    rows = t._store.rows
+    rows = t._store.entries
     transposes = [rows[s] for s in rows if s >= t._first and rows[s][0].name == "transpose"]
     assert len(transposes) == 3 and all(r[SAVED] is None for r in transposes)
     E.backward(gradient=tp.ones((4, 4)))

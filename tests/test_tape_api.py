@@ -225,3 +225,20 @@ def test_grad_and_trace_never_share_an_array():
         z = tp.sum(big * 3.0)
     z.backward()
     np.testing.assert_array_equal(big.grad.numpy(), np.full(100, 3.0))
+
+
+def test_a_persistent_tape_survives_backward_passes():
+    # tp.record(persistent=True): backward() frees nothing, so gradient() and a second backward work
+    x = tp.tensor([1.0, 2.0], requires_grad=True)
+    with tp.record(persistent=True) as t:
+        y = tp.sum(x**3)
+    y.backward()
+    np.testing.assert_allclose(t.gradient(y, x).numpy(), 3 * x.numpy() ** 2)
+    y.backward()
+    np.testing.assert_allclose(x.grad.numpy(), 2 * 3 * x.numpy() ** 2)
+    with tp.record() as plain:  # outside the persistent block, the usual rule: one pass
+        z = tp.sum(x * x)
+    z.backward()
+    with pytest.raises(RuntimeError, match="retain_graph"):
+        z.backward()
+    assert not plain.persistent

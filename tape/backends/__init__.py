@@ -1,7 +1,8 @@
 """Backends: which kernels run the CPU ops.
 
 ``tp.set_backend("numba")`` (the default) installs fused Numba kernels for the backward rules where
-they beat NumPy on large arrays; ``tp.set_backend("numpy")`` runs the op table's NumPy rules only.
+they beat NumPy on large arrays; ``tp.set_backend("numpy")`` runs the op table's NumPy rules, and
+writes a unary op's cotangent into the incoming one when the sweep owns it (both backends do).
 The environment variable ``TAPE_BACKEND`` picks the backend at import. Both give equal results
 (to rounding), which tests/test_backends.py checks kernel by kernel. CUDA arrays always run NumPy's
 API on CuPy (`device="cuda"`), whatever the CPU backend.
@@ -10,6 +11,8 @@ API on CuPy (`device="cuda"`), whatever the CPU backend.
 from __future__ import annotations
 
 import os
+
+from ..ops.registry import use_kernels
 
 BACKENDS = ("numba", "numpy")
 _active = "numpy"
@@ -36,11 +39,7 @@ def set_backend(name: str) -> None:
     global _active
     if name not in BACKENDS:
         raise ValueError(f"set_backend: unknown backend {name!r}; expected one of {BACKENDS}")
-    from ..ops.registry import OPS
-
-    kernels = _kernels(name)
-    for code, d in OPS.items():
-        d.kernel_vjp = kernels.get(code)
+    use_kernels(_kernels(name))
     _active = name
 
 
@@ -49,7 +48,8 @@ def get_backend() -> str:
     return _active
 
 
-def _initial_backend() -> str:
+def initial_backend() -> str:
+    """The backend named by TAPE_BACKEND (numba by default)."""
     name = os.environ.get("TAPE_BACKEND", "numba").strip().lower()
     if name not in BACKENDS:
         raise ValueError(f"TAPE_BACKEND={name!r} is not a backend; expected one of {BACKENDS}")

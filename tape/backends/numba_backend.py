@@ -14,10 +14,12 @@ Numba loop (84 ms, 26 ms) that has no vector math library, and binary arithmetic
 allocating the result either way. Matrix products stay on BLAS (through NumPy), which no loop
 written here beats.
 
-Each kernel takes g, the row's saved values and its input slots (-1: a constant, no cotangent
-needed), and returns one cotangent per input, or None when it does not apply (small, broadcast,
-non-contiguous or non-float arrays), in which case the sweep uses the op table's rules. Kernels
-are tested against those rules, one by one (tests/test_backends.py).
+Each kernel takes g, the entry's saved values, its input slots (-1: a constant, no cotangent
+needed) and whether the sweep owns g (then g may be written into), and returns one cotangent per
+input, or None when it does not apply (small, broadcast, non-contiguous or non-float arrays), in
+which case the sweep uses the op table's rules. A g that is a broadcast scalar (the cotangent `sum`
+hands back) is read as that scalar. Kernels are tested against those rules, one by one
+(tests/test_backends.py). The NumPy backend's in-place rules come along for the ops not fused here.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from ..ops.registry import Op
+from ..opcodes import Op
+from .numpy_backend import VJP_KERNELS as NUMPY_KERNELS
 
 #: Below this many elements a kernel call costs more than it saves; the rules run instead.
 MIN_SIZE = 1 << 15
@@ -35,6 +38,11 @@ _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 def _flat(a):
     """A 1-D view of contiguous array `a`."""
     return a.reshape(-1)
+
+
+def _scalar_g(g):
+    """True when g is one value broadcast to its shape (every stride 0), as sum's rule returns."""
+    return g.size >= MIN_SIZE and g.dtype in _FLOATS and not any(g.strides)
 
 
 def _fits(g, *arrays):
@@ -52,6 +60,13 @@ def _mul_both(g, x, y, gx, gy):
     for i in prange(g.size):
         gx[i] = g[i] * y[i]
         gy[i] = g[i] * x[i]
+
+
+@njit(parallel=True, cache=True)
+def _mul_both_scalar_g(g0, x, y, gx, gy):
+    for i in prange(x.size):
+        gx[i] = g0 * y[i]
+        gy[i] = g0 * x[i]
 
 
 @njit(parallel=True, cache=True)
@@ -100,30 +115,36 @@ def _two_outputs(kernel, g, *operands):
     return gx, gy
 
 
-def mul_vjp(g, saved, ins):
+def mul_vjp(g, saved, ins, g_owned=False):
     _, x, y = saved
-    if not (ins[0] >= 0 and ins[1] >= 0 and _fits(g, x, y)):
+    if not (ins[0] >= 0 and ins[1] >= 0):
+        return None
+    if _scalar_g(g) and _fits(x, y):
+        gx, gy = np.empty_like(x), np.empty_like(x)
+        _mul_both_scalar_g(g.dtype.type(g.flat[0]), _flat(x), _flat(y), _flat(gx), _flat(gy))
+        return gx, gy
+    if not _fits(g, x, y):
         return None
     return _two_outputs(_mul_both, g, g, x, y)
 
 
-def div_vjp(g, saved, ins):
+def div_vjp(g, saved, ins, g_owned=False):
     o, _, y = saved
     if not (ins[0] >= 0 and ins[1] >= 0 and _fits(g, y, o)):
         return None
     return _two_outputs(_div_both, g, g, y, o)
 
 
-def tanh_vjp(g, saved, ins):
+def tanh_vjp(g, saved, ins, g_owned=False):
     o = saved[0]
     if not _fits(g, o):
         return None
-    gx = np.empty_like(g)
+    gx = g if g_owned else np.empty_like(g)  # each element is read before it is written
     _tanh(_flat(g), _flat(o), _flat(gx))
     return (gx,)
 
 
-def where_vjp(g, saved, ins):
+def where_vjp(g, saved, ins, g_owned=False):
     c = saved[1]
     if not (ins[1] >= 0 and ins[2] >= 0 and _fits(g) and type(c) is np.ndarray and c.shape == g.shape):
         return None
@@ -133,14 +154,14 @@ def where_vjp(g, saved, ins):
     return None, gx, gy
 
 
-def maximum_vjp(g, saved, ins):
+def maximum_vjp(g, saved, ins, g_owned=False):
     _, x, y = saved
     if not (ins[0] >= 0 and ins[1] >= 0 and _fits(g, x, y)):
         return None
     return _two_outputs(_tie_share_both, g, g, x, y)
 
 
-def minimum_vjp(g, saved, ins):
+def minimum_vjp(g, saved, ins, g_owned=False):
     _, x, y = saved
     if not (ins[0] >= 0 and ins[1] >= 0 and _fits(g, x, y)):
         return None
@@ -150,6 +171,7 @@ def minimum_vjp(g, saved, ins):
 
 #: Fused backward kernels by opcode: kernel(g, saved, input slots) -> cotangents, or None.
 VJP_KERNELS = {
+    **NUMPY_KERNELS,
     Op.MUL: mul_vjp,
     Op.DIV: div_vjp,
     Op.TANH: tanh_vjp,

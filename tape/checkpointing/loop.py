@@ -29,9 +29,9 @@ from math import comb
 
 from ..creation import get_rng_state, set_rng_state
 from ..ops.registry import apply, defop, new_opcode
-from ..record import no_grad
-from ..record import state as _recording_state
-from ..tensor import Tensor, _new_tensor
+from ..tape import no_grad
+from ..tape import state as _recording_state
+from ..tensor import TRACKED_LEAF, Tensor, _new_tensor
 from .segment import (
     Layout,
     SegmentStore,
@@ -253,7 +253,7 @@ class _LoopRun:
             raise RuntimeError(f"{self.name}: the schedule asked to reverse {action} without its recorded step")
         _, store, inputs, outputs = self.kept
         self.kept = None
-        sources = [x if isinstance(x, Tensor) and x._rg == 1 else None for x in inputs] + store.proxies
+        sources = [x if isinstance(x, Tensor) and x._role is TRACKED_LEAF else None for x in inputs] + store.proxies
         cts = pull_back(outputs, self.adjoint, sources)
         self.adjoint = cts[: len(inputs)]
         totals, owned = self.external_cts, self.external_owned
@@ -312,7 +312,7 @@ class _LoopRun:
         self.initial_values = [None if isinstance(x, Tensor) else x for x in leaves]
         self.arg_positions = [i for i, x in enumerate(leaves) if isinstance(x, Tensor)]
         self.rng0 = get_rng_state()
-        self.tracked = any(isinstance(x, Tensor) and x._rg for x in leaves)
+        self.tracked = any(isinstance(x, Tensor) and x._role for x in leaves)
         self.work = [_detached(x) for x in leaves]
         self.schedule = self.make_schedule(self.n_steps)
         self.storage = self.make_storage()

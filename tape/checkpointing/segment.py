@@ -29,12 +29,11 @@ import numpy as np
 
 from .. import devices
 from ..creation import get_rng_state, set_rng_state
+from ..ops import astype, reshape
 from ..ops.registry import apply, defop, new_opcode
-from ..ops.shape import astype, reshape
-from ..record import state
 from ..sweep import grads
-from ..tape import Store
-from ..tensor import Tensor, _new_tensor
+from ..tape import Store, state
+from ..tensor import RESULT, TRACKED_LEAF, Tensor, _new_tensor
 from ..tree import Tree, flatten  # noqa: F401  (re-exported for loop.py)
 
 
@@ -116,20 +115,21 @@ class SegmentStore(Store):
     def leaf(self, array) -> Tensor:
         """A fresh leaf that requires grad and belongs to this store (a segment's own input)."""
         t = _new_tensor(array)
-        t._rg = 1
+        t._role = TRACKED_LEAF
         self._own.add(id(t))
         return t
 
     def local(self, t):
         """`t` as this store sees it: itself if it is local or untracked, else its proxy."""
-        if not isinstance(t, Tensor) or not t._rg or (t._rg == 2 and t._store is self) or id(t) in self._own:
+        if not isinstance(t, Tensor) or not t._role or (t._role is RESULT and t._store is self) or id(t) in self._own:
             return t
         k = self._index.get(id(t))
         if k is None:
             if self.frozen:
                 raise RuntimeError(
                     f"checkpoint: the checkpointed function read a tensor (shape {t.shape}, {t.dtype}, "
-                    f"{'with history' if t._rg == 2 else 'requires grad'}) that it did not use when it first ran, "
+                    f"{'with history' if t._role is RESULT else 'requires grad'}) that it did not use when it "
+                    "first ran, "
                     "so its gradient would have nowhere to go. The function must read the same tracked tensors "
                     "every time it runs (for checkpoint_loop: at every step, as step 0 does); create tensors "
                     "that require grad outside it"
@@ -143,12 +143,12 @@ class SegmentStore(Store):
             proxy = self.proxies[k] = self.leaf(t.array)
         return proxy
 
-    def record(self, d, args, *rest, **kw):
+    def append(self, op, args, *rest, **kw):
         for a in args:
-            if isinstance(a, Tensor) and a._rg and a._store is not self and id(a) not in self._own:
+            if isinstance(a, Tensor) and a._role and a._store is not self and id(a) not in self._own:
                 args = tuple(self.local(x) for x in args)  # a tensor from outside: its proxy instead
                 break
-        return Store.record(self, d, args, *rest, **kw)
+        return Store.append(self, op, args, *rest, **kw)
 
 
 @contextmanager
@@ -174,12 +174,12 @@ def pull_back(outputs, cotangents, sources):
     where = {id(s): k for k, s in enumerate(sources) if s is not None}
     outs, seeds = [], []
     for t, g in zip(outputs, cotangents):
-        if g is None or not isinstance(t, Tensor) or not t._rg:
+        if g is None or not isinstance(t, Tensor) or not t._role:
             continue
         k = where.get(id(t))
         if k is not None:
             result[k] = g if result[k] is None else result[k] + g
-        elif t._rg == 2:
+        elif t._role is RESULT:
             outs.append(t)
             seeds.append(g)
     live = [s for s in sources if s is not None]
@@ -200,8 +200,8 @@ def pull_back_differentiably(outputs, cotangents, sources):
     Used when the outer sweep is itself recorded: the segment was re-run on the outer tape, so
     the derivative of this derivative can be taken. None where a source does not take part.
     """
-    outs = [t for t in outputs if isinstance(t, Tensor) and t._rg]
-    seeds = [g for t, g in zip(outputs, cotangents) if isinstance(t, Tensor) and t._rg]
+    outs = [t for t in outputs if isinstance(t, Tensor) and t._role]
+    seeds = [g for t, g in zip(outputs, cotangents) if isinstance(t, Tensor) and t._role]
     if not outs or not sources:
         return [None] * len(sources)
     got = grads(outs, list(sources), grad_outputs=seeds, create_graph=True, allow_unused=True)
@@ -296,7 +296,7 @@ def checkpoint(fn, *args, **kwargs):
     with recording_into(SegmentStore()) as store:
         out = fn(*args, **kwargs)
     leaves, tree = flatten(out)
-    positions = [i for i, t in enumerate(leaves) if is_float_tensor(t) and t._rg == 2 and t._store is store]
+    positions = [i for i, t in enumerate(leaves) if is_float_tensor(t) and t._role is RESULT and t._store is store]
     if not positions:  # nothing fn computed depends on a tracked tensor
         return out
     seg = _Segment()
@@ -307,7 +307,7 @@ def checkpoint(fn, *args, **kwargs):
     seg.packed = seg.layout.pack(arrays)
     # The results fn computed are replaced by the entry's (unpacked) output, so that the private
     # recording is released now; tensors fn passed through from outside are returned as they are.
-    leaves = [t.detach() if isinstance(t, Tensor) and t._rg == 2 and t._store is store else t for t in leaves]
+    leaves = [t.detach() if isinstance(t, Tensor) and t._role is RESULT and t._store is store else t for t in leaves]
     parts = seg.layout.unpack_tensors(apply(SEGMENT, tuple(seg.externals), {"seg": seg}))
     for i, part in zip(positions, parts):
         leaves[i] = part

@@ -28,7 +28,7 @@ from .. import tensor as _tensor_mod
 from ..checkpointing.segment import Layout, pull_back_differentiably, recording_into
 from ..creation import get_rng_state, set_rng_state
 from ..ops.registry import OpDef, apply
-from ..record import state
+from ..tape import state
 from ..tensor import Tensor, _new_tensor
 from ..tree import flatten
 from . import replay
@@ -73,7 +73,7 @@ class _Capture:
         store = _store()
         if store is None or not any(isinstance(a, Tensor) and a.requires_grad for a in args):
             return None
-        return store.record(PLAIN_OP, tuple(args), list(arrays), out, {"fn": name, **kw})
+        return store.append(PLAIN_OP, tuple(args), list(arrays), out, {"fn": name, **kw})
 
     @staticmethod
     def draw(kind, shape, t):
@@ -81,7 +81,7 @@ class _Capture:
         if store is None:
             return None
         out = t.array
-        r = store.record(DRAW_OP, (), [], out, {"kind": kind, "shape": tuple(shape), "dtype": out.dtype.str})
+        r = store.append(DRAW_OP, (), [], out, {"kind": kind, "shape": tuple(shape), "dtype": out.dtype.str})
         store.draws.append(r._slot)
         store.keep.append(r)
         return r

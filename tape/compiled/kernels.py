@@ -23,6 +23,7 @@ import numpy as np
 from numba import njit
 
 from ..ops.registry import Op
+from .replay import GuardFailed, _same
 
 # Opcodes with a scalar formula below (SUM and IDENTITY of a scalar are the identity).
 SCALAR_OPS = frozenset(
@@ -34,10 +35,14 @@ SCALAR_OPS = frozenset(
     )
 )  # fmt: skip
 
-ADD, SUB, MUL, DIV, POW, MAXIMUM, MINIMUM, ARCTAN2 = 1, 2, 3, 4, 5, 6, 7, 8
-NEG, EXP, LOG, LOG1P, EXPM1, SQRT, ABS, SIGN, SIN, COS, TAN = 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30
-ARCSIN, ARCCOS, ARCTAN, SINH, COSH, TANH = 31, 32, 33, 34, 35, 36
-SUM, IDENTITY, MATMUL = 50, 99, 70
+# The opcodes as plain ints, which Numba compiles in as constants.
+ADD, SUB, MUL, DIV, POW = int(Op.ADD), int(Op.SUB), int(Op.MUL), int(Op.DIV), int(Op.POW)
+MAXIMUM, MINIMUM, ARCTAN2 = int(Op.MAXIMUM), int(Op.MINIMUM), int(Op.ARCTAN2)
+NEG, EXP, LOG, LOG1P, EXPM1, SQRT = int(Op.NEG), int(Op.EXP), int(Op.LOG), int(Op.LOG1P), int(Op.EXPM1), int(Op.SQRT)
+ABS, SIGN, SIN, COS, TAN = int(Op.ABS), int(Op.SIGN), int(Op.SIN), int(Op.COS), int(Op.TAN)
+ARCSIN, ARCCOS, ARCTAN, SINH, COSH, TANH = (int(Op.ARCSIN), int(Op.ARCCOS), int(Op.ARCTAN), int(Op.SINH),
+                                            int(Op.COSH), int(Op.TANH))  # fmt: skip
+SUM, IDENTITY, MATMUL = int(Op.SUM), int(Op.IDENTITY), int(Op.MATMUL)
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -385,8 +390,6 @@ class FlatKernel:
         return v[self.off[s] : self.off[s + 1]].reshape(self.shapes[s]).copy()
 
     def forward(self, arrays, keep_saved):
-        from .replay import GuardFailed, _same
-
         v = self.template.copy()
         off = self.off
         for k, a in enumerate(arrays):

@@ -19,7 +19,7 @@ import numpy as np
 from ..checkpointing.segment import SegmentStore
 from ..composite import PLAIN
 from ..ops.registry import OPS, OpDef
-from ..tape import INS, LEAF, META, OP, PARAMS, SAVED, VALUE
+from ..tape import CONSTS, INS, LEAF, META, OP, PARAMS, SAVED, TRACE, VALUE
 from ..tensor import Tensor
 
 # Opcodes of the two kinds of entry a compiled function's recording adds beside the op table's:
@@ -66,8 +66,8 @@ class CompileStore(SegmentStore):
         self.keep: list = []  # tensors kept alive so their rows survive: guards' values, draws
         self.draws: list = []  # slots of random draws (kept, even if nothing reads them)
 
-    def record(self, d, args, arrays, out, params, src=None):
-        t = SegmentStore.record(self, d, args, arrays, out, params, src)
+    def append(self, op, args, arrays, out, params, src=None):
+        t = SegmentStore.append(self, op, args, arrays, out, params, src)
         for a in args:
             if not (isinstance(a, Tensor) and a.requires_grad):  # a constant input: keep its value
                 self.consts[t._slot] = tuple(
@@ -102,11 +102,10 @@ def read_rows(store, first: int = 0, end: int | None = None):
     `leaves` maps a leaf row's slot to its Tensor. On an ordinary store (`Tape.compile`) the
     constants are recovered from what the row kept: its saved inputs, or a number in its metadata.
     """
-    rows, leaves = [], {}
+    rows, leaves = [], dict(store.leaves)
     compiled = isinstance(store, CompileStore)
-    for slot, row in list(store.rows.items()):
+    for slot, row in list(store.entries.items()):
         if row[OP] is LEAF:
-            leaves[slot] = row[SAVED]
             continue
         if slot < first or (end is not None and slot >= end):
             continue
@@ -116,7 +115,7 @@ def read_rows(store, first: int = 0, end: int | None = None):
             out_meta = store.outs[slot]
         else:
             consts = tuple(_recover_const(row, i) if s < 0 else None for i, s in enumerate(ins))
-            v = row[VALUE]
+            v = row[TRACE][VALUE]
             out_meta = v if isinstance(v, tuple) else (np.shape(v), np.result_type(v))
         in_meta = tuple(
             m if s >= 0 else (np.shape(c), np.result_type(c))
@@ -127,9 +126,9 @@ def read_rows(store, first: int = 0, end: int | None = None):
 
 
 def _recover_const(row, i):
-    meta = row[META][i] if row[META] else None
-    if isinstance(meta, (int, float, complex, np.generic)):
-        return meta
+    shown = row[TRACE][CONSTS]  # the numbers among the constants, kept for the trace
+    if shown is not None and shown[i] is not None:
+        return shown[i]
     saved = row[SAVED]
     if saved is not None and saved[1 + i] is not None:
         return saved[1 + i]
@@ -280,7 +279,7 @@ def saves(code: int, nin: int) -> tuple:
     d = op_of(code)
     probe_out = object()
     probe_in = [object() for _ in range(nin)]
-    saved = d.saved(probe_out, probe_in)
+    saved = d.saved(probe_out, probe_in, tuple(range(nin)))  # every input tracked: the most it keeps
     if saved is None:
         return False, (False,) * nin
     return saved[0] is probe_out, tuple(v is p for v, p in zip(saved[1:], probe_in))

@@ -15,10 +15,11 @@ import zipfile
 
 import numpy as np
 
-from ..tape import Entry
+from ..record import Entry
+from ..tensor import Tensor
 from . import replay
 from .kernels import FlatKernel
-from .lower import DRAW_CODE, PLAIN_CODE, InputRef, assign_buffers, op_of, saves
+from .lower import DRAW_CODE, PLAIN_CODE, InputRef, Lowered, assign_buffers, lower, op_of, read_rows, saves
 
 FORMAT = "tape-program/1"
 
@@ -439,8 +440,6 @@ def load_program(path) -> Program:
     A file that is not a saved program, is truncated, or has another format version is a
     `ValueError`.
     """
-    from .lower import Lowered
-
     try:
         with np.load(path, allow_pickle=False) as f:
             files = {k: f[k] for k in f.files}
@@ -557,8 +556,6 @@ def _flops(code, in_shapes, out_shape) -> int:
 
 def compile_tape(tape, store, first, end, inputs, outputs) -> Program:
     """`Tape.compile`: the rows of a closed (or open) block, from `inputs` to `outputs`."""
-    from ..tensor import Tensor
-    from .lower import lower, read_rows
 
     single = not isinstance(outputs, (list, tuple))
     outs = [outputs] if single else list(outputs)

@@ -74,7 +74,7 @@ def forward(plan, arrays, keep_saved: bool):
                 out = np.asarray(out)
         vals[out_buf] = out
         if keep_saved:
-            saved[i] = (saver(out, args), params)
+            saved[i] = (saver(out, args, range(len(args))), params)  # every input may want a cotangent
         if guards:
             for value in guards:
                 if not _same(value, out):

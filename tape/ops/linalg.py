@@ -1,6 +1,7 @@
 """Linear-algebra primitives: matmul, dot, tensordot, einsum, solve, inv, det.
 
 Batch dimensions that matmul broadcast are summed away by the sweep, like any broadcast.
+The public functions are generated from the rows; the `_*_args` functions read their arguments.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from collections import Counter
 
 import numpy as np
 
-from .registry import Op, apply, defop
+from .registry import Op, Sample, defop
 
 
 def _swap(a):
@@ -182,42 +183,9 @@ def _det_jvp(ts, o, a):
     return o * np.sum(_swap(np.linalg.inv(a)) * ts[0], axis=(-2, -1))
 
 
-SQUARE = (0.5, 2.0)  # test domain of the square-matrix ops (the tests add 3*I, too)
-
-# fmt: off
-#        opcode        name         forward             vjp rules                         save  forward mode
-MATMUL    = defop(Op.MATMUL,    "matmul",    np.matmul,          (_matmul_da, _matmul_db),       "xy", linearity="multilinear")
-DOT       = defop(Op.DOT,       "dot",       np.dot,             (_dot_da, _dot_db),             "xy", linearity="multilinear")
-TENSORDOT = defop(Op.TENSORDOT, "tensordot", _tensordot_forward, (_tensordot_da, _tensordot_db), "xy", linearity="multilinear")
-EINSUM    = defop(Op.EINSUM,    "einsum",    _einsum_forward,    None,                           "*",  linearity="multilinear", vjp_all=_einsum_vjp)
-SOLVE     = defop(Op.SOLVE,     "solve",     _solve_forward,     (_solve_da, _solve_db),         "xo", jvp=_solve_jvp, domain=SQUARE)
-INV       = defop(Op.INV,       "inv",       np.linalg.inv,      (_inv_vjp,),                    "o",  jvp=_inv_jvp, domain=SQUARE)
-DET       = defop(Op.DET,       "det",       np.linalg.det,      (_det_vjp,),                    "xo", jvp=_det_jvp, domain=SQUARE)
-# fmt: on
-
-
-# -- public functions ---------------------------------------------------------------------------
-def matmul(a, b):
-    """a @ b with NumPy's rules (1-D promotion, broadcast batch dimensions).
-
-    >>> import tape as tp
-    >>> tp.matmul(tp.eye(2), tp.tensor([1.0, 2.0]))
-    tensor([1., 2.])
-    """
-    return apply(MATMUL, (a, b))
-
-
-def dot(a, b):
-    """np.dot: inner product of vectors, matrix product, sum over last/second-to-last axes."""
-    return apply(DOT, (a, b))
-
-
-def tensordot(a, b, axes=2):
+def _tensordot_args(a, b, axes=2):
     """np.tensordot: contract `axes` of a with `axes` of b."""
-    from ..tensor import Tensor
-
-    nd_a = a.ndim if isinstance(a, Tensor) else np.ndim(a)
-    nd_b = b.ndim if isinstance(b, Tensor) else np.ndim(b)
+    nd_a, nd_b = np.ndim(getattr(a, "array", a)), np.ndim(getattr(b, "array", b))
     if np.ndim(axes) == 0:
         n = int(axes)
         ax_a, ax_b = tuple(range(nd_a - n, nd_a)), tuple(range(n))
@@ -229,10 +197,10 @@ def tensordot(a, b, axes=2):
             raise ValueError(f"tensordot: axes {ax_a} and {ax_b} have different lengths")
         ax_a = tuple(int(i) % max(nd_a, 1) for i in ax_a)
         ax_b = tuple(int(i) % max(nd_b, 1) for i in ax_b)
-    return apply(TENSORDOT, (a, b), {"axes": (ax_a, ax_b)})
+    return (a, b), {"axes": (ax_a, ax_b)}
 
 
-def einsum(subscripts: str, *operands):
+def _einsum_args(subscripts, *operands):
     """np.einsum with explicit or implicit output and '...'; differentiable in every operand.
 
     >>> import tape as tp
@@ -242,19 +210,64 @@ def einsum(subscripts: str, *operands):
     if not isinstance(subscripts, str):
         raise TypeError("einsum: only the subscripts-string form is supported, e.g. einsum('ij,jk->ik', a, b)")
     ins, out = parse_einsum(subscripts, [np.shape(getattr(x, "array", x)) for x in operands])
-    return apply(EINSUM, operands, {"ins": ins, "result": out})
+    return operands, {"ins": ins, "result": out}
 
 
-def solve(a, b):
+def _solve_args(a, b):
     """The x with a @ x = b (np.linalg.solve; b is a vector only when it is 1-D)."""
-    return apply(SOLVE, (a, b), {"vec": np.ndim(getattr(b, "array", b)) == 1})
+    return (a, b), {"vec": np.ndim(getattr(b, "array", b)) == 1}
 
 
-def inv(a):
-    """Matrix inverse (batched)."""
-    return apply(INV, (a,))
+def _u(rng, *shape):
+    return rng.uniform(-1, 1, size=shape)
 
 
-def det(a):
-    """Determinant (batched)."""
-    return apply(DET, (a,))
+def _square(rng, *shape):
+    """A well-conditioned square matrix (or a batch of them): the domain of solve, inv and det."""
+    return rng.uniform(-0.5, 0.5, size=shape) + 3 * np.eye(shape[-1])
+
+
+def _pairs(*shape_pairs, call=None):
+    return lambda rng: [Sample((_u(rng, *sa), _u(rng, *sb)), call, f"{sa}-{sb}") for sa, sb in shape_pairs]
+
+
+_MATMUL_SHAPES = [((3,), (3,)), ((2, 3), (3,)), ((3,), (3, 2)), ((2, 3), (3, 4)), ((5, 2, 3), (3, 4)),
+                  ((5, 2, 3), (5, 3, 4)), ((2, 1, 2, 3), (4, 3, 2)), ((3,), (5, 3, 2))]  # fmt: skip
+_DOT_SHAPES = [((), (3,)), ((3,), ()), ((3,), (3,)), ((2, 3), (3,)), ((2, 3), (3, 4)), ((2, 3, 4), (5, 4, 2))]
+_EINSUMS = [("ij,jk->ik", [(2, 3), (3, 4)]), ("ii", [(3, 3)]), ("ii->i", [(3, 3)]), ("i,i", [(3,), (3,)]),
+            ("...ij,...jk->...ik", [(2, 2, 3), (2, 3, 4)]), ("ij->", [(2, 3)]), ("ijk->kj", [(2, 3, 4)]),
+            ("i,j->ij", [(2,), (3,)]), ("bij,bjk", [(2, 2, 3), (2, 3, 2)])]  # fmt: skip
+
+
+def _tensordot_samples(rng):
+    for sa, sb, axes in [((2, 3, 4), (3, 4, 5), 2), ((3, 2, 4), (2, 3, 5), ([1, 0], [0, 1])), ((2, 3), (4,), 0)]:
+        yield Sample((_u(rng, *sa), _u(rng, *sb)), lambda f, a, b, ax=axes: f(a, b, axes=ax), f"{sa}-{sb}-{axes}")
+
+
+def _einsum_samples(rng):
+    for spec, shapes in _EINSUMS:
+        yield Sample(tuple(_u(rng, *s) for s in shapes), lambda f, *xs, s=spec: f(s, *xs), spec)
+
+
+def _solve_samples(rng):
+    for sa, sb in [((3, 3), (3,)), ((3, 3), (3, 2)), ((2, 3, 3), (2, 3, 1))]:
+        yield Sample((_square(rng, *sa), _u(rng, *sb)), None, f"{sa}-{sb}")
+
+
+def _square_samples(rng):
+    for s in [(3, 3), (2, 3, 3)]:
+        yield Sample((_square(rng, *s),), None, str(s))
+
+
+# fmt: off
+#        opcode        name         forward             vjp rules                         save          NumPy's function, how the public function reads its arguments, forward mode
+MATMUL    = defop(Op.MATMUL,    "matmul",    np.matmul,          (_matmul_da, _matmul_db),       "xy",       numpy=np.matmul, linearity="multilinear", samples=_pairs(*_MATMUL_SHAPES),
+                  doc="a @ b with NumPy's rules (1-D promotion, broadcast batch dimensions).\n\n>>> import tape as tp\n>>> tp.matmul(tp.eye(2), tp.tensor([1.0, 2.0]))\ntensor([1., 2.])")
+DOT       = defop(Op.DOT,       "dot",       np.dot,             (_dot_da, _dot_db),             "xy",       numpy=np.dot, method=True, linearity="multilinear", samples=_pairs(*_DOT_SHAPES),
+                  doc="np.dot: inner product of vectors, matrix product, sum over last/second-to-last axes.")
+TENSORDOT = defop(Op.TENSORDOT, "tensordot", _tensordot_forward, (_tensordot_da, _tensordot_db), "xy",       numpy=np.tensordot, args=_tensordot_args, linearity="multilinear", samples=_tensordot_samples)
+EINSUM    = defop(Op.EINSUM,    "einsum",    _einsum_forward,    None,                           "*",        numpy=np.einsum, args=_einsum_args, linearity="multilinear", vjp_all=_einsum_vjp, samples=_einsum_samples)
+SOLVE     = defop(Op.SOLVE,     "solve",     _solve_forward,     (_solve_da, _solve_db),         "xo",       numpy=np.linalg.solve, public="linalg.solve", args=_solve_args, jvp=_solve_jvp, samples=_solve_samples)
+INV       = defop(Op.INV,       "inv",       np.linalg.inv,      (_inv_vjp,),                    "o",        numpy=np.linalg.inv, public="linalg.inv", jvp=_inv_jvp, samples=_square_samples, doc="Matrix inverse (batched).")
+DET       = defop(Op.DET,       "det",       np.linalg.det,      (_det_vjp,),                    "xo",       numpy=np.linalg.det, public="linalg.det", jvp=_det_jvp, samples=_square_samples, doc="Determinant (batched).")
+# fmt: on

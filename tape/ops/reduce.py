@@ -2,6 +2,7 @@
 
 `axis` is normalised to a tuple of non-negative ints before recording, so the rules can put the
 reduced axes back with `expand_dims` and broadcast the cotangent to the input's shape.
+The public functions (`tp.sum`, ...) are generated from the rows; `_reduce_args` reads their arguments.
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ import builtins
 
 import numpy as np
 
-from .registry import Op, apply, defop
+from .registry import Op, Sample, defop
+from .shape import RESHAPE
 
 
 def normalize_axis(axis, ndim: int, what: str) -> tuple:
@@ -103,47 +105,106 @@ def _reduce_forward(fn):
     return lambda x, axis, keepdims, shape: fn(x, axis=axis, keepdims=keepdims)
 
 
-#      opcode       name     forward                      vjp           save
-SUM = defop(Op.SUM, "sum", _reduce_forward(np.sum), (_sum_vjp,), linearity="linear")
-PROD = defop(Op.PROD, "prod", _reduce_forward(np.prod), (_prod_vjp,), "xo", jvp=_prod_jvp)
-MAX = defop(Op.MAX, "max", _reduce_forward(np.max), (_extreme_vjp,), "xo", jvp=_extreme_jvp)
-MIN = defop(Op.MIN, "min", _reduce_forward(np.min), (_extreme_vjp,), "xo", jvp=_extreme_jvp)
-NORM = defop(Op.NORM, "norm", _norm_forward, (_norm_vjp,), "xo", jvp=_norm_jvp)
+def _reduce_args(name):
+    def args(x, axis=None, keepdims=False):
+        shape = tuple(np.shape(getattr(x, "array", x)))
+        return (x,), {"axis": normalize_axis(axis, len(shape), name), "keepdims": bool(keepdims), "shape": shape}
+
+    return args
 
 
-def _reduce(d, x, axis, keepdims):
-    from ..tensor import Tensor
-
-    shape = x.shape if isinstance(x, Tensor) else np.shape(x)
-    params = {"axis": normalize_axis(axis, len(shape), d.name), "keepdims": bool(keepdims), "shape": tuple(shape)}
-    return apply(d, (x,), params)
-
-
-def sum(x, axis=None, keepdims=False):  # noqa: A001 (NumPy's name)
-    """Sum over `axis` (all by default).
-
-    >>> import tape as tp
-    >>> tp.sum(tp.ones((2, 3)), axis=0)
-    tensor([2., 2., 2.])
-    """
-    return _reduce(SUM, x, axis, keepdims)
+def _reduce_samples(rng, domain=(0.5, 2.0), ref=None):
+    """A 0-d input, then every axis (None, int, negative, tuple) with and without keepdims."""
+    yield Sample((rng.uniform(0.5, 2.0, ()),), None, "scalar", ref)
+    for axis in [None, 0, 1, -1, (0, 2)]:
+        for keepdims in (False, True):
+            x = rng.uniform(*domain, (2, 3, 4))
+            r = None if ref is None else lambda x, a=axis, k=keepdims: ref(x, axis=a, keepdims=k)
+            yield Sample(
+                (x,), lambda f, x, a=axis, k=keepdims: f(x, axis=a, keepdims=k), f"axis{axis}-keep{keepdims}", r
+            )
 
 
-def prod(x, axis=None, keepdims=False):
-    """Product over `axis`; its gradient is exact where elements are zero."""
-    return _reduce(PROD, x, axis, keepdims)
+# fmt: off
+#            opcode   name    forward                      vjp            save  public function, NumPy's, method
+SUM  = defop(Op.SUM,  "sum",  _reduce_forward(np.sum),  (_sum_vjp,),     "",   numpy=np.sum,  method=True, args=_reduce_args("sum"),  linearity="linear", samples=lambda rng: _reduce_samples(rng, (-2, 2)),
+             doc="Sum over `axis` (all by default).\n\n>>> import tape as tp\n>>> tp.sum(tp.ones((2, 3)), axis=0)\ntensor([2., 2., 2.])")
+PROD = defop(Op.PROD, "prod", _reduce_forward(np.prod), (_prod_vjp,),    "xo", numpy=np.prod, method=True, args=_reduce_args("prod"), jvp=_prod_jvp, samples=_reduce_samples,
+             doc="Product over `axis`; its gradient is exact where elements are zero.")
+MAX  = defop(Op.MAX,  "max",  _reduce_forward(np.max),  (_extreme_vjp,), "xo", numpy=(np.max, np.amax), method=True, args=_reduce_args("max"), jvp=_extreme_jvp, samples=lambda rng: _reduce_samples(rng, (-2, 2)),
+             doc="Largest element over `axis`; tied maxima share the gradient equally.")
+MIN  = defop(Op.MIN,  "min",  _reduce_forward(np.min),  (_extreme_vjp,), "xo", numpy=(np.min, np.amin), method=True, args=_reduce_args("min"), jvp=_extreme_jvp, samples=lambda rng: _reduce_samples(rng, (-2, 2)),
+             doc="Smallest element over `axis`; tied minima share the gradient equally.")
+NORM = defop(Op.NORM, "norm", _norm_forward,            (_norm_vjp,),    "xo", public="norm2", args=_reduce_args("norm"), numpy=None, jvp=_norm_jvp, samples=lambda rng: _reduce_samples(rng, (-2, 2), np.linalg.norm),
+             doc="sqrt(sum(x**2)) over `axis`: the Euclidean (and Frobenius) norm, gradient 0 at 0.")
+# fmt: on
 
 
-def max(x, axis=None, keepdims=False):  # noqa: A001
-    """Largest element over `axis`; tied maxima share the gradient equally."""
-    return _reduce(MAX, x, axis, keepdims)
+# -- scans (issue 12) -----------------------------------------------------------------------------
+def _scan_args(name):
+    def args(a, axis=None):
+        shape = tuple(np.shape(getattr(a, "array", a)))
+        if axis is None:  # NumPy scans the flattened array
+            return (RESHAPE.function(a, -1) if len(shape) != 1 else a,), {"axis": 0}
+        return (a,), {"axis": normalize_axis(axis, len(shape), name)[0]}
+
+    args.__doc__ = (
+        f"np.{name} along `axis` (of the flattened array by default).\n\n"
+        f">>> import tape as tp\n>>> tp.{name}(tp.tensor([[1.0, 2.0], [3.0, 4.0]]), axis=1)\n"
+        + {"cumsum": "tensor([[1., 3.],\n        [3., 7.]])", "cumprod": "tensor([[ 1.,  2.],\n        [ 3., 12.]])"}[
+            name
+        ]
+    )
+    return args
 
 
-def min(x, axis=None, keepdims=False):  # noqa: A001
-    """Smallest element over `axis`; tied minima share the gradient equally."""
-    return _reduce(MIN, x, axis, keepdims)
+def _reverse_cumsum(g, axis):
+    """sum over k >= i of g[k]: cumsum's transpose (flip and cumsum dispatch on Tensors too)."""
+    return np.flip(np.cumsum(np.flip(g, axis), axis=axis), axis)
 
 
-def norm2(x, axis=None, keepdims=False):
-    """sqrt(sum(x**2)) over `axis`: the Euclidean (and Frobenius) norm, gradient 0 at 0."""
-    return _reduce(NORM, x, axis, keepdims)
+def _zero_split(raw, axis):
+    """Masks of the positions before, and at, the first zero of each lane along `axis` (raw values)."""
+    zero = raw == 0
+    n = raw.shape[axis]
+    first = np.where(zero.any(axis=axis, keepdims=True), np.argmax(zero, axis=axis, keepdims=True), n)
+    pos = np.arange(n).reshape(tuple(-1 if i == axis else 1 for i in range(raw.ndim)))
+    return pos < first, pos == first
+
+
+# d o_k / d x_j = prod over i <= k, i != j of x_i. Without zeros that is o_k / x_j. With a zero at z
+# (the first of its lane): before z it is still o_k / x_j (o_k = 0 from z on); at z it is the
+# cumulative product with x_z taken as 1; after z it is 0. First derivatives are exact everywhere;
+# second derivatives are exact where x has no zero (after a zero the rule is the constant 0, whose
+# derivative misses the terms through x_z), as for prod.
+def _cumprod_vjp(g, o, x, axis):
+    raw = getattr(x, "array", x)
+    if not (raw == 0).any():
+        return _reverse_cumsum(g * o, axis) / x
+    before, at = _zero_split(raw, axis)
+    skip_zero = np.cumprod(np.where(at, 1.0, x), axis=axis)
+    at_zero = np.where(at, _reverse_cumsum(g * skip_zero, axis), 0.0)
+    return np.where(before, _reverse_cumsum(g * o, axis) / np.where(before, x, 1.0), at_zero)
+
+
+def _cumprod_jvp(ts, o, x, axis):
+    t, raw = ts[0], getattr(x, "array", x)
+    if not (raw == 0).any():
+        return o * np.cumsum(t / x, axis=axis)
+    before, at = _zero_split(raw, axis)
+    skip_zero = np.cumprod(np.where(at, 1.0, x), axis=axis)
+    t_zero = np.sum(np.where(at, t, 0.0), axis=axis, keepdims=True)
+    head = o * np.cumsum(np.where(before, t, 0.0) / np.where(before, x, 1.0), axis=axis)
+    return np.where(before, head, t_zero * skip_zero)
+
+
+def _scan_samples(rng, domain=(-2.0, 2.0)):
+    yield Sample((rng.uniform(*domain, ()),), None, "scalar")
+    for shape, axis in [((4,), None), ((4,), 0), ((2, 3), None), ((2, 3), 0), ((2, 3), 1), ((2, 3, 2), -2)]:
+        yield Sample((rng.uniform(*domain, shape),), lambda f, x, a=axis: f(x, axis=a), f"{shape}-axis{axis}")
+
+
+# fmt: off
+CUMSUM  = defop(Op.CUMSUM,  "cumsum",  lambda x, axis: np.cumsum(x, axis=axis),  (lambda g, o, x, axis: _reverse_cumsum(g, axis),), "",   numpy=np.cumsum,  method=True, args=_scan_args("cumsum"),  linearity="linear", samples=_scan_samples)
+CUMPROD = defop(Op.CUMPROD, "cumprod", lambda x, axis: np.cumprod(x, axis=axis), (_cumprod_vjp,),                                   "xo", numpy=np.cumprod, method=True, args=_scan_args("cumprod"), jvp=_cumprod_jvp, samples=lambda rng: _scan_samples(rng, (0.5, 2.0)))
+# fmt: on

@@ -1,107 +1,80 @@
 """The op table: one row per primitive, and the one function that runs and records an op.
 
-A row (`OpDef`) holds everything about a primitive side by side: its forward on raw arrays, one
-vjp rule per input, which values those rules need saved, and the input domain the generated tests
-draw from. Rules are pure functions ``rule(g, out, *inputs, **params)``: `g` is the cotangent of
-the output, `out` and `inputs` are the saved arrays (``None`` where the row does not save them).
-Nothing is captured in a closure at record time, so a rule written with NumPy calls runs unchanged
-on NumPy arrays, CuPy arrays, and (for higher-order derivatives) on Tensors.
+A row (`OpDef`) holds everything about a primitive side by side, as one entry of PyTorch's
+`derivatives.yaml` does: its forward on raw arrays, one vjp rule per input, which values those
+rules need saved, the NumPy function it stands for, how its public function reads its arguments,
+and the samples and domain the generated tests draw from. Rules are pure functions
+``rule(g, out, *inputs, **params)``: `g` is the cotangent of the output, `out` and `inputs` are the
+saved arrays (``None`` where the row does not save them). Nothing is captured in a closure at
+record time, so a rule written with NumPy calls runs unchanged on NumPy arrays, CuPy arrays, and
+(for higher-order derivatives) on Tensors.
 
 A rule may return a cotangent that still has the *broadcast* shape or a wider dtype: the sweep sums
-it back to the input's shape and casts it to the input's dtype in one place (`sweep.fit`), so no
-rule repeats that logic. A rule that is ``None`` marks an input the op is not differentiable in.
+it back to the input's shape and casts it to the input's dtype in one place (`sweep.Adjoints.add`),
+so no rule repeats that logic. A rule that is ``None`` marks an input the op is not differentiable in.
+
+Everything else about a primitive is generated from its row by `defop`: the public function
+(`tp.NAME`, collected in `FUNCTIONS`), the NumPy-dispatch entry (`NUMPY`), the Tensor method
+(`METHODS`), and the forward-mode rule when it can be derived (elementwise ops from their vjp rules,
+linear ops from the forward). Composites (tape/composite.py) join the same tables with `export`.
+Backend kernels are installed into the rows by `use_kernels`, the one place that changes a row
+after it is defined.
 """
 
 from __future__ import annotations
 
-from enum import IntEnum
+import inspect
+from typing import NamedTuple
 
 import numpy as np
 
-from ..errors import op_error
-from ..record import _STATE, _new_state
+from ..errors import check_finite, op_error
+from ..forward import apply_dual
+from ..opcodes import FIRST_CUSTOM, GroupOp, Op  # noqa: F401  (re-exported: the shared contract)
+from ..tape import _STATE, _new_state, user_line
 from ..tensor import DualTensor, Tensor, _new_tensor
 
-
-class Op(IntEnum):
-    """Opcodes of the built-in primitives, grouped like the modules that define them."""
-
-    LEAF = 0
-    # elementwise binary
-    ADD = 1
-    SUB = 2
-    MUL = 3
-    DIV = 4
-    POW = 5
-    MAXIMUM = 6
-    MINIMUM = 7
-    ARCTAN2 = 8
-    WHERE = 9
-    # elementwise unary
-    NEG = 20
-    EXP = 21
-    LOG = 22
-    LOG1P = 23
-    EXPM1 = 24
-    SQRT = 25
-    ABS = 26
-    SIGN = 27
-    SIN = 28
-    COS = 29
-    TAN = 30
-    ARCSIN = 31
-    ARCCOS = 32
-    ARCTAN = 33
-    SINH = 34
-    COSH = 35
-    TANH = 36
-    # reductions
-    SUM = 50
-    PROD = 51
-    MAX = 52
-    MIN = 53
-    NORM = 54
-    # linear algebra
-    MATMUL = 70
-    DOT = 71
-    TENSORDOT = 72
-    EINSUM = 73
-    SOLVE = 74
-    INV = 75
-    DET = 76
-    # shape and movement
-    RESHAPE = 90
-    TRANSPOSE = 91
-    BROADCAST_TO = 92
-    GETITEM = 93
-    INDEX_ADD = 94
-    CONCATENATE = 95
-    PAD = 96
-    ASTYPE = 97
-    TO_DEVICE = 98
-    IDENTITY = 99
+#: The dtypes the generated tests run every row at, unless the row says otherwise.
+FLOATS = (np.float64, np.float32)
 
 
-class GroupOp:
-    """Families of opcodes, for code (tests, backends) that treats a family alike."""
+class Sample(NamedTuple):
+    """One generated test input of a row: `arrays` are the differentiable inputs; `call(fn, *xs)`
+    applies the public function (and NumPy's, for the reference) to them, default ``fn(*xs)``;
+    `ref(*arrays)` is the expected value where the row stands for no NumPy function."""
 
-    BINARY = frozenset(range(1, 20))
-    UNARY = frozenset(range(20, 50))
-    ELEMENTWISE = BINARY | UNARY
-    REDUCE = frozenset(range(50, 70))
-    LINALG = frozenset(range(70, 90))
-    SHAPE = frozenset(range(90, 110))
+    arrays: tuple
+    call: object = None
+    id: str = ""
+    ref: object = None
+
+
+BINARY_SHAPES = [((), ()), ((3,), (3,)), ((2, 3), (2, 3)), ((2, 3), (3,)), ((2, 1), (1, 3)), ((), (2, 3))]
+UNARY_SHAPES = [(), (3,), (2, 3)]
+
+
+def samples_of(op, rng):
+    """The test inputs of a row: its own `samples`, or its family's default (elementwise ops: every
+    shape and broadcast pair above, drawn uniformly from the row's `domain`)."""
+    if op.samples is not None:
+        return list(op.samples(rng))
+    if op.code in GroupOp.BINARY:
+        return [Sample(tuple(rng.uniform(*op.domain, s) for s in pair), None, str(pair)) for pair in BINARY_SHAPES]
+    if op.code in GroupOp.UNARY:
+        return [Sample((rng.uniform(*op.domain, s),), None, str(s)) for s in UNARY_SHAPES]
+    raise ValueError(f"{op.name}: a row outside the elementwise families needs samples= for its tests")
 
 
 class OpDef:
-    """One row of the op table.
+    """One row of the op table (see the module docstring; `defop` builds it).
 
     `save` names what the rules need kept alive: ``"x"``, ``"y"``, ``"z"`` for inputs 0, 1, 2,
-    ``"o"`` for the output, ``"*"`` for every input of an n-ary op. Everything else is dropped
-    the moment the forward returns: `add` keeps nothing, `mul` keeps both inputs, `exp` its output.
-    `vjp` is a tuple with one rule per input; n-ary ops give `vjp_all`, one rule returning a
-    tuple. `domain` is the open interval the generated tests draw inputs from. `jvp` is
-    ``jvp(tangents, out, *inputs, **params)``; rows without one get a derived jvp (tape.forward).
+    ``"o"`` for the output, ``"*"`` for every input of an n-ary op; a tuple gives it per input
+    (``save=("y", "x")`` for mul: x's rule reads y, y's reads x), and only what the rules of the
+    *tracked* inputs need is kept: ``y * 1.5`` keeps nothing of y. `vjp` is a tuple with one rule per
+    input; n-ary ops give `vjp_all`, one rule returning a tuple. `jvp` is
+    ``jvp(tangents, out, *inputs, **params)``. `domain` is the interval the generated tests draw
+    inputs from; `samples(rng)` yields `Sample`s for rows whose inputs are not plain elementwise.
     """
 
     __slots__ = (
@@ -111,15 +84,16 @@ class OpDef:
         "vjp",
         "vjp_all",
         "jvp",
-        "save_out",
-        "save_in",
-        "save_all",
         "nin",
         "domain",
         "no_saved",
         "linearity",
         "saved",
         "kernel_vjp",
+        "numpy",
+        "function",
+        "samples",
+        "dtypes",
     )
 
     def __init__(
@@ -135,62 +109,217 @@ class OpDef:
         nin=None,
         domain=(-2.0, 2.0),
         linearity=None,
+        samples=None,
+        dtypes=FLOATS,
     ):
         self.code = int(code)
-        self.linearity = linearity  # "linear" | "multilinear" | None: how forward mode derives the jvp
         self.name = name
         self.forward = forward
         self.vjp = vjp
         self.vjp_all = vjp_all
         self.jvp = jvp
         self.nin = nin if nin is not None else (len(vjp) if vjp is not None else None)
-        self.save_out = "o" in save
-        self.save_all = "*" in save
-        self.save_in = tuple(c in save for c in "xyz"[: self.nin or 0])
+        self.linearity = linearity  # "linear" | "multilinear" | None: how forward mode derives the jvp
         self.domain = domain
-        # What the rules receive when the row saved nothing: out and one None per input.
+        self.samples = samples
+        self.dtypes = dtypes
+        # What the rules receive when the entry saved nothing: out and one None per input.
         self.no_saved = (None,) * (1 + (self.nin or 0))
-        self.saved = self._saver()
-        # A backend's fused kernel(g, saved, input slots) -> cotangents or None (tape.backends installs it).
-        self.kernel_vjp = None
-
-    def _saver(self):
-        """A function (out, arrays) -> what the rules will be called with, specialised once per row.
-
-        The tuple is ``(out, *inputs)`` holding only what the rules need (None elsewhere), or None
-        when they need nothing.
-        """
-        save_out, keep, n = self.save_out, self.save_in, self.nin or 0
-        if self.save_all:
-            return (lambda out, arrays: (out, *arrays)) if save_out else (lambda out, arrays: (None, *arrays))
-        if not (save_out or any(keep)):
-            return lambda out, arrays: None
-        if not save_out and all(keep):
-            return lambda out, arrays: (None, *arrays)
-        if save_out and not any(keep):
-            tail = (None,) * n
-            return lambda out, arrays: (out, *tail)
-        return lambda out, arrays: (out if save_out else None, *[a if k else None for a, k in zip(arrays, keep)])
+        self.saved = _saver(save, self.nin or 0)
+        self.kernel_vjp = None  # a backend's fused kernel(g, saved, input slots) -> cotangents or None
+        self.numpy = None  # the NumPy function this row stands for
+        self.function = None  # the public function generated from this row
 
     def __repr__(self):
         return f"<op {self.name}>"
 
 
+def _needs(save: str, n: int):
+    """(keep the output?, keep input i?...) for one save string."""
+    return "o" in save, tuple(c in save for c in "xyz"[:n])
+
+
+def _pick(keep_out: bool, keep_in: tuple):
+    """A function (out, arrays, input slots) -> the tuple the rules are called with (None where not
+    kept), for a row whose rules need the same values whichever inputs are tracked."""
+    n = len(keep_in)
+    if not (keep_out or any(keep_in)):
+        return lambda out, arrays, ins: None
+    if all(keep_in):
+        if keep_out:
+            return lambda out, arrays, ins: (out, *arrays)
+        return lambda out, arrays, ins: (None, *arrays)
+    if not any(keep_in):
+        tail = (None,) * n
+        return lambda out, arrays, ins: (out, *tail)
+    return lambda out, arrays, ins: (out if keep_out else None, *[a if k else None for a, k in zip(arrays, keep_in)])
+
+
+def _saver(save, n: int):
+    """A function (out, arrays, input slots) -> what the rules will need, specialised once per row.
+
+    With one save string for every input, the slots do not matter; with one per input, what is kept
+    is the union over the inputs that are tracked (slot >= 0).
+    """
+    if save == "*" or save == "o*":  # every input of an n-ary op (einsum, custom primitives)
+        keep_out = "o" in save
+        return lambda out, arrays, ins: (out if keep_out else None, *arrays)
+    if isinstance(save, str):
+        return _pick(*_needs(save, n))
+    needs = [_needs(s, n) for s in save]
+    # keep[mask]: (keep out?, keep input j?...) for the set `mask` of tracked inputs (bit i: input i)
+    keep = [None] * (1 << n)
+    for mask in range(1, 1 << n):
+        chosen = [needs[i] for i in range(n) if mask >> i & 1]
+        keep[mask] = (any(c[0] for c in chosen), *(any(c[1][j] for c in chosen) for j in range(n)))
+    if n == 2:
+
+        def saver(out, arrays, ins):
+            ko, k0, k1 = keep[(ins[0] >= 0) + 2 * (ins[1] >= 0)]
+            return (out if ko else None, arrays[0] if k0 else None, arrays[1] if k1 else None)
+
+        return saver
+    pickers = [None] + [_pick(k[0], k[1:]) for k in keep[1:]]
+    return lambda out, arrays, ins: pickers[sum(1 << i for i, s in enumerate(ins) if s >= 0)](out, arrays, ins)
+
+
+# The tables every layer above reads: rows by opcode, public functions by name, NumPy functions and
+# ufuncs to the functions that stand in for them (tape/interop.py), Tensor methods by name.
 OPS: dict[int, OpDef] = {}
+FUNCTIONS: dict[str, object] = {}
+NUMPY: dict[object, object] = {}
+METHODS: dict[str, object] = {}
 
 
-def defop(code, name, forward, vjp=None, save="", **kw) -> OpDef:
-    """Add a row to the op table (built-ins pass an `Op`; custom primitives get a fresh code)."""
-    d = OpDef(code, name, forward, vjp, save, **kw)
-    if d.code in OPS:
-        raise ValueError(f"opcode {d.code} is already taken by {OPS[d.code].name}")
-    OPS[d.code] = d
-    return d
+def defop(code, name, forward, vjp=None, save="", *, numpy=None, public=None, method=False, args=None, doc=None, **row):
+    """Add a row to the op table and generate what comes from it.
+
+    `row` holds the rest of the row (`OpDef`: vjp_all, jvp, nin, domain, linearity, samples, dtypes).
+    `numpy`: the NumPy function or ufunc the op stands for (NumPy dispatch then reaches it);
+    `public`: the name of the generated `tp.` function (default `name`; False: the function is
+    generated as `op.function` for internal use, but is not public);
+    `method`: also a Tensor method (True: under the public name; or the method's name);
+    `args(*args, **kwargs) -> (inputs, params)`: how the public function reads its arguments
+    (default: every argument is an input, no params); its signature becomes the function's.
+    """
+    op = OpDef(code, name, forward, vjp, save, **row)
+    if op.code in OPS:
+        raise ValueError(f"opcode {op.code} is already taken by {OPS[op.code].name}")
+    OPS[op.code] = op
+    if op.jvp is None:
+        op.jvp = derived_jvp(op)
+    op.function = _public_function(op, public or name, args, doc)
+    op.numpy = numpy[0] if isinstance(numpy, tuple) else numpy
+    if public is not False and op.code < FIRST_CUSTOM:  # custom primitives are the user's to name
+        export(op.function, numpy=numpy, method=method, name=public or name)
+    return op
+
+
+def export(fn, *, numpy=None, method=False, name=None):
+    """Make `fn` a public function (`tp.NAME`; a dotted name like "linalg.solve" is `tp.linalg.solve`),
+    optionally NumPy's stand-in and a Tensor method. Composites register here too, so that every
+    public op sits in the same three tables.
+    """
+    name = name or fn.__name__
+    FUNCTIONS[name] = fn
+    for np_fn in numpy if isinstance(numpy, tuple) else (numpy,):
+        if np_fn is not None:
+            NUMPY[np_fn] = fn
+    if method:
+        METHODS[name.rsplit(".", 1)[-1] if method is True else method] = fn
+    return fn
+
+
+def exported(*, numpy=None, method=False):
+    """`export` as a decorator: ``@exported(numpy=np.mean, method=True)``."""
+    return lambda fn: export(fn, numpy=numpy, method=method)
+
+
+def _public_function(op, name, args, doc):
+    """`tp.NAME` for a row: reads its arguments with `args` and applies the op."""
+    if args is None:
+        if op.nin == 1:
+
+            def fn(x):
+                return apply(op, (x,))
+
+        elif op.nin == 2:
+
+            def fn(x, y):
+                return apply(op, (x, y))
+
+        else:
+
+            def fn(*xs):
+                return apply(op, xs)
+
+    else:
+
+        def fn(*a, **kw):
+            inputs, params = args(*a, **kw)
+            return apply(op, inputs, params)
+
+        fn.__signature__ = inspect.signature(args)
+    fn.__name__ = fn.__qualname__ = name.rsplit(".", 1)[-1]
+    fn.__doc__ = doc or (args.__doc__ if args is not None else None)
+    fn.__module__ = "tape"
+    return fn
 
 
 def new_opcode() -> int:
     """A code past the built-ins, for a user's custom primitive."""
-    return max(max(OPS, default=0), 1000) + 1
+    return max(max(OPS, default=0), FIRST_CUSTOM) + 1
+
+
+def use_kernels(kernels: dict) -> None:
+    """Install a backend's fused backward kernels (opcode -> kernel) into the rows; None elsewhere."""
+    for code, op in OPS.items():
+        op.kernel_vjp = kernels.get(code)
+
+
+# --------------------------------------------------------------------------------------------
+# Forward-mode rules derived from the rows (DESIGN.md principle 8): an elementwise op's jvp is its
+# vjp rules applied to the tangents (the Jacobian is diagonal), a linear op's jvp is the op itself
+# applied to the tangents, a multilinear op's (matmul, einsum, ...) is the sum of the op with one
+# argument at a time replaced by its tangent. Rows with none of these shapes write their own.
+
+
+def derived_jvp(op):
+    if op.code in GroupOp.ELEMENTWISE and op.vjp is not None:
+        return lambda tangents, out, *inputs, **params: _elementwise_jvp(op, tangents, out, inputs, params)
+    if op.linearity == "linear":
+        return lambda tangents, out, *inputs, **params: _linear_jvp(op, tangents, inputs, params)
+    if op.linearity == "multilinear":
+        return lambda tangents, out, *inputs, **params: _multilinear_jvp(op, tangents, inputs, params)
+    return None
+
+
+def _elementwise_jvp(op, tangents, out, inputs, params):
+    total = None
+    for rule, t in zip(op.vjp, tangents):
+        if t is None or rule is None:
+            continue
+        c = rule(t, out, *inputs, **params)
+        total = c if total is None else total + c
+    if total is None or total.shape == out.shape:
+        return total
+    return np.broadcast_to(total, out.shape)
+
+
+def _linear_jvp(op, tangents, inputs, params):
+    if all(t is None for t in tangents):
+        return None
+    return call(op, *[np.zeros_like(x) if t is None else t for t, x in zip(tangents, inputs)], **params)
+
+
+def _multilinear_jvp(op, tangents, inputs, params):
+    total = None
+    for i, t in enumerate(tangents):
+        if t is None:
+            continue
+        c = call(op, *inputs[:i], t, *inputs[i + 1 :], **params)
+        total = c if total is None else total + c
+    return total
 
 
 # --------------------------------------------------------------------------------------------
@@ -211,42 +340,45 @@ def _as_array(x):
     return x
 
 
-def apply(d: OpDef, args: tuple, params: dict | None = None):
-    """Run op `d` on `args` (Tensors, arrays or scalars); record it if anything needs a gradient."""
+def apply(op: OpDef, args: tuple, params: dict | None = None):
+    """Run `op` on `args` (Tensors, arrays or scalars); record it if anything needs a gradient."""
     state = _STATE.get(None) or _new_state()
     if state.dual_depth:
         for a in args:
             if type(a) is DualTensor:
-                from ..forward import apply_dual  # forward mode only
-
-                return apply_dual(d, args, params, apply)
-    arrays = [a.array if isinstance(a, Tensor) else a for a in args]
+                return apply_dual(op, args, params, apply)
+    n = len(args)
+    if n == 1:  # the common arities without a comprehension's frame (it is a function in 3.11)
+        a = args[0]
+        arrays = (a.array if isinstance(a, Tensor) else a,)
+    elif n == 2:
+        a, b = args
+        arrays = (a.array if isinstance(a, Tensor) else a, b.array if isinstance(b, Tensor) else b)
+    else:
+        arrays = [a.array if isinstance(a, Tensor) else a for a in args]
     try:
-        out = d.forward(*arrays, **params) if params else d.forward(*arrays)
+        out = op.forward(*arrays, **params) if params else op.forward(*arrays)
     except Exception as exc:
-        raise op_error(d.name, args, exc) from exc
-    if type(out) is not _ndarray:
-        out = _as_array(out)
+        raise op_error(op.name, arrays, exc) from exc
+    if type(out) is not _ndarray and isinstance(out, (np.generic, list)):  # what _as_array does, inline
+        out = np.asarray(out)
     src = None
     if state.anomaly:
-        from ..errors import check_finite
-        from ..tape import _user_line
-
-        src = _user_line()
-        check_finite(out, d.name, "forward", src)
+        src = user_line()
+        check_finite(out, op.name, "forward", src)
     if state.recording:
         for a in args:
-            if isinstance(a, Tensor) and a._rg:
-                return state.store.record(d, args, arrays, out, params, src)
+            if isinstance(a, Tensor) and a._role:
+                return state.store.append(op, args, arrays, out, params, src)
     return _new_tensor(out)
 
 
-def call(d: OpDef, *args, **params):
-    """Run op `d` as a plain function on raw arrays, or as a recorded op if any arg is a Tensor.
+def call(op: OpDef, *args, **params):
+    """Run `op` as a plain function on raw arrays, or as a recorded op if any arg is a Tensor.
 
     Rules use this for the few primitives NumPy has no function for (`index_add`), so that the
     same rule serves the plain sweep (arrays) and the differentiable one (Tensors).
     """
     if any(isinstance(a, Tensor) for a in args):
-        return apply(d, args, params or None)
-    return d.forward(*args, **params)
+        return apply(op, args, params or None)
+    return op.forward(*args, **params)
