@@ -320,7 +320,7 @@ def test_a_chain_of_1000_unary_ops_needs_three_value_buffers():
     # sin keeps its input for the reverse pass: 999 values (the first is the caller's own input array)
     assert s["saved_bytes"] == 999 * 4 * 8
     assert s["bytes_forward"] <= 3 * 4 * 8
-    assert s["kernel"] == "elementwise" and s["fallback_ops"] == {}  # one Numba kernel runs it whole
+    assert s["kernel"] == "arrays" and s["fallback_ops"] == {}  # one Numba kernel runs it whole
     np.testing.assert_allclose(p(np.full(4, 0.5)), chain(tp.tensor(np.full(4, 0.5))).numpy(), rtol=1e-14)
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import tape as tp
+from tape.compiled import kernels
 from tape.compiled.kernels import SCALAR_OPS
 
 from .op_cases import all_cases
@@ -28,6 +29,12 @@ FLAT_CASES = [
     and all(np.asarray(a).dtype == np.float64 for a in c.args)
     and (c.code != int(tp.ops.Op.SUM) or c.id.endswith("None"))
 ]
+
+
+@pytest.fixture(autouse=True)
+def kernels_for_small_programs(monkeypatch):
+    """Every op case is a program of one or two entries: let the kernels take those too."""
+    monkeypatch.setattr(kernels, "MIN_ENTRIES", 1)
 
 
 @pytest.fixture
@@ -72,7 +79,7 @@ def test_scalar_kernel_matches_the_python_replay_and_eager(case, backend):
 @pytest.mark.parametrize("case", FLAT_CASES, ids=[c.id for c in FLAT_CASES])
 def test_elementwise_kernel_matches_the_python_replay_and_eager(case, backend):
     p = tp.compile(case.fn).program(*case.args)
-    assert p.stats()["kernel"] == "elementwise" and p.stats()["fallback_ops"] == {}
+    assert p.stats()["kernel"] == "arrays" and p.stats()["fallback_ops"] == {}
     out_shape = np.shape(case.fn(*[tp.tensor(a) for a in case.args]).array)
     ct = np.full(out_shape, 1.5)
     got = []
@@ -87,12 +94,50 @@ def test_elementwise_kernel_matches_the_python_replay_and_eager(case, backend):
         np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-300)
 
 
+@pytest.mark.parametrize("sa, sb", [((3,), (3,)), ((2, 3), (3,)), ((3,), (3, 2)), ((2, 3), (3, 4)), ((1, 5), (5, 1))])
+def test_small_matmuls_in_the_kernel_match_the_python_replay(sa, sb, backend):
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(size=sa), rng.normal(size=sb)
+    p = tp.compile(lambda a, b: tp.tanh(a @ b) * 0.5).program(a, b)
+    assert p.stats()["kernel"] in ("arrays", "scalar") and p.stats()["fallback_ops"] == {}
+    ct = rng.normal(size=np.shape(a @ b))
+    got = []
+    for name in ("numba", "numpy"):
+        backend(name)
+        value, vjp_fn = p.vjp(a, b)
+        got.append((value, vjp_fn(ct)))
+    (kv, kg), (pv, pg) = got
+    np.testing.assert_allclose(kv, pv, rtol=1e-13)
+    for x, y in zip(kg, pg):
+        np.testing.assert_allclose(x, y, rtol=1e-12, atol=1e-15)
+
+
+def test_a_recurrent_loop_as_one_kernel_program(backend):
+    rng = np.random.default_rng(4)
+    W, x0 = rng.normal(size=(8, 8)) / 3, rng.normal(size=8)
+
+    def loop(x, W):
+        for _ in range(300):
+            x = x + 0.1 * tp.tanh(W @ x)
+        return tp.sum(x)
+
+    cf = tp.compile(loop)
+    assert cf.program(x0, W).stats()["kernel"] == "arrays"
+    v, g = tp.value_and_grad(cf, argnums=(0, 1))(x0, W)
+    ve, ge = tp.value_and_grad(loop, argnums=(0, 1))(x0, W)
+    assert float(v) == pytest.approx(float(ve), rel=1e-13)
+    for a, b in zip(g, ge):
+        np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-13)
+
+
 def test_programs_the_kernels_do_not_cover_replay_in_python():
-    cf = tp.compile(lambda a, b: tp.sum(tp.tanh(a @ b) * 2.0, axis=0))
+    cf = tp.compile(lambda a, b: tp.sum(tp.tanh(a @ b) * 2.0, axis=0))  # a partial sum
     s = cf.program(np.ones((2, 3)), np.ones((3, 4))).stats()
     assert s["kernel"] is None and s["fallback_ops"] == {"matmul": 1, "mul": 1, "sum": 1, "tanh": 1}
     s = tp.compile(lambda a, b: a * b).program(np.ones((2, 1)), np.ones((1, 3))).stats()  # broadcasting
     assert s["kernel"] is None
+    s = tp.compile(lambda a, b: a @ b).program(np.ones((64, 64)), np.ones((64, 64))).stats()  # BLAS-sized
+    assert s["kernel"] is None and s["fallback_ops"] == {"matmul": 1}
 
 
 @pytest.mark.parametrize(

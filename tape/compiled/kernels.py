@@ -1,17 +1,18 @@
-"""Numba kernels that run a whole compiled program, forward and reverse (issue 10, first step).
+"""Numba kernels that run a whole compiled program, forward and reverse (issue 10, first steps).
 
-A program whose slots are float64 scalars, or float64 arrays of one shape, and whose entries are
-elementwise ops (a scalar operand broadcast) or full sums, runs as two `@njit` loops over its
-columns: `flat_forward` fills one arena row per slot, `flat_reverse` walks the entries down
-accumulating into an adjoint arena, each switching on the opcode as ADOL-C's
-`zos_forward`/`fos_reverse` do (W1's 6,000-term scalar chain; W2's 201 ops on 100 floats). The
-kernels are compiled once per process and cached on disk, not per program: the program is data.
-Their formulas are the op table's rules on scalars; `tests/test_compiled_kernels.py` checks them
-against the Python replay (`replay.py`, the spec) and against eager.
+A program of float64 values whose entries are elementwise ops (on scalars, or on arrays of up to
+`MAX_ELEMENTS` of one shape, a scalar operand broadcast), full sums and small 1-D/2-D matmuls runs
+as two `@njit` loops over its columns: `flat_forward` fills one arena (each slot at its offset),
+`flat_reverse` walks the entries down accumulating into an adjoint arena, each switching on the
+opcode as ADOL-C's `zos_forward`/`fos_reverse` do. That covers W1 (6,000 scalar ops), W2 (201 ops
+on 100 floats) and W5 (a 10,000-step recurrent loop, 40,001 entries). The kernels are compiled once
+per process and cached on disk, not per program: the program is data. Their formulas are the op
+table's rules on scalars; `tests/test_compiled_kernels.py` checks them against the Python replay
+(`replay.py`, the spec) and against eager.
 
-Any other program (matmuls, reductions along an axis, integers, draws, mixed shapes) replays in
-Python; `Program.stats()["fallback_ops"]` lists what did. Per-run fallback inside one program and
-array kernels over a liveness-planned arena are the next steps.
+Any other program (big matmuls, which want BLAS; reductions along an axis; integers; draws; mixed
+shapes) replays in Python; `Program.stats()["fallback_ops"]` lists what did. Per-run fallback
+inside one program is the next step.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ NEG, EXP, LOG, LOG1P, EXPM1, SQRT = int(Op.NEG), int(Op.EXP), int(Op.LOG), int(O
 ABS, SIGN, SIN, COS, TAN = int(Op.ABS), int(Op.SIGN), int(Op.SIN), int(Op.COS), int(Op.TAN)
 ARCSIN, ARCCOS, ARCTAN, SINH, COSH, TANH = (int(Op.ARCSIN), int(Op.ARCCOS), int(Op.ARCTAN), int(Op.SINH),
                                             int(Op.COSH), int(Op.TANH))  # fmt: skip
-SUM, IDENTITY = int(Op.SUM), int(Op.IDENTITY)
+SUM, IDENTITY, MATMUL = int(Op.SUM), int(Op.IDENTITY), int(Op.MATMUL)
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -165,34 +166,95 @@ def _partials(c, x, y, r, g):  # pragma: no cover - compiled
     return g, 0.0  # IDENTITY, SUM of a scalar
 
 
+# The matmul loops may reorder their sums (as BLAS does), so that LLVM vectorises them; nothing
+# else in the kernels may (their results equal the Python replay's bit for bit at the edge points).
+# They index slices, not the arena: a slice's index needs no wraparound check, so the loop vectorises.
+_REASSOC = {"reassoc", "contract"}
+
+
+@njit(cache=True, error_model="numpy", fastmath=_REASSOC)
+def _matmul_forward(v, oi, oj, oo, m, kk, n):  # pragma: no cover - compiled
+    A = v[oi : oi + m * kk]
+    B = v[oj : oj + kk * n]
+    C = v[oo : oo + m * n]
+    if n == 1:
+        for a in range(m):
+            row = A[a * kk : (a + 1) * kk]
+            acc = 0.0
+            for q in range(kk):
+                acc += row[q] * B[q]
+            C[a] = acc
+        return
+    for a in range(m):
+        c = C[a * n : (a + 1) * n]
+        c[:] = 0.0
+        for q in range(kk):
+            x = A[a * kk + q]
+            b = B[q * n : (q + 1) * n]
+            for e in range(n):
+                c[e] += x * b[e]
+
+
+@njit(cache=True, error_model="numpy", fastmath=_REASSOC)
+def _matmul_reverse(v, adj, oi, oj, oo, m, kk, n, wi, wj):  # pragma: no cover - compiled
+    A = v[oi : oi + m * kk]
+    B = v[oj : oj + kk * n]
+    G = adj[oo : oo + m * n]
+    GA = adj[oi : oi + m * kk]
+    GB = adj[oj : oj + kk * n]
+    for a in range(m):
+        ga = GA[a * kk : (a + 1) * kk]
+        ar = A[a * kk : (a + 1) * kk]
+        for b in range(n):
+            g = G[a * n + b]
+            if wi:
+                if n == 1:
+                    for q in range(kk):
+                        ga[q] += g * B[q]
+                else:
+                    for q in range(kk):
+                        ga[q] += g * B[q * n + b]
+            if wj:
+                if n == 1:
+                    for q in range(kk):
+                        GB[q] += ar[q] * g
+                else:
+                    for q in range(kk):
+                        GB[q * n + b] += ar[q] * g
+    G[:] = 0.0
+
+
 @njit(cache=True, error_model="numpy")
-def flat_forward(op, ins, out, z, v):  # pragma: no cover - compiled
-    """Row s of `v` holds slot s: all its elements, or (z[s]: a scalar) its element 0 only."""
-    n = v.shape[1]
+def flat_forward(op, ins, out, off, z, mkn, v):  # pragma: no cover - compiled
+    """Slot s lives in v[off[s]:off[s+1]] (z[s]: a scalar, element off[s] only). A matmul entry
+    multiplies an (m, k) by a (k, n) block, its shapes in mkn[k] (a vector operand as m or n = 1)."""
     for k in range(op.shape[0]):
         c = op[k]
         i = ins[k, 0]
         j = ins[k, 1]
         o = out[k]
+        oi, oj, oo = off[i], off[j] if j >= 0 else 0, off[o]
+        if c == MATMUL:
+            _matmul_forward(v, oi, oj, oo, mkn[k, 0], mkn[k, 1], mkn[k, 2])
+            continue
         if c == SUM and not z[i]:
             acc = 0.0
-            for e in range(n):
-                acc += v[i, e]
-            v[o, 0] = acc
+            for e in range(off[i + 1] - oi):
+                acc += v[oi + e]
+            v[oo] = acc
             continue
-        m = 1 if z[o] else n
+        m = off[o + 1] - oo
         for e in range(m):
-            x = v[i, 0 if z[i] else e]
-            y = v[j, 0 if z[j] else e] if j >= 0 else 0.0
-            v[o, e] = _value(c, x, y)
+            x = v[oi if z[i] else oi + e]
+            y = v[oj if z[j] else oj + e] if j >= 0 else 0.0
+            v[oo + e] = _value(c, x, y)
 
 
 @njit(cache=True, error_model="numpy")
-def flat_reverse(op, ins, out, z, v, adj, want, hit):  # pragma: no cover - compiled
+def flat_reverse(op, ins, out, off, z, mkn, v, adj, want, hit):  # pragma: no cover - compiled
     """`want[s]`: slot s takes a cotangent (on a path from a wanted input); `hit[s]`: one reached it
     (an entry no cotangent reached is skipped, as the Python replay skips it). A scalar read by an
     elementwise entry gets the sum of its cotangents (broadcasting undone, as `sweep.fit` does)."""
-    n = v.shape[1]
     for k in range(op.shape[0] - 1, -1, -1):
         o = out[k]
         if not (want[o] and hit[o]):
@@ -200,28 +262,30 @@ def flat_reverse(op, ins, out, z, v, adj, want, hit):  # pragma: no cover - comp
         c = op[k]
         i = ins[k, 0]
         j = ins[k, 1]
+        oi, oj, oo = off[i], off[j] if j >= 0 else 0, off[o]
         wi = want[i] and c != SIGN
         wj = j >= 0 and want[j]
-        if c == SUM and not z[i]:
-            g = adj[o, 0]
+        if c == MATMUL:
+            _matmul_reverse(v, adj, oi, oj, oo, mkn[k, 0], mkn[k, 1], mkn[k, 2], wi, wj)
+        elif c == SUM and not z[i]:
+            g = adj[oo]
+            adj[oo] = 0.0
             if wi:
-                for e in range(n):
-                    adj[i, e] += g
-                hit[i] = True
-            adj[o, 0] = 0.0
-            continue
-        m = 1 if z[o] else n
-        for e in range(m):
-            ei = 0 if z[i] else e
-            ej = 0 if (j < 0 or z[j]) else e
-            x = v[i, ei]
-            y = v[j, ej] if j >= 0 else 0.0
-            gx, gy = _partials(c, x, y, v[o, e], adj[o, e])
-            adj[o, e] = 0.0
-            if wi:
-                adj[i, ei] += gx
-            if wj:
-                adj[j, ej] += gy
+                for e in range(off[i + 1] - oi):
+                    adj[oi + e] += g
+        else:
+            m = off[o + 1] - oo
+            for e in range(m):
+                ei = oi if z[i] else oi + e
+                ej = (oj if z[j] else oj + e) if j >= 0 else 0
+                x = v[ei]
+                y = v[ej] if j >= 0 else 0.0
+                gx, gy = _partials(c, x, y, v[oo + e], adj[oo + e])
+                adj[oo + e] = 0.0
+                if wi:
+                    adj[ei] += gx
+                if wj:
+                    adj[ej] += gy
         if wi:
             hit[i] = True
         if wj:
@@ -237,17 +301,36 @@ ARENA_LIMIT = 64 * 2**20
 MAX_ELEMENTS = 128
 
 
-class FlatKernel:
-    """A program whose slots are float64 scalars or float64 arrays of one shape, every entry an
-    elementwise op (a scalar operand broadcast) or a full `sum`: run by `flat_forward` and
-    `flat_reverse` over one arena row per slot (`kind` "scalar" when every slot is a scalar)."""
+#: Fewest entries worth a kernel call: below this, the call's fixed cost (argument checks, arena
+#: setup, about 40 µs) exceeds the Python replay's few µs per entry (measured on W5's 4-entry step).
+MIN_ENTRIES = 16
+#: Largest matmul (m·k·n multiply-adds) a kernel does with its own loops; bigger ones want BLAS.
+MAX_MATMUL = 2**16
 
-    __slots__ = ("op", "ins", "out", "z", "shape", "template", "guards", "outputs", "vbuf", "n_buffers", "kind")
+
+def _matmul_dims(a, b):
+    """(m, k, n) of a small 1-D/2-D matmul, None for anything else."""
+    if len(a) not in (1, 2) or len(b) not in (1, 2):
+        return None
+    m, k = (1, a[0]) if len(a) == 1 else a
+    k2, n = (b[0], 1) if len(b) == 1 else b
+    return (m, k, n) if k == k2 else None
+
+
+class FlatKernel:
+    """A program of float64 values whose entries are elementwise ops on one shape (a scalar
+    operand broadcast), full sums, or small 1-D/2-D matmuls: run by `flat_forward` and
+    `flat_reverse` over one arena, each slot at its offset (`kind` "scalar" when every slot is a
+    scalar, else "arrays")."""
+
+    __slots__ = ("op", "ins", "out", "off", "z", "mkn", "shapes", "template", "guards", "outputs", "vbuf")
+    __slots__ += ("n_buffers", "kind")
 
     @staticmethod
     def covers(program) -> bool:
         f8 = np.dtype(np.float64)
-        if not len(program.opcode) or int(program.nin.max()) > 2 or not set(program._op_list) <= SCALAR_OPS:
+        ops = set(program._op_list)
+        if len(program.opcode) < MIN_ENTRIES or int(program.nin.max()) > 2 or not ops <= SCALAR_OPS | {MATMUL}:
             return False
         base = program.n_inputs + len(program.consts)
         # every value float64; a constant of another numeric dtype (`x * 2`) is exact as a float64
@@ -259,47 +342,59 @@ class FlatKernel:
             a = np.asarray(c)
             if a.dtype.kind in "iu" and a.size and int(np.abs(a).max()) > 2**53:
                 return False
-        shapes = {sh for sh in program.shapes if sh != ()}
-        if len(shapes) > 1:
+        if sum(program._sizes) > ARENA_LIMIT:
             return False
-        size = math.prod(next(iter(shapes))) if shapes else 1
-        if size > MAX_ELEMENTS or program.n_slots * size * 8 > ARENA_LIMIT:
-            return False
+        shapes = program.shapes
         for k, code in enumerate(program._op_list):
-            out = program._out_list[k]
-            if code == SUM and program.shapes[out] != ():  # a partial sum: not elementwise
+            out, ins = program._out_list[k], program._ins_lists[k]
+            if code == MATMUL:
+                mkn = _matmul_dims(shapes[ins[0]], shapes[ins[1]])
+                if mkn is None or math.prod(mkn) > MAX_MATMUL:
+                    return False
+            elif code == SUM:
+                if shapes[out] != ():  # a partial sum: not covered
+                    return False
+            elif math.prod(shapes[out]) > MAX_ELEMENTS or any(shapes[s] not in ((), shapes[out]) for s in ins):
                 return False
         return True
 
     def __init__(self, program, plan):
-        shapes = {sh for sh in program.shapes if sh != ()}
-        self.shape = next(iter(shapes)) if shapes else ()
-        self.kind = "elementwise" if shapes else "scalar"
-        size = math.prod(self.shape)
+        n = len(program.opcode)
+        self.shapes = program.shapes
+        sizes = [math.prod(sh) for sh in program.shapes]
+        self.off = np.zeros(len(sizes) + 1, np.int64)
+        np.cumsum(sizes, out=self.off[1:])
+        self.kind = "arrays" if any(sh != () for sh in program.shapes) else "scalar"
         self.op = program.opcode.astype(np.int32)
-        ins = np.full((len(program.opcode), 2), -1, np.int32)
+        ins = np.full((n, 2), -1, np.int32)
         ins[:, : min(2, program.ins.shape[1])] = program.ins[:, :2]
         self.ins = ins
         self.out = program.output.astype(np.int32)
         self.z = np.array([sh == () for sh in program.shapes], np.bool_)
-        self.template = np.zeros((program.n_slots, size))
+        self.mkn = np.zeros((n, 3), np.int64)
+        for k, code in enumerate(program._op_list):
+            if code == MATMUL:
+                a, b = program._ins_lists[k]
+                self.mkn[k] = _matmul_dims(program.shapes[a], program.shapes[b])
+        self.template = np.zeros(int(self.off[-1]))
         for k, c in enumerate(program.consts):
-            self.template[program.n_inputs + k] = np.ravel(c) if np.ndim(c) else float(c)
+            s = program.n_inputs + k
+            self.template[self.off[s] : self.off[s + 1]] = np.ravel(c)
         self.guards = [(int(s), v) for s, v in program.guards]
         self.outputs = [int(s) for s in program.outputs]
         self.vbuf, self.n_buffers = plan.vbuf, plan.n_buffers
 
     def _value(self, v, s):
-        return np.array(v[s, 0]) if self.z[s] else v[s].reshape(self.shape).copy()
+        if self.z[s]:
+            return np.array(v[self.off[s]])
+        return v[self.off[s] : self.off[s + 1]].reshape(self.shapes[s]).copy()
 
     def forward(self, arrays, keep_saved):
         v = self.template.copy()
+        off = self.off
         for k, a in enumerate(arrays):
-            if self.z[k]:
-                v[k, 0] = a
-            else:
-                v[k] = np.ravel(a)
-        flat_forward(self.op, self.ins, self.out, self.z, v)
+            v[off[k] : off[k + 1]] = np.ravel(a)
+        flat_forward(self.op, self.ins, self.out, off, self.z, self.mkn, v)
         for s, value in self.guards:
             if not _same(value, self._value(v, s)):
                 raise GuardFailed(s)
@@ -310,15 +405,17 @@ class FlatKernel:
 
     def reverse(self, rplan, v, seeds):
         want = rplan.want
+        n_slots = len(self.z)
         if want is None:
-            want = rplan.want = np.zeros(len(v), np.bool_)
+            want = rplan.want = np.zeros(n_slots, np.bool_)
             for s in rplan.abuf:
                 want[s] = True
         adj = np.zeros_like(v)
-        hit = np.zeros(len(v), np.bool_)
+        hit = np.zeros(n_slots, np.bool_)
+        off = self.off
         for s, g in seeds.items():
             if g is not None and want[s]:
-                adj[s, : 1 if self.z[s] else adj.shape[1]] += np.ravel(g)
+                adj[off[s] : off[s + 1]] += np.ravel(g)
                 hit[s] = True
-        flat_reverse(self.op, self.ins, self.out, self.z, v, adj, want, hit)
+        flat_reverse(self.op, self.ins, self.out, off, self.z, self.mkn, v, adj, want, hit)
         return [self._value(adj, s) if b is not None and hit[s] else None for s, b in enumerate(rplan.input_abufs)]
