@@ -72,7 +72,7 @@ def summary(value):
 class Store:
     """This thread's entries, keyed by slot, in recording order."""
 
-    __slots__ = ("entries", "leaves", "leaf_slots", "next", "n_consumed", "n_stale")
+    __slots__ = ("entries", "leaves", "leaf_slots", "next", "n_consumed", "n_stale", "log", "log_until", "n_leaves")
 
     def __init__(self):
         self.entries: dict[int, list] = {}
@@ -84,6 +84,11 @@ class Store:
         self.next = 1
         self.n_consumed = 0
         self.n_stale = 0
+        # The open record() blocks' log (record.py): op, input slots, slot and trace record of each
+        # entry with a slot below `log_until` (0: no block is logging), four items per entry.
+        self.log: list | None = None
+        self.log_until = 0
+        self.n_leaves = 0  # leaf entries made so far: a block's operations are its slots minus these
 
     # -- appending ----------------------------------------------------------------------------
     def leaf_slot(self, t) -> int:
@@ -93,9 +98,13 @@ class Store:
             return slot
         slot = self.next
         self.next = slot + 1
-        self.entries[slot] = [LEAF, (), None, None, None, [summary(t.array), None, None], 0, 0, None]
+        trace = [summary(t.array), None, None]
+        self.entries[slot] = [LEAF, (), None, None, None, trace, 0, 0, None]
         self.leaves[slot] = t
         self.leaf_slots[id(t)] = slot
+        self.n_leaves += 1
+        if slot < self.log_until:
+            self.log.extend((LEAF, (), slot, trace))
         return slot
 
     def append(self, op, args, arrays, out, params, src=None):
@@ -119,6 +128,8 @@ class Store:
         slot = self.next
         self.next = slot + 1
         self.entries[slot] = [op, ins, params, op.saved(out, arrays, ins), meta, trace, 1, 0, src]
+        if slot < self.log_until:
+            self.log.extend((op, ins, slot, trace))
         return _tensor_with_history(out, slot, self)
 
     def _input(self, a, arr):
