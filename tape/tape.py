@@ -129,6 +129,8 @@ class Store:
         self.next = slot + 1
         self.entries[slot] = [op, ins, params, op.saved(out, arrays, ins), meta, trace, 1, 0, src]
         if slot < self.log_until:
+            if value is out and type(out) is np.ndarray and out.base is not None:
+                trace[VALUE] = out.copy()  # a small view (x[:2]) must not keep its base alive in the log
             self.log.extend((op, ins, slot, trace))
         return _tensor_with_history(out, slot, self)
 

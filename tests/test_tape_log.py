@@ -88,6 +88,21 @@ def test_nested_blocks_remember_their_own_entries():
     assert [r.expr for r in inner.trace()][0] == "input"  # a result of the outer block
 
 
+def test_an_input_from_an_earlier_block_prints_while_it_lives():
+    x = tp.tensor(2.0, requires_grad=True)
+    with tp.record():
+        y = x * x
+    with tp.record() as t:
+        z = tp.sin(y)
+    rows = t.trace()
+    assert [(r.name, r.expr) for r in rows] == [("v0", "input"), ("v1", "sin(v0)")]
+    assert float(rows[0].value) == 4.0
+    del y, z  # the earlier block's entry is gone: its row stays, without a value
+    rows = t.trace()
+    assert [(r.name, r.expr) for r in rows] == [("v0", "input"), ("v1", "sin(v0)")]
+    assert rows[0].value is None and float(rows[1].value) == np.sin(4.0)
+
+
 def test_len_counts_every_operation_and_the_log_only_the_first():
     n = LOG_ENTRIES + 2_345
     x = tp.tensor(0.25, requires_grad=True)
@@ -133,6 +148,25 @@ def test_large_values_are_summarised_in_the_log_and_not_kept():
         tracemalloc.stop()
     assert held < 256 * 1024  # names, slots and (shape, dtype): no arrays
     assert len(t) == 10 and "<float64 (1000000,)>" in str(t)
+
+
+def test_a_small_view_of_a_large_array_is_not_kept_alive_by_the_log():
+    x = tp.tensor(np.ones(1_000_000), requires_grad=True)
+    gc.collect()
+    tracemalloc.start()
+    try:
+        start = tracemalloc.get_traced_memory()[0]
+        with tp.record() as t:
+            for _ in range(5):
+                tp.exp(x)[:2] * 2.0  # an 8 MB temporary, and a 2-element view of it
+        gc.collect()
+        held = tracemalloc.get_traced_memory()[0] - start
+    finally:
+        tracemalloc.stop()
+    assert held < 256 * 1024
+    views = [r.value for r in t.trace() if r.expr.startswith("getitem")]
+    assert len(views) == 5
+    np.testing.assert_allclose(views[-1], [np.e, np.e], rtol=1e-15)  # the view's values, kept
 
 
 def _measure_block(n_ops, checkpoints):
