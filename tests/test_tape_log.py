@@ -216,7 +216,7 @@ def test_dropping_the_handle_frees_the_log():
     finally:
         tracemalloc.stop()
     assert logged > 2_000 * 100  # the log held something per entry...
-    assert after < 16 * 1024  # ...and it went with the handle
+    assert after < 64 * 1024  # ...and it went with the handle (what stays: caches such as NumPy's)
 
 
 @pytest.mark.parametrize("keep", [False, True])
