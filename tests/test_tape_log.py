@@ -201,22 +201,23 @@ def test_a_long_block_runs_in_bounded_memory():
 
 
 def test_dropping_the_handle_frees_the_log():
+    x = tp.tensor(0.5, requires_grad=True)
     gc.collect()
     tracemalloc.start()
     try:
-        x = tp.tensor(0.5, requires_grad=True)
-        start = tracemalloc.get_traced_memory()[0]
         with tp.record() as t:
             for _ in range(2_000):
                 tp.sin(x)
-        logged = tracemalloc.get_traced_memory()[0] - start
+        gc.collect()
+        held = tracemalloc.get_traced_memory()[0]
         del t
         gc.collect()
-        after = tracemalloc.get_traced_memory()[0] - start
+        freed = held - tracemalloc.get_traced_memory()[0]
     finally:
         tracemalloc.stop()
-    assert logged > 2_000 * 100  # the log held something per entry...
-    assert after < 64 * 1024  # ...and it went with the handle (what stays: caches such as NumPy's)
+    # The log held something per entry (4,000 entries: 2,000 leaves and 2,000 sins), and it went
+    # with the handle. (Measured around `del t` alone: the store's own dict may resize meanwhile.)
+    assert freed > 4_000 * 100
 
 
 @pytest.mark.parametrize("keep", [False, True])
