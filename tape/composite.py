@@ -121,12 +121,11 @@ def _root(s, p):
     At s == 0 the root has an infinite slope and the sum a zero gradient: 0 * inf = NaN. PyTorch
     masks the gradient of std and of norm to 0 there (the subgradient 0 at the tip of the cone), and
     so does this: where s == 0 the root is taken of 1 (so that no inf is ever made, even in the
-    discarded branch that second derivatives go through) and then replaced by the constant 0.
-    Where no element is 0, the root alone is recorded.
+    discarded branch that second derivatives go through) and then replaced by the constant 0. The
+    mask is a comparison, not a Python decision on the values, so the same entries serve any input
+    (a compiled program replays it with the new values).
     """
-    zero = _arr(s) == 0
-    if not np.any(zero):
-        return sqrt(s) if p == 2 else s ** (1.0 / p)
+    zero = equal(s, 0.0)
     safe = where(zero, 1.0, s)
     return where(zero, 0.0, sqrt(safe) if p == 2 else safe ** (1.0 / p))
 
