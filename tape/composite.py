@@ -117,10 +117,31 @@ def var(x, axis=None, ddof=0, keepdims=False):
     return sum(centred * centred, axis=axis, keepdims=keepdims) / (_count(x, axis) - ddof)
 
 
+def _root(s, p):
+    """s ** (1/p) for s >= 0 (a sum of squares, or of |x|**p), with every derivative 0 where s == 0.
+
+    At s == 0 the root has an infinite slope and the sum a zero gradient: 0 * inf = NaN. PyTorch
+    masks the gradient of std and of norm to 0 there (the subgradient 0 at the tip of the cone), and
+    so does this: where s == 0 the root is taken of 1 (so that no inf is ever made, even in the
+    discarded branch that second derivatives go through) and then replaced by the constant 0. The
+    mask is a comparison, not a Python decision on the values, so the same entries serve any input
+    (a compiled program replays it with the new values).
+    """
+    zero = equal(s, 0.0)
+    safe = where(zero, 1.0, s)
+    return where(zero, 0.0, sqrt(safe) if p == 2 else safe ** (1.0 / p))
+
+
 @exported(numpy=np.std, method=True)
 def std(x, axis=None, ddof=0, keepdims=False):
-    """Standard deviation over `axis` with NumPy's `ddof`."""
-    return sqrt(var(x, axis=axis, ddof=ddof, keepdims=keepdims))
+    """Standard deviation over `axis` with NumPy's `ddof`; its gradient is 0 where every value of
+    a group is the same (PyTorch's convention: sqrt has no finite slope at 0).
+
+    >>> import tape as tp
+    >>> tp.grad(tp.std)(tp.tensor([2.0, 2.0, 2.0]))
+    tensor([0., 0., 0.])
+    """
+    return _root(var(x, axis=axis, ddof=ddof, keepdims=keepdims), 2)
 
 
 @exported()
@@ -182,7 +203,7 @@ def norm(x, ord=None, axis=None, keepdims=False):
             return _new_tensor(np.sum(_arr(x) != 0, axis=axes, keepdims=keepdims).astype(_arr(x).dtype))
         if ord == 1:
             return sum(abs(x), axis=axes, keepdims=keepdims)
-        return sum(abs(x) ** ord, axis=axes, keepdims=keepdims) ** (1.0 / ord)
+        return _root(sum(abs(x) ** ord, axis=axes, keepdims=keepdims), ord)  # gradient 0 at 0, as PyTorch
     if len(axes) == 2 and ord in (1, -1, np.inf, -np.inf):
         row, col = (a % nd for a in axes)
         inner_axis, outer_axis = (row, col) if ord in (1, -1) else (col, row)

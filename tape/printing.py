@@ -12,7 +12,11 @@ from typing import NamedTuple
 import numpy as np
 
 from .devices import to_host
-from .tape import ADJ, CONSTS, INS, LEAF, OP, TRACE, VALUE
+from .tape import ADJ, CONSTS, VALUE
+
+#: A block's log (record.py) keeps its first LOG_ENTRIES entries, leaf entries included; the rest
+#: are counted. (Defined here, below record.py in the layers, so that the trace can say so.)
+LOG_ENTRIES = 10_000
 
 
 class TraceRow(NamedTuple):
@@ -42,7 +46,10 @@ def fmt(v) -> str:
 
 
 class Trace(list):
-    """A list of `TraceRow` that prints as the evaluation-trace table."""
+    """A list of `TraceRow` that prints as the evaluation-trace table; `omitted` counts the
+    operations past the block's log (they print as one last line)."""
+
+    omitted = 0
 
     def __str__(self):
         if not self:
@@ -51,9 +58,13 @@ class Trace(list):
         widths = [max(len(c[k]) for c in lines + [("entry", "value", "adjoint")]) for k in range(3)]
         head = f"{'entry':<{widths[0]}} | {'value':<{widths[1]}} | adjoint"
         body = [f"{a:<{widths[0]}} | {b:<{widths[1]}} | {c}".rstrip() for a, b, c in lines]
-        return "\n".join([head, "-" * len(head)] + body)
+        return "\n".join([head, "-" * len(head)] + body + _omitted(self.omitted))
 
     __repr__ = __str__
+
+
+def _omitted(n: int) -> list:
+    return [f"... and {n} more entries (a block's log keeps its first {LOG_ENTRIES})"] if n else []
 
 
 def _constant(value) -> str:
@@ -61,34 +72,31 @@ def _constant(value) -> str:
 
 
 def build_trace(tape) -> Trace:
+    """The rows of `tape`'s log: its inputs (``v-1 = x1``), then one per logged operation."""
     inputs, ops, number = tape._numbering()
-    entries = tape._store.entries
     out = Trace()
-    for k, s in enumerate(inputs):
-        entry = entries[s]
-        trace = entry[TRACE]
-        out.append(TraceRow(f"v{number[s]}", f"x{k + 1}" if entry[OP] is LEAF else "input", trace[VALUE], trace[ADJ]))
-    for s in ops:
-        entry = entries[s]
-        trace = entry[TRACE]
-        consts = trace[CONSTS] or (None,) * len(entry[INS])
-        args = ", ".join(f"v{number[i]}" if i >= 0 else _constant(c) for i, c in zip(entry[INS], consts))
-        out.append(TraceRow(f"v{number[s]}", f"{entry[OP].name}({args})", trace[VALUE], trace[ADJ]))
+    for s, label, trace in inputs:
+        value, adjoint = (None, None) if trace is None else (trace[VALUE], trace[ADJ])
+        out.append(TraceRow(f"v{number[s]}", label, value, adjoint))
+    for op, ins, s, trace in ops:
+        consts = trace[CONSTS] or (None,) * len(ins)
+        args = ", ".join(f"v{number[i]}" if i >= 0 else _constant(c) for i, c in zip(ins, consts))
+        out.append(TraceRow(f"v{number[s]}", f"{op.name}({args})", trace[VALUE], trace[ADJ]))
+    out.omitted = len(tape) - len(ops)
     return out
 
 
 def to_dot(tape) -> str:
     inputs, ops, number = tape._numbering()
-    entries = tape._store.entries
     name = {s: f"v{number[s]}".replace("-", "m") for s in number}
     lines = ["digraph tape {", "  rankdir=LR;", '  node [fontname="Helvetica"];']
-    for k, s in enumerate(inputs):
-        lines.append(f'  {name[s]} [shape=box, label="v{number[s]} = x{k + 1}"];')
-    for s in ops:
-        entry = entries[s]
-        lines.append(f'  {name[s]} [label="v{number[s]} = {entry[OP].name}\\n{fmt(entry[TRACE][VALUE])}"];')
-        for i in entry[INS]:
+    for s, label, _ in inputs:
+        lines.append(f'  {name[s]} [shape=box, label="v{number[s]} = {label}"];')
+    for op, ins, s, trace in ops:
+        lines.append(f'  {name[s]} [label="v{number[s]} = {op.name}\\n{fmt(trace[VALUE])}"];')
+        for i in ins:
             if i >= 0:
                 lines.append(f"  {name[i]} -> {name[s]};")
+    lines += [f"  // {line}" for line in _omitted(len(tape) - len(ops))]
     lines.append("}")
     return "\n".join(lines)

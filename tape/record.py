@@ -1,20 +1,30 @@
-"""`record()` and the `Tape` handle: a window onto the entries a block appended.
+"""`record()` and the `Tape` handle: what a block recorded, kept in a log the handle owns.
 
 `with tp.record() as t:` turns recording on for this thread; every op run inside appends an entry
 to the thread's store (tape.py), through `apply` in tape/ops/registry.py, the one place where a
 forward result becomes a Tensor and, when an input is tracked, an entry. The block's `Tape` handle
-`t` remembers which slots the block covers, so it can count them, list them (`t.entries`), print
-the evaluation trace and answer `t.gradient` (GradientTape semantics). Blocks nest: an inner
-block's entries belong to the outer block too.
+`t` counts them, lists them (`t.entries`), prints the evaluation trace and answers `t.gradient`
+(GradientTape semantics). Blocks nest: an inner block's entries belong to the outer block too.
+
+Why a log: the store releases history that no live Tensor can reach (constant memory in a long
+loop), so a result nobody kept, or a plain backward pass, would leave nothing to show. While a
+block is open, the store appends the op, input slots, slot and trace record of each new entry to
+the block's log: no arrays but the trace's values of at most 16 elements, and the trace record is
+the entry's own, so the sweep's adjoints show up in it. The four go into the log one after the
+other, not as a tuple: a tuple per entry would be one more object for the cyclic garbage collector
+to walk, which measured as most of the log's cost per op. Only the first LOG_ENTRIES entries of a
+block are logged (the store compares each new slot with `log_until`, nothing more); the rest are
+counted from the slot numbers, so a block of any length runs in bounded memory. The log lives as
+long as the handle.
 """
 
 from __future__ import annotations
 
 from typing import NamedTuple
 
-from .printing import build_trace, to_dot
+from .printing import LOG_ENTRIES, build_trace, to_dot
 from .sweep import tape_gradient
-from .tape import INS, LEAF, OP, PERSISTENT, state
+from .tape import INS, LEAF, OP, PERSISTENT, TRACE, state
 
 
 class record:
@@ -38,18 +48,26 @@ class record:
 
     def __enter__(self):
         st = state()
-        self._saved = (st.recording, st.active, st.store.new_flags)
-        self.tape = Tape(st.store, self.persistent)
+        store = st.store
+        self._saved = (st.recording, st.active, store.log, store.log_until, store.new_flags)
+        self.tape = Tape(store, self.persistent)
+        if store.log is None:  # the outermost block: a new log, which inner blocks share
+            store.log = []
+        self.tape._open_log(store.log)
+        store.log_until = max(store.log_until, self.tape._until)
         st.recording = True
         st.active = self.tape
         if self.persistent:
-            st.store.new_flags |= PERSISTENT
+            store.new_flags |= PERSISTENT
         return self.tape
 
     def __exit__(self, *exc):
         st = state()
-        st.recording, st.active, st.store.new_flags = self._saved
-        self.tape._close()
+        st.recording, st.active, log, until, flags = self._saved
+        self.tape._close(shared=log is not None)
+        store = self.tape._store
+        store.log, store.log_until = log, until  # the enclosing block's log and bound, or none
+        store.new_flags = flags
         return False
 
 
@@ -67,26 +85,57 @@ class Entry(NamedTuple):
 
 
 class Tape:
-    """The tape of one `record()` block: the entries appended while it was active.
+    """The tape of one `record()` block: what the block recorded.
 
-    ``len(t)`` counts its operations, `t.entries` lists them, ``print(t)`` shows the evaluation
-    trace with values (and adjoints once a backward pass went through), `t.gradient` computes
-    gradients GradientTape-style, `t.to_dot()` draws the graph. Entries that no live Tensor can
-    reach any more have been released and no longer appear.
+    ``len(t)`` is the number of operations the block recorded, including those whose history was
+    released since (a result nobody kept, a plain backward pass). `t.entries` lists them,
+    ``print(t)`` shows the evaluation trace with values (and adjoints once a backward pass went
+    through), `t.to_dot()` draws the graph: these show the block's first LOG_ENTRIES entries (leaf
+    entries included) and count the rest. `t.gradient` computes gradients GradientTape-style.
+
+    >>> import tape as tp
+    >>> x = tp.tensor(0.5, requires_grad=True)
+    >>> with tp.record() as t:
+    ...     y = tp.sin(x) * x
+    >>> del y                          # nothing can reach the history now: it is released
+    >>> len(t), [e.op for e in t.entries]
+    (2, ['sin', 'mul'])
     """
 
     def __init__(self, store, persistent: bool = False):
         self._store = store
         self.persistent = persistent
         self._first = store.next
+        self._leaves0 = store.n_leaves
         self._end = None  # set when the block closes
+        self._n_leaves = None
         self._used = False
+        self._log: list = []
+        self._log_start = self._log_end = 0
+        self._until = self._first + LOG_ENTRIES  # entries with a slot below this are logged
 
-    def _close(self):
+    def _open_log(self, log: list):
+        self._log, self._log_start = log, len(log)
+
+    def _close(self, shared: bool = False):
         self._end = self._store.next
+        self._n_leaves = self._store.n_leaves - self._leaves0
+        self._log_end = len(self._log)
+        if shared:  # keep only this block's part of the enclosing block's log, which goes on growing
+            self._log = self._log[self._log_start : self._log_end]
+            self._log_start, self._log_end = 0, len(self._log)
+
+    def _logged(self) -> list:
+        """(op, input slots, slot, trace record) of the logged entries of this block, in order."""
+        end = len(self._log) if self._end is None else self._log_end
+        until = self._until
+        # An inner block may have had the store log past this block's own bound: leave those out.
+        a, log = self._log_start, self._log
+        entries = zip(log[a:end:4], log[a + 1 : end : 4], log[a + 2 : end : 4], log[a + 3 : end : 4])
+        return [e for e in entries if e[2] < until]
 
     def _window(self):
-        """(input slots, entry slots) of this block, each in recording order."""
+        """(input slots, entry slots) of this block's entries that the store still holds (live history)."""
         end = self._store.next if self._end is None else self._end
         entries = self._store.entries
         ops = [s for s, e in entries.items() if self._first <= s < end and e[OP] is not LEAF]
@@ -95,21 +144,38 @@ class Tape:
         return inputs, ops
 
     def _numbering(self):
-        inputs, ops = self._window()
-        number = {s: k - len(inputs) + 1 for k, s in enumerate(inputs)}
-        number.update({s: k + 1 for k, s in enumerate(ops)})
+        """(inputs, ops, number): the input slots, each as (slot, label, trace record or None); the
+        logged operations as (op, input slots, slot, trace record); and each slot's number ``v{n}``."""
+        logged = self._logged()
+        ops = [e for e in logged if e[0] is not LEAF]
+        leaves = {e[2]: e[3] for e in logged if e[0] is LEAF}
+        produced = {e[2] for e in ops}
+        slots = sorted({i for e in ops for i in e[1] if i >= 0 and i not in produced})
+        entries = self._store.entries
+        inputs = []
+        for k, s in enumerate(slots):
+            if s in leaves:
+                trace, leaf = leaves[s], True
+            else:  # made before the block: shown while the store still holds it
+                entry = entries.get(s)
+                trace, leaf = (entry[TRACE], entry[OP] is LEAF) if entry is not None else (None, False)
+            inputs.append((s, f"x{k + 1}" if leaf else "input", trace))
+        number = {s: n - len(slots) + 1 for n, s in enumerate(slots)}
+        number.update({e[2]: n + 1 for n, e in enumerate(ops)})
         return inputs, ops, number
 
     def __len__(self):
-        return len(self._window()[1])
+        if self._end is None:
+            return self._store.next - self._first - (self._store.n_leaves - self._leaves0)
+        return self._end - self._first - self._n_leaves
 
     @property
     def entries(self) -> list[Entry]:
+        """The Wengert list: one `Entry` per logged operation (the first LOG_ENTRIES entries)."""
         _, ops, number = self._numbering()
-        entries = self._store.entries
         return [
-            Entry(k, entries[s][OP].name, tuple(number[i] if i >= 0 else None for i in entries[s][INS]), number[s])
-            for k, s in enumerate(ops)
+            Entry(k, op.name, tuple(number[i] if i >= 0 else None for i in ins), number[s])
+            for k, (op, ins, s, _) in enumerate(ops)
         ]
 
     def trace(self):

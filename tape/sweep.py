@@ -199,13 +199,27 @@ def cotangents(entry, slot, g, g_owned, how: Pass):
     g_owned = g_owned and len(ins) == 1
     out = []
     for i, s in enumerate(ins):
+        if s < 0:
+            continue
         rule = op.vjp[i]
-        if s < 0 or rule is None:
+        if rule is None:
+            # Not differentiable in this input (sign): it took part, so its cotangent is zeros, as in
+            # PyTorch (zeros_like); a zero-stride view of the input's shape allocates nothing.
+            out.append((i, s, _zero_cotangent(entry[META][i], g), False))
             continue
         ct = rule(g, *saved, **params)
         fresh = g_owned if ct is g else type(ct) is np.ndarray and ct.base is None
         out.append((i, s, ct, fresh))
     return out
+
+
+def _zero_cotangent(meta, g):
+    """Zeros of the input's (shape, dtype) `meta`, on `g`'s device (0.0 for a non-array input)."""
+    if meta is None:
+        return 0.0
+    shape, dtype = meta
+    xp = devices.cupy() if devices.is_device_array(getattr(g, "array", g)) else np
+    return xp.broadcast_to(xp.zeros((), dtype), shape)
 
 
 def _sweep_entries(adj: Adjoints, how: Pass):

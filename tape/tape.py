@@ -93,7 +93,19 @@ def meta_of(a) -> tuple:
 class Store:
     """This thread's entries, keyed by slot, in recording order."""
 
-    __slots__ = ("entries", "leaves", "leaf_slots", "next", "n_consumed", "n_stale", "tangents", "new_flags")
+    __slots__ = (
+        "entries",
+        "leaves",
+        "leaf_slots",
+        "next",
+        "n_consumed",
+        "n_stale",
+        "tangents",
+        "new_flags",
+        "log",
+        "log_until",
+        "n_leaves",
+    )
 
     def __init__(self):
         self.entries: dict[int, list] = {}
@@ -109,6 +121,11 @@ class Store:
         # slot -> {jvp level: (output tangent, input tangents)} of entries recorded inside tp.jvp
         # (forward over reverse): a sweep run inside that jvp lifts their saved values to duals.
         self.tangents: dict[int, dict] = {}
+        # The open record() blocks' log (record.py): op, input slots, slot and trace record of each
+        # entry with a slot below `log_until` (0: no block is logging), four items per entry.
+        self.log: list | None = None
+        self.log_until = 0
+        self.n_leaves = 0  # leaf entries made so far: a block's operations are its slots minus these
 
     # -- appending ----------------------------------------------------------------------------
     def leaf_slot(self, t) -> int:
@@ -118,9 +135,13 @@ class Store:
             return slot
         slot = self.next
         self.next = slot + 1
-        self.entries[slot] = [LEAF, (), None, None, None, [summary(t.array), None, None], 0, 0, None]
+        trace = [summary(t.array), None, None]
+        self.entries[slot] = [LEAF, (), None, None, None, trace, 0, 0, None]
         self.leaves[slot] = t
         self.leaf_slots[id(t)] = slot
+        self.n_leaves += 1
+        if slot < self.log_until:
+            self.log.extend((LEAF, (), slot, trace))
         return slot
 
     def append(self, op, args, arrays, out, params, src=None):
@@ -153,6 +174,10 @@ class Store:
         slot = self.next
         self.next = slot + 1
         self.entries[slot] = [op, ins, params, op.saved(out, arrays, ins), meta, trace, 1, self.new_flags, src]
+        if slot < self.log_until:
+            if value is out and type(out) is np.ndarray and out.base is not None:
+                trace[VALUE] = out.copy()  # a small view (x[:2]) must not keep its base alive in the log
+            self.log.extend((op, ins, slot, trace))
         return _tensor_with_history(out, slot, self)
 
     def _input(self, a, arr):

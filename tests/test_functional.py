@@ -142,6 +142,7 @@ def test_the_plain_sweep_records_nothing():
     x = tp.tensor([1.0, 2.0], requires_grad=True)
     with tp.record() as t:
         y = tp.sum(tp.exp(x) * x)
-    n = len(t)
+    n, appended = len(t), t._store.next
     y.backward()
     assert len(t) == n and not x.grad.requires_grad
+    assert t._store.next == appended  # no entry was appended by the sweep (len(t) alone is a closed block's)

@@ -15,15 +15,23 @@ from .registry import UNARY_SHAPES, Op, Sample, defop
 
 
 def _pow_dx(g, o, x, y):
-    # PyTorch: d/dx x**y = y * x**(y-1), taken as 0 where y == 0 (so 0**0 has gradient 0).
+    # PyTorch: d/dx x**y = y * x**(y-1), and 0 where y == 0 (x**0 is the constant 1; 0**0 has
+    # gradient 0). A constant Python exponent (x ** 2, PyTorch's Scalar overload) needs no where().
+    if type(y) is int or type(y) is float:
+        return np.zeros_like(g) if y == 0 else g * y * x ** (y - 1)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(y == 0, 0.0, g * y * x ** (y - 1))
+        zero = y == 0
+        # x**(y-1) is taken at x = 1 where y == 0: the branch where() discards must stay finite,
+        # or its derivative (0 * inf at x = 0) makes the second derivative NaN.
+        return np.where(zero, 0.0, g * y * np.where(zero, 1.0, x) ** (y - 1))
 
 
 def _pow_dy(g, o, x, y):
-    # PyTorch: d/dy x**y = x**y * log(x), taken as 0 where x == 0 and y >= 0.
+    # PyTorch: d/dy x**y = x**y * log(x), and 0 where x == 0 and y >= 0 (by continuity from y > 0,
+    # where 0**y is 0); -inf where x == 0 and y < 0. log is taken at 1 there, as in _pow_dx.
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where((x == 0) & (y >= 0), 0.0, g * o * np.log(x))
+        zero = (x == 0) & (y >= 0)
+        return np.where(zero, 0.0, g * o * np.log(np.where(zero, 1.0, x)))
 
 
 def _tie_share(g, a, b):
