@@ -19,12 +19,12 @@ test: $(VENV)/.installed-dev lint
 	$(PY) -m pytest tape tests README.md
 
 lint: $(VENV)/.installed-dev
-	$(PY) -m ruff check tape tests benchmarks examples
-	$(PY) -m ruff format --check tape tests benchmarks examples
+	$(PY) -m ruff check tape tests benchmarks examples notebooks
+	$(PY) -m ruff format --check tape tests benchmarks examples notebooks
 
 format: $(VENV)/.installed-dev
-	$(PY) -m ruff check --fix tape tests benchmarks examples
-	$(PY) -m ruff format tape tests benchmarks examples
+	$(PY) -m ruff check --fix tape tests benchmarks examples notebooks
+	$(PY) -m ruff format tape tests benchmarks examples notebooks
 
 # The comparison with PyTorch, HIPS autograd, JAX and hand-written NumPy (the `bench` extra), written to
 # benchmarks/results/. Extra arguments: make bench BENCH_ARGS="--quick --engines tape,torch".

@@ -2143,6 +2143,530 @@ NOTEBOOKS["07_benchmarks"] = [
 ]
 FIGURES["07_benchmarks"] = 3
 
+# ------------------------------------------------------------------------------------------------
+# 08: compiled programs (API §9): record once, replay; guards; statistics; files; speed.
+
+NOTEBOOKS["08_compiled_programs"] = [
+    md(
+        """
+        # 08 · Compiled programs: record once, replay
+
+        **Follows:** `tape`'s own compiled programs (API §9, the README's "Compiled programs"), on the
+        function of Baydin et al.'s Table 1 from reference 003 (Harrison, 2019, notebook 05):
+        f(x₁, x₂) = ln(x₁) + x₁·x₂ − sin(x₂) at (2, 5), with y = 11.652, ∂y/∂x₁ = 5.5,
+        ∂y/∂x₂ = 1.716.
+
+        The report contrasts two ways of building AD. In *operator overloading* "the adjoint program
+        is dynamically constructed upon execution of the primal program", at every execution; in
+        *source transformation* "the framework interprets the program with different inputs while
+        keeping the computation graph fixed". `tape` records by operator overloading, and
+        `tp.compile` takes the second road from there: it records a function once per signature
+        (shapes and dtypes of its array arguments), lowers the tape to a `tp.Program` (flat integer
+        columns: opcode, input slots, output slot, plus parameters and constants) and replays that
+        program on later calls without running the function's Python. This notebook shows the
+        replay, the guards that keep Python control flow honest, what a program says about itself,
+        saving one to a file, and the speed against eager recording, measured here.
+        """
+    ),
+    SETUP,
+    code(
+        """
+        import os
+        import platform
+        import statistics
+        import subprocess
+        import sys
+        import tempfile
+        import time
+
+
+        def median_ms(fn, *args, repeats=7):
+            times = []
+            for _ in range(repeats):
+                start = time.perf_counter()
+                fn(*args)
+                times.append(time.perf_counter() - start)
+            return 1e3 * statistics.median(times)
+
+
+        def close(a, b):
+            # compiled against eager: equal to rounding (API §9: 1e-12 relative in float64)
+            return np.allclose(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64), rtol=1e-12, atol=0)
+
+
+        print(platform.processor() or platform.machine(), "|", platform.python_version(), "| tape", tp.__version__)
+        """
+    ),
+    md(
+        """
+        ## Record once, replay
+
+        `tp.compile(f)` returns a callable with `f`'s arguments and results. Its first call with a
+        given signature runs `f` under recording and lowers what was recorded; every later call with
+        that signature replays the program. A counter inside `f` shows when its Python runs.
+        """
+    ),
+    code(
+        """
+        python_runs = 0
+
+
+        def f(x1, x2):
+            global python_runs
+            python_runs += 1
+            return tp.log(x1) + x1 * x2 - tp.sin(x2)
+
+
+        cf = tp.compile(f)
+        y = cf(tp.tensor(2.0), tp.tensor(5.0))  # recorded: f's Python runs
+        print(y, "| f ran", python_runs, "time")
+        for a, b in [(2.0, 5.0), (1.0, 1.0), (3.0, 0.5)]:  # same signature (two 0-d float64): replays
+            y = cf(tp.tensor(a), tp.tensor(b))
+            assert close(y.item(), np.log(a) + a * b - np.sin(b))
+        print(y, "| f ran", python_runs, "time")
+        print(cf.stats())
+        assert python_runs == 1
+        assert cf.stats() == {
+            "calls": 4,
+            "replays": 3,
+            "recordings": 1,
+            "guard_failures": 0,
+            "eager_calls": 0,
+            "programs": 1,
+        }
+        """
+    ),
+    md(
+        """
+        Gradients go through the program's reverse sweep: under `tp.grad`, `tp.value_and_grad` or a
+        `record()` block the compiled call is **one entry** on the caller's tape, `compiled:f`, whose
+        rule is that sweep. Table 1's values, again without running `f`:
+        """
+    ),
+    code(
+        """
+        x1 = tp.tensor(2.0, requires_grad=True)
+        x2 = tp.tensor(5.0, requires_grad=True)
+        with tp.record() as t:
+            y = cf(x1, x2)
+            z = 2 * y
+        z.backward()
+        print(t)
+        print(f"y = {y.item():.3f}, dy/dx1 = {x1.grad.item() / 2:.3f}, dy/dx2 = {x2.grad.item() / 2:.3f}")
+        assert [e.op for e in t.entries] == ["compiled:f", "mul"]
+        assert round(y.item(), 3) == 11.652 and round(x1.grad.item() / 2, 3) == 5.5
+        assert round(x2.grad.item() / 2, 3) == 1.716
+        assert close(x1.grad.item(), 2 * (1 / 2 + 5)) and close(x2.grad.item(), 2 * (2 - np.cos(5)))  # closed forms
+        assert python_runs == 1
+        """
+    ),
+    md(
+        """
+        ## The program: a Wengert list
+
+        `cf.program(*args)` gives the `tp.Program` for those arguments' signature. It prints as the
+        Wengert list of the slides in notebook 04: the inputs are `v-1` and `v0`, entry k writes
+        `v{k+1}`, and constants appear by value. `p.entries` is the same list as a `Tape`'s.
+        """
+    ),
+    code(
+        """
+        p = cf.program(tp.tensor(2.0), tp.tensor(5.0))
+        print(repr(p))
+        print(p)
+        assert [e.op for e in p.entries] == ["log", "mul", "add", "sin", "sub"]
+        assert str(p).splitlines()[0] == "v1 = log(v-1)"
+        """
+    ),
+    md(
+        """
+        `p.stats()` is computed from the columns before anything runs (ADOL-C's `tapestats`):
+        `entries`; `slots` (inputs, constants and one per entry); `buffers`, the value buffers left
+        after liveness analysis lets later values reuse dead ones; `bytes_forward` and
+        `bytes_reverse`, the peak bytes of values and adjoints each pass holds; `saved_bytes` (values
+        kept for the reverse pass, inputs not counted); an estimate of the `flops`; `kernel`, the
+        Numba kernel that runs it (`None`: a Python loop over the op table's rules); and
+        `fallback_ops`, the ops that replay through those Python rules.
+        """
+    ),
+    code(
+        """
+        for key, value in p.stats().items():
+            print(f"{key:>16}: {value}")
+        assert p.stats()["entries"] == len(p) == 5
+        """
+    ),
+    md(
+        """
+        Five entries are fewer than a kernel call is worth (its fixed cost is tens of µs), so this
+        program replays in Python. Repeat the expression, as the benchmarks' workload W1 does, and it
+        runs in the scalar kernel. Its 1,200 entries need a handful of buffers: a value dies as soon
+        as the running sum has taken it.
+        """
+    ),
+    code(
+        """
+        def chain(x1, x2, terms):
+            total = 0.0
+            for _ in range(terms):
+                total = total + (tp.log(x1) + x1 * x2 - tp.sin(x2))
+            return total
+
+
+        cchain = tp.compile(chain, static_argnums=2)  # `terms` is part of the signature
+        x1, x2 = tp.tensor(2.0), tp.tensor(5.0)
+        p200 = cchain.program(x1, x2, 200)
+        print("\\n".join(str(p200).splitlines()[:8]), "\\n...")
+        stats = p200.stats()
+        print({k: stats[k] for k in ("entries", "slots", "buffers", "bytes_forward", "kernel", "fallback_ops")})
+        assert stats["entries"] == 6 * 200 and stats["kernel"] == "scalar" and stats["fallback_ops"] == {}
+        assert stats["buffers"] <= 10 and stats["bytes_forward"] <= 8 * stats["buffers"]
+        """
+    ),
+    md("Compiled against eager, value and both partial derivatives, in float64: equal to 1e-12."),
+    code(
+        """
+        eager_vg = tp.value_and_grad(chain, argnums=(0, 1))
+        compiled_vg = tp.value_and_grad(cchain, argnums=(0, 1))
+        for a, b in [(2.0, 5.0), (0.5, -1.0), (7.0, 3.0)]:
+            ve, (g1e, g2e) = eager_vg(tp.tensor(a), tp.tensor(b), 200)
+            vc, (g1c, g2c) = compiled_vg(tp.tensor(a), tp.tensor(b), 200)
+            print(f"x = ({a}, {b}):")
+            print(f"  eager     y = {ve.item():<16.12g} dy/dx1 = {g1e.item():<16.12g} dy/dx2 = {g2e.item():.12g}")
+            print(f"  compiled  y = {vc.item():<16.12g} dy/dx1 = {g1c.item():<16.12g} dy/dx2 = {g2c.item():.12g}")
+            assert close(vc, ve) and close(g1c, g1e) and close(g2c, g2e)
+            assert close(g1c, 200 * (1 / a + b)) and close(g2c, 200 * (a - np.cos(b)))
+        print(cchain.stats())
+        assert cchain.stats()["recordings"] == 1
+        """
+    ),
+    md(
+        """
+        ## Guards: Python control flow
+
+        A program is one path through `f`. When `f` turns a recorded value into a Python `bool`,
+        `int` or `float` (`if x > 0:`), the recording notes a **guard** with the outcome it saw, and
+        each replay checks it. Inputs that take the other branch fail the guard: that call records a
+        second program for the new path, cached beside the first. A replay never returns the result
+        of a path the inputs would not take.
+        """
+    ),
+    code(
+        """
+        branch_runs = 0
+
+
+        def g(x):
+            global branch_runs
+            branch_runs += 1
+            if x > 0:
+                return x * tp.sin(x)
+            return tp.exp(x) - 1
+
+
+        cg = tp.compile(g)
+        programs = []  # each path's program, taken just after it is recorded (see below)
+        for v in [1.0, 2.0, -1.0, -2.0, 3.0]:
+            out = cg(tp.tensor(v))
+            expected = v * np.sin(v) if v > 0 else np.expm1(v)
+            print(f"g({v:+.1f}) = {out.item():+.6f}   Python runs so far: {branch_runs}   {cg.stats()}")
+            assert close(out.item(), expected)
+            if cg.stats()["recordings"] > len(programs):
+                programs.append(cg.program(tp.tensor(v)))
+        assert branch_runs == 2  # one recording per branch; the other three calls were replays
+        assert cg.stats() == {
+            "calls": 5,
+            "replays": 3,
+            "recordings": 2,
+            "guard_failures": 1,
+            "eager_calls": 0,
+            "programs": 2,
+        }
+        """
+    ),
+    md(
+        """
+        Each path's program, with its guard: the comparison is an entry, and the guard checks its
+        value. (`cg.program(x)` runs nothing, so it cannot check guards: it looks up the signature
+        and gives the program recorded last for it. That is why the loop above took each one just
+        after its recording.)
+        """
+    ),
+    code(
+        """
+        p_pos, p_neg = programs
+        print(p_pos, end="\\n\\n")
+        print(p_neg)
+        assert "guard bool(v1) == True" in str(p_pos) and "sin" in str(p_pos)
+        assert "guard bool(v1) == False" in str(p_neg) and "exp" in str(p_neg)
+        """
+    ),
+    md(
+        """
+        `max_programs` (8 by default) bounds the paths kept per signature; past it, calls that take
+        a new path run `f` eagerly (`eager_calls`), still correct.
+        """
+    ),
+    code(
+        """
+        cg1 = tp.compile(g, max_programs=1)
+        for v in [1.0, -1.0, -2.0, 2.0]:
+            assert close(cg1(tp.tensor(v)).item(), v * np.sin(v) if v > 0 else np.expm1(v))
+        print(cg1.stats())
+        assert cg1.stats()["eager_calls"] == 2 and cg1.stats()["replays"] == 1 and cg1.stats()["programs"] == 1
+        """
+    ),
+    md(
+        """
+        ## Freezing a `record()` block: `Tape.compile`
+
+        A block already recorded can be frozen without a function: `t.compile(inputs=..., outputs=...)`.
+        The program is valid for the path that was recorded (it cannot re-record). It takes and
+        returns NumPy arrays: `p(*arrays)` replays the forward pass, `p.vjp(*arrays)` gives the
+        outputs and a function of the cotangents, `p.value_and_grad(*arrays)` serves a scalar output.
+        Here Table 1's statements, in the report's order:
+        """
+    ),
+    code(
+        """
+        a = tp.tensor(2.0, requires_grad=True)
+        b = tp.tensor(5.0, requires_grad=True)
+        with tp.record() as t:
+            v1 = tp.log(a)
+            v2 = a * b
+            v3 = tp.sin(b)
+            v4 = v1 + v2
+            v5 = v4 - v3
+        table1 = t.compile(inputs=[a, b], outputs=v5)
+        print(table1, end="\\n\\n")
+        value, (da, db) = table1.value_and_grad(np.array(2.0), np.array(5.0))
+        out, vjp_fn = table1.vjp(np.array(2.0), np.array(5.0))
+        print(f"y = {value:.3f}, dy/dx1 = {da:.3f}, dy/dx2 = {db:.3f}; vjp with cotangent 3: {vjp_fn(np.array(3.0))}")
+        assert (round(float(value), 3), round(float(da), 3), round(float(db), 3)) == (11.652, 5.5, 1.716)
+        assert close(vjp_fn(np.array(3.0)), [3 * 5.5, 3 * (2 - np.cos(5))])
+        assert close(table1(np.array(1.0), np.array(1.0)), 0 + 1 - np.sin(1.0))
+        """
+    ),
+    md("A program checks what it is given: other shapes than it was recorded with raise a `ValueError`."),
+    code(
+        """
+        try:
+            table1(np.ones(3), np.array(5.0))
+        except ValueError as error:
+            print(error)
+        else:
+            raise AssertionError("a program called with the wrong shape must raise")
+        """
+    ),
+    md(
+        """
+        ## Saving and loading
+
+        `p.save(path)` writes one `.npz` file: the columns, parameters, constants and guards, no
+        pickled objects. `tp.load_program(path)` reads it with `allow_pickle=False`. Here a fresh
+        Python process, which never saw `g`, loads the positive branch's program and replays it,
+        guard included.
+        """
+    ),
+    code(
+        '''
+        folder = tempfile.mkdtemp()
+        path = os.path.join(folder, "g_positive.npz")
+        p_pos.save(path)
+        with np.load(path, allow_pickle=False) as saved:
+            print(f"{os.path.getsize(path)} bytes:", sorted(saved.files))
+        script = f"""
+        import numpy as np
+        import tape as tp
+        p = tp.load_program({path!r})
+        print(p)
+        print(float(p(np.array(2.0))))
+        try:
+            p(np.array(-2.0))
+        except ValueError as error:
+            print(error)
+        """
+        run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+        print(run.stdout)
+        *listing, value, refusal = run.stdout.splitlines()
+        assert listing == str(p_pos).splitlines() and close(float(value), 2 * np.sin(2.0))
+        assert "another path" in refusal  # x = -2 fails the guard: no result from the wrong path
+        os.remove(path)
+        os.rmdir(folder)
+        '''
+    ),
+    md(
+        """
+        ## Speed against eager: Baydin's f, repeated
+
+        For 0-d values the arithmetic costs next to nothing, so an eager call is all bookkeeping:
+        recording each entry and sweeping it backwards, 10 µs or more per entry. A replay in the
+        scalar kernel runs the columns in one Numba loop each way. Below, one `value_and_grad` call of
+        the chain with `terms` copies of f (6 entries each), eagerly and compiled (median of 7 calls),
+        and the compiled function's *first* call (record, lower, replay: paid once per signature;
+        median of 3 fresh `tp.compile`s).
+
+        The first kernel call in a process loads the Numba kernels (on a fresh install, compiles and
+        caches them: several seconds); that already happened above.
+        """
+    ),
+    code(
+        """
+        terms_list = [1, 2, 5, 10, 30, 100, 300, 1000]
+        eager_ms, replay_ms, first_ms, kernels = [], [], [], []
+        x1, x2 = tp.tensor(2.0), tp.tensor(5.0)
+        for terms in terms_list:
+            firsts = []
+            for _ in range(3):  # a first call needs a fresh compiled function: three of them, for a median
+                fresh = tp.compile(chain, static_argnums=2)
+                vg = tp.value_and_grad(fresh, argnums=(0, 1))
+                start = time.perf_counter()
+                vc, gc = vg(x1, x2, terms)
+                firsts.append(1e3 * (time.perf_counter() - start))
+            first_ms.append(statistics.median(firsts))
+            ve, ge = eager_vg(x1, x2, terms)
+            assert close(vc, ve) and close(gc[0], ge[0]) and close(gc[1], ge[1])
+            eager_ms.append(median_ms(eager_vg, x1, x2, terms))
+            replay_ms.append(median_ms(vg, x1, x2, terms))
+            kernels.append(fresh.program(x1, x2, terms).stats()["kernel"])
+            assert fresh.stats()["recordings"] == 1
+        print(f"{'terms':>6} {'entries':>8} {'eager ms':>9} {'replay ms':>10} {'first ms':>9} {'speed-up':>9}  kernel")
+        for terms, e, r, f1, k in zip(terms_list, eager_ms, replay_ms, first_ms, kernels):
+            print(f"{terms:6d} {6 * terms:8d} {e:9.3f} {r:10.3f} {f1:9.2f} {e / r:8.1f}×  {k}")
+        assert kernels[0] is None and kernels[-1] == "scalar"
+        """
+    ),
+    code(
+        """
+        entries = [6 * n for n in terms_list]
+        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4))
+        ax1.plot(entries, eager_ms, "o-", label="eager: record + backward")
+        ax1.plot(entries, replay_ms, "s-", label="compiled: replay (forward + reverse)")
+        ax1.plot(entries, first_ms, "^--", label="compiled: first call (record, lower, replay)")
+        ax1.set_xscale("log")
+        ax1.set_yscale("log")
+        ax1.set_xlabel("entries (6 per copy of f)")
+        ax1.set_ylabel("ms per value_and_grad call (median)")
+        ax1.legend(fontsize=8)
+        ax1.set_title("Baydin's f repeated: time per call")
+        ax2.plot(entries, [e / r for e, r in zip(eager_ms, replay_ms)], "o-", color="C2")
+        ax2.axhline(1.0, color="black", lw=0.8)
+        for n, e, r, k in zip(entries, eager_ms, replay_ms, kernels):
+            ax2.annotate(k or "Python", (n, e / r), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=7)
+        ax2.set_xscale("log")
+        ax2.set_yscale("log")
+        ax2.set_xlabel("entries")
+        ax2.set_ylabel("eager time / replay time")
+        ax2.set_title("Speed-up of a replay (label: what runs it)")
+        plt.tight_layout()
+        plt.show()
+        """
+    ),
+    md(
+        """
+        Below 16 entries a program replays as a Python loop over the op table's rules, which saves
+        the recording but little else. From there on the kernel's time grows by hundredths of a µs
+        per entry while eager grows by ten or more, so the ratio climbs with the length of the
+        program. The first call costs a few eager calls (it records, then lowers the tape): compiling
+        pays off within the first handful of replays.
+
+        ## Speed against eager: a small MLP loss
+
+        The README's classifier: a tanh hidden layer of 16 units, log-softmax, the mean negative log
+        likelihood of integer labels, on batches of 4 features. Its arrays have several shapes (a
+        bias broadcast over the batch, a row per sample picked by the labels), which the flat kernels
+        do not take: `fallback_ops` lists every entry, and the program replays through the op table's
+        NumPy rules. A replay then saves the recording and the tape's bookkeeping, not NumPy's own
+        work, and the ratio is modest. Gradient descent is run both ways for 50 steps, and the
+        parameters compared.
+        """
+    ),
+    code(
+        """
+        def loss(W1, b1, W2, b2, X, y):
+            h = tp.tanh(X @ W1 + b1)
+            logp = tp.log_softmax(h @ W2 + b2, axis=-1)
+            return -tp.mean(logp[np.arange(len(y)), y])
+
+
+        def problem(batch, hidden=16, features=4, classes=3, seed=0):
+            rng = np.random.default_rng(seed)
+            params = [
+                rng.normal(size=(features, hidden)) / np.sqrt(features),
+                np.zeros(hidden),
+                rng.normal(size=(hidden, classes)) / np.sqrt(hidden),
+                np.zeros(classes),
+            ]
+            return params, rng.normal(size=(batch, features)), rng.integers(0, classes, batch)
+
+
+        closs = tp.compile(loss)
+        eager_step = tp.value_and_grad(loss, argnums=(0, 1, 2, 3))
+        compiled_step = tp.value_and_grad(closs, argnums=(0, 1, 2, 3))
+
+        params, X, y = problem(32)
+        stats = closs.program(*params, X, y).stats()
+        print({k: stats[k] for k in ("entries", "buffers", "bytes_forward", "bytes_reverse", "kernel")})
+        print("fallback_ops:", stats["fallback_ops"])
+        assert stats["kernel"] is None and sum(stats["fallback_ops"].values()) == stats["entries"]
+
+        eager_params, compiled_params = list(params), list(params)
+        for _ in range(50):
+            le, ge = eager_step(*eager_params, X, y)
+            lc, gc = compiled_step(*compiled_params, X, y)
+            assert close(lc, le) and all(close(a, b) for a, b in zip(gc, ge))
+            eager_params = [w - 0.5 * g for w, g in zip(eager_params, ge)]
+            compiled_params = [w - 0.5 * g for w, g in zip(compiled_params, gc)]
+        print(f"loss after 50 steps: eager {float(le):.12f}, compiled {float(lc):.12f}")
+        assert all(close(a, b) for a, b in zip(compiled_params, eager_params))
+        assert float(lc) < 0.9 * np.log(3)  # it learned something: below the loss of a uniform guess
+        print(closs.stats())
+        assert closs.stats()["recordings"] == 1
+        """
+    ),
+    code(
+        """
+        batches = [8, 32, 128, 512]
+        mlp_eager_ms, mlp_replay_ms = [], []
+        for batch in batches:
+            params, X, y = problem(batch)
+            compiled_step(*params, X, y)  # the first call for this signature records
+            mlp_eager_ms.append(median_ms(eager_step, *params, X, y, repeats=21))
+            mlp_replay_ms.append(median_ms(compiled_step, *params, X, y, repeats=21))
+        for batch, e, r in zip(batches, mlp_eager_ms, mlp_replay_ms):
+            print(f"batch {batch:4d}: eager {e:.3f} ms, compiled {r:.3f} ms, speed-up {e / r:.2f}×")
+        assert closs.stats()["recordings"] == len(batches)  # one program per batch shape (32 was there already)
+        """
+    ),
+    code(
+        """
+        fig, ax = plt.subplots(figsize=(7, 3.8))
+        where = np.arange(len(batches))
+        ax.bar(where - 0.2, mlp_eager_ms, 0.4, label="eager: record + backward")
+        ax.bar(where + 0.2, mlp_replay_ms, 0.4, label="compiled: Python replay")
+        for i, (e, r) in enumerate(zip(mlp_eager_ms, mlp_replay_ms)):
+            ax.annotate(f"{e / r:.2f}×", (i + 0.2, r), textcoords="offset points", xytext=(0, 3), ha="center")
+        ax.set_xticks(where, [f"batch {b}" for b in batches])
+        ax.set_ylabel("ms per value_and_grad call (median of 21)")
+        ax.set_title("MLP loss 4-16-3, float64: eager against compiled")
+        ax.legend(fontsize=8)
+        plt.tight_layout()
+        plt.show()
+        """
+    ),
+    md(
+        """
+        Where the time goes decides what compiling buys: for many small operations (scalars, short
+        vectors, a long loop of small steps) it is bookkeeping, and a kernel replay removes nearly all
+        of it; for a few operations on larger arrays it is NumPy's work (BLAS, for the matmuls),
+        which a replay runs just the same. The benchmarks (`python benchmarks/run.py --engines
+        tape,tape-compiled,numpy`, the README's "Performance" section) measure both kinds on the
+        workloads W1 to W5.
+        """
+    ),
+]
+FIGURES["08_compiled_programs"] = 2
+
 
 # ------------------------------------------------------------------------------------------------
 
