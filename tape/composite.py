@@ -41,8 +41,8 @@ def _arr(x):
     return x.array if isinstance(x, Tensor) else _as_array(x)
 
 
-def _shape(x):
-    return tuple(_arr(x).shape) if not isinstance(x, Tensor) else x.shape
+def _shape(x) -> tuple:
+    return x.shape if isinstance(x, Tensor) else tuple(np.shape(_as_array(x)))
 
 
 def _probe(shape):

@@ -13,7 +13,7 @@ import builtins
 
 import numpy as np
 
-from .composite import flip, mean, moveaxis, split
+from .composite import _arr, _shape, flip, getitem, mean, moveaxis, split
 from .ops import (
     abs,
     broadcast_to,
@@ -30,19 +30,9 @@ from .ops import (
 )
 from .ops.elementwise import REMAINDER, ROUND
 from .ops.reduce import normalize_axis
-from .ops.registry import _as_array, export, exported
-from .ops.shape import GETITEM, INDEX_ADD
+from .ops.registry import export, exported
+from .ops.shape import INDEX_ADD
 from .tensor import Tensor, _new_tensor
-
-getitem = GETITEM.function
-
-
-def _arr(x):
-    return x.array if isinstance(x, Tensor) else _as_array(x)
-
-
-def _shape(x) -> tuple:
-    return tuple(np.shape(_arr(x)))
 
 
 def _tensor(x):

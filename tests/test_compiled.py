@@ -19,6 +19,7 @@ import pytest
 import tape as tp
 
 from .op_cases import all_cases
+from .threads import run_on_threads
 
 CASES = all_cases()
 IDS = [c.id for c in CASES]
@@ -386,11 +387,7 @@ def test_two_threads_replay_one_program_at_once():
         except Exception as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
-    threads = [threading.Thread(target=work, args=(k,)) for k in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    errors += run_on_threads(work, 2)
     assert not errors
     for v, g, (ve, ge) in results.values():
         _assert_close(v, ve, 1e-12)

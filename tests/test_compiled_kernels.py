@@ -3,8 +3,6 @@ Python replay (tape/compiled/replay.py, the spec) and against eager, op case by 
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 import pytest
 
@@ -13,6 +11,7 @@ from tape.compiled import kernels
 from tape.compiled.kernels import SCALAR_OPS
 
 from .op_cases import all_cases
+from .threads import run_on_threads
 
 SCALAR_CASES = [
     c
@@ -184,11 +183,7 @@ def test_a_long_scalar_program_and_two_threads(backend):
         except Exception as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
-    threads = [threading.Thread(target=work, args=(k,)) for k in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    errors += run_on_threads(work, 2)
     assert not errors
     for v, g, a, b in results.values():
         a, b = float(a), float(b)

@@ -7,6 +7,8 @@ import pytest
 
 import tape as tp
 
+from .threads import run_on_threads
+
 
 def test_a_tensor_recorded_on_another_threads_tape_is_refused():
     x = tp.tensor(2.0, requires_grad=True)
@@ -39,11 +41,7 @@ def test_a_leaf_read_by_several_threads_gets_its_gradient_on_every_tape():
             if not np.array_equal(g.numpy(), [k + 1.0, k + 1.0]):
                 wrong.append(g.numpy())
 
-    threads = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
+    assert not run_on_threads(worker, 4)
     assert not wrong
 
 
