@@ -176,7 +176,7 @@ def log_softmax(x, axis=-1):
     return x - logsumexp(x, axis=axis, keepdims=True)
 
 
-@exported()
+@exported(method=True)
 def norm(x, ord=None, axis=None, keepdims=False):
     """np.linalg.norm: vector norms (any p, inf, -inf, 0) and matrix 1, -1, inf, -inf, 'fro', and
     2, -2, 'nuc' (through the singular values) norms.

@@ -106,3 +106,13 @@ def test_indexing_forms_match_numpy():
     for idx in (1, np.s_[1:], np.s_[:, ::-1], (np.array([0, 2]), 1), a > 5, np.s_[None, ..., 0], [2, 0, 2]):
         np.testing.assert_array_equal(t[idx].numpy(), a[idx])
     np.testing.assert_array_equal(t[tp.tensor([0, 2])].numpy(), a[[0, 2]])
+
+
+def test_norm_is_a_method_too():
+    # d2l's b.norm(): the Euclidean norm, differentiable, as tp.norm
+    b = tp.tensor([3.0, 4.0], requires_grad=True)
+    with tp.record():
+        n = b.norm()
+    n.backward()
+    assert float(n) == 5.0
+    np.testing.assert_allclose(b.grad.numpy(), [0.6, 0.8])
