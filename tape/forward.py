@@ -51,3 +51,20 @@ def _note_tangents(out, primals, tangents, tangent, level):
     slot, for a reverse sweep run inside this jvp: its rules then run on dual numbers, and the
     gradient gets a tangent too."""
     out._store.tangents.setdefault(out._slot, {})[level] = (tangent, tuple(tangents))
+
+
+def forget_tangents(store, level: int) -> None:
+    """Drop the tangents noted at `level` when its jvp returns: only a sweep inside that jvp reads
+    them, and a tangent with history of its own (reverse over forward) reads the entry it is noted
+    under, so keeping it would keep that entry alive for good."""
+    known = store.tangents
+    if not known:
+        return
+    for slot in [s for s, by_level in known.items() if level in by_level]:
+        by_level = known.get(slot)  # dropping a tangent may release entries, and their notes with them
+        if by_level is None:
+            continue
+        dropped = by_level.pop(level, None)
+        if not by_level:
+            known.pop(slot, None)
+        del dropped

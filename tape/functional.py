@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from .composite import stack
-from .forward import DualTensor, make_dual
+from .forward import DualTensor, forget_tangents, make_dual
 from .ops import reshape, sum
 from .ops.registry import apply
 from .ops.shape import IDENTITY
@@ -339,6 +339,7 @@ def jvp(f, primals, tangents):
         out = f(*duals)
     finally:
         st.dual_depth -= 1
+        forget_tangents(st.store, level)
 
     def split(o):
         if type(o) is DualTensor and o._level == level:

@@ -456,19 +456,30 @@ def gradients(outputs, sources, seeds_in, retain, create_graph=False):
     """Adjoints of `sources` for the sweep seeded from `outputs`; None where unreached."""
     store = _store_of(outputs + sources)
     seeds = {}
+    unread = []  # leaves given a slot here only to be seeded (an output that is an input): dropped after
     for t, g in zip(outputs, seeds_in):
         if t._role is CONSTANT:
             continue
-        slot = t._slot if t._role is RESULT else store.leaf_slot(t)
+        if t._role is RESULT:
+            slot = t._slot
+        else:
+            known = id(t) in store.leaf_slots
+            slot = store.leaf_slot(t)
+            if not known:
+                unread.append(slot)
         seeds[slot] = seeds[slot] + g if slot in seeds else g
-    wanted = {s for s in (_source_slot(store, x) for x in sources) if s >= 0}
+    source_slots = [_source_slot(store, x) for x in sources]
+    wanted = {s for s in source_slots if s >= 0}
     captured = {}
-    if seeds:
-        _, captured = sweep(store, seeds, retain, wanted, create_graph)
+    try:
+        if seeds:
+            _, captured = sweep(store, seeds, retain, wanted, create_graph)
+    finally:
+        for slot in unread:
+            store.forget_unread_leaf(slot)
     result = []
     handed = set()  # ids of arrays already returned: two sources never share one
-    for x in sources:
-        s = _source_slot(store, x)
+    for x, s in zip(sources, source_slots):
         g, owned = captured.get(s, (None, False)) if s >= 0 else (None, False)
         if g is not None and not isinstance(g, Tensor):
             # A captured adjoint may be a read-only broadcast view, the caller's seed, or the array

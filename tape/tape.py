@@ -86,8 +86,21 @@ def meta_of(a) -> tuple:
     if meta is None:
         if len(_METAS) > 4096:  # a program with ever-new shapes: start again rather than grow
             _METAS.clear()
+            _ONE_META.clear()
+            _TWO_METAS.clear()
         meta = _METAS[key] = key
     return meta
+
+
+# An entry's META column, (meta,) or (meta0, meta1), shared the same way (None metas included).
+_ONE_META: dict = {}
+_TWO_METAS: dict = {}
+
+
+def _metas(*metas) -> tuple:
+    table = _ONE_META if len(metas) == 1 else _TWO_METAS
+    key = metas[0] if len(metas) == 1 else metas
+    return table.setdefault(key, metas)
 
 
 class Store:
@@ -153,11 +166,11 @@ class Store:
         consts = None  # the numbers among the constant inputs, for the trace
         if len(args) == 1:  # most ops: build the tuples directly (fewer short-lived containers for the GC)
             s0, m0 = self._input(args[0], arrays[0])
-            ins, meta = (s0,), (m0,)
+            ins, meta = (s0,), _ONE_META.get(m0) or _metas(m0)
         elif len(args) == 2:
             s0, m0 = self._input(args[0], arrays[0])
             s1, m1 = self._input(args[1], arrays[1])
-            ins, meta = (s0, s1), (m0, m1)
+            ins, meta = (s0, s1), _TWO_METAS.get((m0, m1)) or _metas(m0, m1)
             if s1 < 0:
                 a1 = arrays[1]
                 consts = (None, a1 if isinstance(a1, _SCALARS) else None)
@@ -236,6 +249,13 @@ class Store:
                 del self.leaf_slots[id(self.leaves.pop(s))]
             else:
                 stack.extend(i for i in entry[INS] if i >= 0)
+
+    def forget_unread_leaf(self, slot: int) -> None:
+        """Delete the entry of a leaf that no entry reads (a leaf given a slot only to seed a sweep)."""
+        entry = self.entries.get(slot)
+        if entry is not None and entry[OP] is LEAF and entry[RC] == 0:
+            del self.entries[slot]
+            del self.leaf_slots[id(self.leaves.pop(slot))]  # n_leaves counts slots made: it stays
 
     def consume(self, entry) -> None:
         """Free an entry's saved values after a backward pass went through it without retain_graph.

@@ -173,3 +173,21 @@ def test_a_tracked_factor_keeps_only_what_the_other_factor_needs():
 
     entry = y._store.entries[y._slot]
     assert entry[saved_column][1] is None and entry[saved_column][2] is c
+
+
+def test_no_entry_outlives_its_transform():
+    # Reverse over forward (the tangents themselves recorded) and an output that is the input itself
+    # once left entries behind for good: the store must be empty again afterwards.
+    from tape.tape import state
+
+    store = state().store
+    before = len(store.entries)
+    f = lambda x: tp.sum(tp.tanh(x) * x)  # noqa: E731
+    x, v = tp.tensor([0.3, -0.7]), tp.tensor([1.0, 2.0])
+    tp.grad(lambda a, b: tp.sum(tp.jvp(f, (a,), (b,))[1]), (0, 1))(x, v)  # reverse over forward
+    tp.jvp(tp.grad(f), (x,), (v,))  # forward over reverse
+    _, vjp_fn = tp.vjp(lambda a: a, x)  # an output that is the input
+    vjp_fn(tp.ones(2))
+    del vjp_fn
+    gc.collect()
+    assert len(store.entries) == before and not store.tangents
