@@ -130,14 +130,105 @@ def test_a_recurrent_loop_as_one_kernel_program(backend):
         np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-13)
 
 
-def test_programs_the_kernels_do_not_cover_replay_in_python():
-    cf = tp.compile(lambda a, b: tp.sum(tp.tanh(a @ b) * 2.0, axis=0))  # a partial sum
+def test_entries_the_kernels_do_not_cover_replay_in_python_between_runs(backend):
+    cf = tp.compile(lambda a, b: tp.sum(tp.tanh(a @ b) * 2.0, axis=0))  # a partial sum: Python
     s = cf.program(np.ones((2, 3)), np.ones((3, 4))).stats()
-    assert s["kernel"] is None and s["fallback_ops"] == {"matmul": 1, "mul": 1, "sum": 1, "tanh": 1}
+    assert s["kernel"] == "mixed" and s["fallback_ops"] == {"sum": 1}
     s = tp.compile(lambda a, b: a * b).program(np.ones((2, 1)), np.ones((1, 3))).stats()  # broadcasting
-    assert s["kernel"] is None
+    assert s["kernel"] is None and s["fallback_ops"] == {"mul": 1}
     s = tp.compile(lambda a, b: a @ b).program(np.ones((64, 64)), np.ones((64, 64))).stats()  # BLAS-sized
     assert s["kernel"] is None and s["fallback_ops"] == {"matmul": 1}
+
+
+def test_short_runs_stay_in_python(monkeypatch):
+    monkeypatch.setattr(kernels, "MIN_ENTRIES", 16)
+    s = tp.compile(lambda a: tp.sum(tp.tanh(a) * 2.0, axis=0)).program(np.ones((2, 3))).stats()
+    assert s["kernel"] is None and s["fallback_ops"] == {"mul": 1, "sum": 1, "tanh": 1}
+
+
+def _mixed(x, W, labels):
+    """Runs of covered entries (small elementwise chains, small matmuls) between entries without a
+    kernel (a sum along an axis, a broadcast add, a big matmul, indexing with an integer input, a
+    float32 round trip), some of whose values the later runs read."""
+    y = x
+    for _ in range(3):
+        y = tp.sin(y) * 0.9 + x
+    h = tp.sum(y, axis=1, keepdims=True)  # Python: an axis
+    z = y * 0.5 + h  # Python: broadcasting (3, 4) with (3, 1)
+    for _ in range(3):
+        z = tp.tanh(z) * z
+    big = W @ W  # Python: BLAS-sized
+    z = z + big[:3, :4]
+    z = z[labels]  # Python: integer indexing by an input
+    f = z.astype(np.float32) * np.float32(2.0)  # Python: float32
+    z = z + f.astype(np.float64)
+    for _ in range(2):
+        z = tp.exp(z * 0.1) - z
+    return tp.sum(z * z)
+
+
+def _mixed_args(seed=5):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(3, 4)), rng.normal(size=(64, 64)) / 8, np.array([2, 0, 1, 1])
+
+
+def test_a_program_mixing_kernel_runs_and_python_entries(backend, monkeypatch):
+    monkeypatch.setattr(kernels, "MIN_ENTRIES", 3)
+    args = _mixed_args()
+    p = tp.compile(_mixed).program(*args)
+    s = p.stats()
+    assert s["kernel"] == "mixed"
+    assert {"sum", "matmul", "getitem", "astype"} <= set(s["fallback_ops"]), s["fallback_ops"]
+    assert s["fallback_ops"].get("tanh", 0) == 0 and s["fallback_ops"].get("sin", 0) == 0  # in runs
+    assert len(p._plan.kernel.runs) >= 3
+    ct = np.array(1.5)
+    got = []
+    for name in ("numba", "numpy"):
+        backend(name)
+        value, vjp_fn = p.vjp(*args)
+        got.append((value, vjp_fn(ct)))
+    (kv, kg), (pv, pg) = got
+    np.testing.assert_allclose(kv, pv, rtol=1e-13)
+    for a, b in zip(kg[:2], pg[:2]):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+    # and against eager
+    xs = [tp.tensor(a, requires_grad=True) for a in args[:2]]
+    with tp.record():
+        y = _mixed(*xs, args[2])
+    y.backward(tp.tensor(1.5))
+    np.testing.assert_allclose(kv, y.numpy(), rtol=1e-13)
+    for a, x in zip(kg, xs):
+        np.testing.assert_allclose(a, x.grad.numpy(), rtol=1e-12, atol=1e-14)
+
+
+def test_two_threads_replay_one_mixed_program(backend, monkeypatch):
+    monkeypatch.setattr(kernels, "MIN_ENTRIES", 3)
+    cf = tp.compile(_mixed)
+    assert cf.program(*_mixed_args()).stats()["kernel"] == "mixed"
+    want = {}
+    for k in range(2):
+        args = _mixed_args(10 + k)
+        want[k] = tp.value_and_grad(_mixed, argnums=(0, 1))(*args)
+    results, errors = {}, []
+
+    def work(k):
+        try:
+            args = _mixed_args(10 + k)
+            for _ in range(15):
+                results[k] = tp.value_and_grad(cf, argnums=(0, 1))(*args)
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    for k, (v, g) in results.items():
+        assert float(v) == pytest.approx(float(want[k][0]), rel=1e-13)
+        for a, b in zip(g, want[k][1]):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
 
 
 @pytest.mark.parametrize(

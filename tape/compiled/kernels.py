@@ -10,9 +10,11 @@ per process and cached on disk, not per program: the program is data. Their form
 table's rules on scalars; `tests/test_compiled_kernels.py` checks them against the Python replay
 (`replay.py`, the spec) and against eager.
 
-Any other program (big matmuls, which want BLAS; reductions along an axis; integers; draws; mixed
-shapes) replays in Python; `Program.stats()["fallback_ops"]` lists what did. Per-run fallback
-inside one program is the next step.
+A program the kernels cover only in part runs in *runs*: each maximal run of covered entries is
+one kernel call over its slice of the columns, and every other entry (big matmuls, which want BLAS;
+reductions along an axis; integers; draws; broadcasting; float32) replays through the op table's
+Python rules between them, reading and writing the same arena. `Program.stats()["fallback_ops"]`
+lists those entries.
 """
 
 from __future__ import annotations
@@ -22,8 +24,11 @@ import math
 import numpy as np
 from numba import njit
 
+from .. import creation
 from ..ops.registry import Op
-from .replay import GuardFailed, _same
+from ..sweep import fit
+from .lower import DRAW_CODE
+from .replay import GuardFailed, _resolve, _same
 
 # Opcodes with a scalar formula below (SUM and IDENTITY of a scalar are the identity).
 SCALAR_OPS = frozenset(
@@ -301,11 +306,13 @@ ARENA_LIMIT = 64 * 2**20
 MAX_ELEMENTS = 128
 
 
-#: Fewest entries worth a kernel call: below this, the call's fixed cost (argument checks, arena
-#: setup, about 40 µs) exceeds the Python replay's few µs per entry (measured on W5's 4-entry step).
+#: Fewest entries worth a kernel call (per run of covered entries): below this, the call's fixed
+#: cost exceeds the Python replay's few µs per entry (measured on W5's 4-entry step).
 MIN_ENTRIES = 16
 #: Largest matmul (m·k·n multiply-adds) a kernel does with its own loops; bigger ones want BLAS.
 MAX_MATMUL = 2**16
+
+_F8 = np.dtype(np.float64)
 
 
 def _matmul_dims(a, b):
@@ -317,54 +324,107 @@ def _matmul_dims(a, b):
     return (m, k, n) if k == k2 else None
 
 
+def _exact_constant(c) -> bool:
+    """A constant the float64 arena holds exactly: a float64, or a bool/integer below 2**53."""
+    a = np.asarray(c)
+    if a.dtype == _F8:
+        return True
+    if a.dtype.kind not in "biu":
+        return False
+    return not a.size or int(np.abs(a.astype(np.int64)).max()) <= 2**53
+
+
+def entry_covered(program, k) -> bool:
+    """Whether entry `k` has a kernel: a float64 elementwise op on one shape (a scalar operand
+    broadcast), a full sum, or a small 1-D/2-D matmul."""
+    code = program._op_list[k]
+    if code not in SCALAR_OPS and code != MATMUL:
+        return False
+    ins, out = program._ins_lists[k], program._out_list[k]
+    if not 1 <= len(ins) <= 2 or program.dtypes[out] != _F8:
+        return False
+    n_in, base = program.n_inputs, program._base
+    for s in ins:
+        if n_in <= s < base:
+            if not _exact_constant(program.consts[s - n_in]):
+                return False
+        elif program.dtypes[s] != _F8:
+            return False
+    shapes = program.shapes
+    if code == MATMUL:
+        mkn = _matmul_dims(shapes[ins[0]], shapes[ins[1]]) if len(ins) == 2 else None
+        return mkn is not None and math.prod(mkn) <= MAX_MATMUL
+    if code == SUM:
+        return shapes[out] == ()  # a full sum
+    return math.prod(shapes[out]) <= MAX_ELEMENTS and all(shapes[s] in ((), shapes[out]) for s in ins)
+
+
+def kernel_runs(program) -> list:
+    """[(first, end)] of the maximal runs of covered entries worth a kernel call each."""
+    runs, start = [], None
+    n = len(program.opcode)
+    for k in range(n + 1):
+        if k < n and entry_covered(program, k):
+            if start is None:
+                start = k
+        elif start is not None:
+            if k - start >= MIN_ENTRIES:
+                runs.append((start, k))
+            start = None
+    return runs
+
+
+class _Saved:
+    """What a kernel forward keeps for the reverse: the arena, and the saved tuples of the entries
+    that replayed in Python (which hold the values their rules read)."""
+
+    __slots__ = ("v", "saved")
+
+    def __init__(self, v, saved):
+        self.v, self.saved = v, saved
+
+
 class FlatKernel:
-    """A program of float64 values whose entries are elementwise ops on one shape (a scalar
-    operand broadcast), full sums, or small 1-D/2-D matmuls: run by `flat_forward` and
-    `flat_reverse` over one arena, each slot at its offset (`kind` "scalar" when every slot is a
-    scalar, else "arrays")."""
+    """A float64 program run by `flat_forward` and `flat_reverse` over one arena (each slot at its
+    offset), one call per run of covered entries; the entries between runs replay through the op
+    table's rules, as `replay.forward`/`replay.reverse` do (`kind`: "scalar" when one run covers a
+    program of scalars, "arrays" when one run covers it all, "mixed" otherwise)."""
 
     __slots__ = ("op", "ins", "out", "off", "z", "mkn", "shapes", "template", "guards", "outputs", "vbuf")
-    __slots__ += ("n_buffers", "kind")
+    __slots__ += ("n_buffers", "kind", "runs", "steps", "arena_in", "guards_at", "n_inputs", "fallback")
+    __slots__ += ("in_arena", "pieces", "_consts", "_plan_steps", "_slots")
 
     @staticmethod
-    def covers(program) -> bool:
-        f8 = np.dtype(np.float64)
-        ops = set(program._op_list)
-        if len(program.opcode) < MIN_ENTRIES or int(program.nin.max()) > 2 or not ops <= SCALAR_OPS | {MATMUL}:
-            return False
-        base = program.n_inputs + len(program.consts)
-        # every value float64; a constant of another numeric dtype (`x * 2`) is exact as a float64
-        if any(dt != f8 for dt in program.dtypes[: program.n_inputs] + program.dtypes[base:]):
-            return False
-        if any(dt.kind not in "biuf" for dt in program.dtypes[program.n_inputs : base]):
-            return False
-        for c in program.consts:
-            a = np.asarray(c)
-            if a.dtype.kind in "iu" and a.size and int(np.abs(a).max()) > 2**53:
-                return False
-        if sum(program._sizes) > ARENA_LIMIT:
-            return False
-        shapes = program.shapes
-        for k, code in enumerate(program._op_list):
-            out, ins = program._out_list[k], program._ins_lists[k]
-            if code == MATMUL:
-                mkn = _matmul_dims(shapes[ins[0]], shapes[ins[1]])
-                if mkn is None or math.prod(mkn) > MAX_MATMUL:
-                    return False
-            elif code == SUM:
-                if shapes[out] != ():  # a partial sum: not covered
-                    return False
-            elif math.prod(shapes[out]) > MAX_ELEMENTS or any(shapes[s] not in ((), shapes[out]) for s in ins):
-                return False
-        return True
+    def make(program, plan):
+        """The kernel of `program`, or None where no run is worth one."""
+        n_in = program.n_inputs
+        if len(program.opcode) == 0 or any(program.dtypes[k] == _F8 and program.shapes[k] is None for k in range(n_in)):
+            return None
+        runs = kernel_runs(program)
+        if not runs:
+            return None
+        k = FlatKernel(program, plan, runs)
+        return k if k.template.nbytes <= ARENA_LIMIT else None
 
-    def __init__(self, program, plan):
+    def __init__(self, program, plan, runs):
         n = len(program.opcode)
+        self.runs = runs
         self.shapes = program.shapes
-        sizes = [math.prod(sh) for sh in program.shapes]
+        self.n_inputs = program.n_inputs
+        covered = np.zeros(n, np.bool_)
+        for a, b in runs:
+            covered[a:b] = True
+        # arena slots: those a covered entry reads or writes; every other slot has size 0 there
+        in_arena = np.zeros(len(program.shapes), np.bool_)
+        for k in np.flatnonzero(covered).tolist():
+            in_arena[program._out_list[k]] = True
+            in_arena[program._ins_lists[k]] = True
+        self.in_arena = in_arena
+        sizes = [math.prod(sh) if a else 0 for sh, a in zip(program.shapes, in_arena.tolist())]
         self.off = np.zeros(len(sizes) + 1, np.int64)
         np.cumsum(sizes, out=self.off[1:])
-        self.kind = "arrays" if any(sh != () for sh in program.shapes) else "scalar"
+        one = len(runs) == 1 and runs[0] == (0, n)
+        self.kind = ("arrays" if any(sh != () for sh in program.shapes) else "scalar") if one else "mixed"
         self.op = program.opcode.astype(np.int32)
         ins = np.full((n, 2), -1, np.int32)
         ins[:, : min(2, program.ins.shape[1])] = program.ins[:, :2]
@@ -373,49 +433,163 @@ class FlatKernel:
         self.z = np.array([sh == () for sh in program.shapes], np.bool_)
         self.mkn = np.zeros((n, 3), np.int64)
         for k, code in enumerate(program._op_list):
-            if code == MATMUL:
+            if code == MATMUL and covered[k]:
                 a, b = program._ins_lists[k]
                 self.mkn[k] = _matmul_dims(program.shapes[a], program.shapes[b])
-        self.template = np.zeros(int(self.off[-1]))
+        self.template = np.zeros(max(int(self.off[-1]), 1))
         for k, c in enumerate(program.consts):
             s = program.n_inputs + k
-            self.template[self.off[s] : self.off[s + 1]] = np.ravel(c)
+            if in_arena[s]:
+                self.template[self.off[s] : self.off[s + 1]] = np.ravel(c)
+        self.arena_in = [k for k in range(program.n_inputs) if in_arena[k]]
         self.guards = [(int(s), v) for s, v in program.guards]
+        self.guards_at = {}
+        for s, v in self.guards:
+            self.guards_at.setdefault(s, []).append(v)
         self.outputs = [int(s) for s in program.outputs]
         self.vbuf, self.n_buffers = plan.vbuf, plan.n_buffers
+        # the Python entries between runs: (first, end) of each gap
+        gaps, k = [], 0
+        for a, b in runs:
+            if a > k:
+                gaps.append((k, a))
+            k = b
+        if k < n:
+            gaps.append((k, n))
+        self.steps = gaps
+        self.fallback = [k for k in range(n) if not covered[k]]
+        self.pieces = sorted([(a, b, True) for a, b in runs] + [(a, b, False) for a, b in gaps])
+        self._consts = list(program.consts)
+        self._slots = [tuple(x) for x in program._ins_lists]
+        self._plan_steps = [
+            (fwd, code, self._slots[k], program._out_list[k], params, has_ref, saver)
+            for k, (fwd, code, _, _, params, has_ref, _, saver) in enumerate(plan.steps)
+        ]
 
-    def _value(self, v, s):
+    def _view(self, v, s):
         if self.z[s]:
-            return np.array(v[self.off[s]])
-        return v[self.off[s] : self.off[s + 1]].reshape(self.shapes[s]).copy()
+            return v[self.off[s] : self.off[s] + 1].reshape(())
+        return v[self.off[s] : self.off[s + 1]].reshape(self.shapes[s])
 
-    def forward(self, arrays, keep_saved):
+    def _get(self, v, py, s):
+        got = py[s]
+        return got if got is not None else self._view(v, s)
+
+    def _check_guards(self, v, py, slots):
+        for s in slots:
+            for value in self.guards_at.get(s, ()):
+                if not _same(value, self._get(v, py, s)):
+                    raise GuardFailed(s)
+
+    def forward(self, arrays, keep_saved, plan=None, program=None):
         v = self.template.copy()
         off = self.off
+        py = [None] * len(self.z)
         for k, a in enumerate(arrays):
-            v[off[k] : off[k + 1]] = np.ravel(a)
-        flat_forward(self.op, self.ins, self.out, off, self.z, self.mkn, v)
-        for s, value in self.guards:
-            if not _same(value, self._value(v, s)):
-                raise GuardFailed(s)
+            py[k] = a
+        for k in self.arena_in:
+            v[off[k] : off[k + 1]] = np.ravel(arrays[k])
+        n_in = self.n_inputs
+        for k in range(len(py) - len(self.op) - n_in):
+            py[n_in + k] = self._consts[k]
+        self._check_guards(v, py, range(len(py) - len(self.op)))
+        saved = [None] * len(self.op) if keep_saved else None
+        steps = self._plan_steps
+        for a, b, kernel in self.pieces:
+            if kernel:
+                flat_forward(self.op[a:b], self.ins[a:b], self.out[a:b], off, self.z, self.mkn[a:b], v)
+                if self.guards_at:
+                    self._check_guards(v, py, self.out[a:b].tolist())
+                continue
+            for i in range(a, b):
+                fwd, code, in_slots, out_slot, params, has_ref, saver = steps[i]
+                args = [self._get(v, py, s) for s in in_slots]
+                if has_ref:
+                    params = _resolve(params, arrays)
+                if code == DRAW_CODE:
+                    out = creation.draw(params["kind"], params["shape"], params["dtype"])
+                else:
+                    out = fwd(*args, **params)
+                    if type(out) is not np.ndarray:
+                        out = np.asarray(out)
+                py[out_slot] = out
+                if self.in_arena[out_slot]:
+                    v[off[out_slot] : off[out_slot + 1]] = np.ravel(out)
+                if keep_saved:
+                    saved[i] = (saver(out, args, range(len(args))), params)
+                if out_slot in self.guards_at:
+                    self._check_guards(v, py, (out_slot,))
         vals = [None] * self.n_buffers
         for s in self.outputs:
-            vals[self.vbuf[s]] = self._value(v, s)
-        return vals, (v if keep_saved else None)
+            g = py[s]
+            vals[self.vbuf[s]] = g if g is not None and not self.in_arena[s] else self._view(v, s).copy()
+        return vals, (_Saved(v, saved) if keep_saved else None)
 
-    def reverse(self, rplan, v, seeds):
+    def reverse(self, rplan, saved, seeds):
         want = rplan.want
         n_slots = len(self.z)
         if want is None:
-            want = rplan.want = np.zeros(n_slots, np.bool_)
+            want = np.zeros(n_slots, np.bool_)
             for s in rplan.abuf:
                 want[s] = True
+            rplan.want = want  # a benign race: two threads make the same mask
+        v, psaved = saved.v, saved.saved
         adj = np.zeros_like(v)
         hit = np.zeros(n_slots, np.bool_)
+        pa = [None] * n_slots  # cotangents of slots outside the arena
         off = self.off
+        in_arena = self.in_arena
+
+        def add(s, ct):
+            if in_arena[s]:
+                adj[off[s] : off[s + 1]] += np.ravel(ct)
+            else:
+                pa[s] = ct if pa[s] is None else pa[s] + ct
+            hit[s] = True
+
         for s, g in seeds.items():
             if g is not None and want[s]:
-                adj[off[s] : off[s + 1]] += np.ravel(g)
-                hit[s] = True
-        flat_reverse(self.op, self.ins, self.out, off, self.z, self.mkn, v, adj, want, hit)
-        return [self._value(adj, s) if b is not None and hit[s] else None for s, b in enumerate(rplan.input_abufs)]
+                add(s, g)
+        for a, b, kernel in reversed(self.pieces):
+            if kernel:
+                flat_reverse(self.op[a:b], self.ins[a:b], self.out[a:b], off, self.z, self.mkn[a:b], v, adj, want, hit)
+                continue
+            for i in range(b - 1, a - 1, -1):
+                ob, d, rins, kins = rplan.rsteps[i]
+                o = int(self.out[i])
+                if ob is None or not hit[o]:
+                    continue
+                g = self._view(adj, o).copy() if in_arena[o] else pa[o]
+                pa[o] = None
+                sv, params = psaved[i]
+                sv = sv or rplan.no_saved[i]
+                cts = None
+                if d.kernel_vjp is not None and type(g) is np.ndarray:
+                    cts = d.kernel_vjp(g, sv, kins)
+                if cts is None and d.vjp_all is not None:
+                    cts = d.vjp_all(g, *sv, **params)
+                slots = self._slots[i]
+                for j, (bj, meta) in enumerate(rins):
+                    if bj is None:
+                        continue
+                    if cts is None:
+                        rule = d.vjp[j]
+                        if rule is None:
+                            continue
+                        ct = rule(g, *sv, **params)
+                    else:
+                        ct = cts[j]
+                        if ct is None:
+                            continue
+                    if ct.shape != meta[0] or ct.dtype != meta[1]:
+                        ct = fit(ct, meta)
+                    add(slots[j], ct)
+        out = []
+        for s, b in enumerate(rplan.input_abufs):
+            if b is None or not hit[s]:
+                out.append(None)
+            elif in_arena[s]:
+                out.append(self._view(adj, s).copy())
+            else:
+                out.append(pa[s])
+        return out

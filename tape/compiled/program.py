@@ -126,7 +126,7 @@ class Program:
             )
         plan.steps = steps
         plan.reverse = {}
-        plan.kernel = FlatKernel(self, plan) if FlatKernel.covers(self) else None
+        plan.kernel = FlatKernel.make(self, plan)
         return plan
 
     def _reverse_plan(self, wanted=None):
@@ -200,6 +200,8 @@ class Program:
         pinned = set(int(s) for s in self.outputs) | set(range(base))
         _, count, peak = assign_buffers(order, nbytes, pinned)
         saved_bytes, flops, fallback = 0, 0, {}
+        kernel = self._plan.kernel
+        fallen = set(kernel.fallback) if kernel is not None else set()
         saved_slots = set()
         for k in range(n):
             code = self._op_list[k]
@@ -209,8 +211,9 @@ class Program:
                 saved_slots.add(self._out_list[k])
             saved_slots.update(s for s, f in zip(ins, in_saved) if f)
             flops += _flops(code, [self.shapes[s] for s in ins], self.shapes[self._out_list[k]])
-            name = self._op_name(k)
-            fallback[name] = fallback.get(name, 0) + 1
+            if kernel is None or k in fallen:
+                name = self._op_name(k)
+                fallback[name] = fallback.get(name, 0) + 1
         saved_bytes = sum(nbytes[s] for s in saved_slots if s >= self.n_inputs)
         adj_peak = self._adjoint_peak(nbytes)
         return {
@@ -227,7 +230,7 @@ class Program:
             "guards": len(self.guards),
             "kernel": self._plan.kernel.kind if self._plan.kernel is not None else None,
             "arena_bytes": self._plan.kernel.template.nbytes if self._plan.kernel is not None else 0,
-            "fallback_ops": {} if self._plan.kernel is not None else dict(sorted(fallback.items())),
+            "fallback_ops": dict(sorted(fallback.items())),
         }
 
     def _adjoint_peak(self, nbytes) -> int:

@@ -149,6 +149,6 @@ def run_forward(plan, arrays, keep_saved=False):
 
 def run_reverse(plan, saved, seeds, kernel=None):
     """The dispatch point of the reverse pass (`saved` says which forward ran)."""
-    if kernel is not None and isinstance(saved, np.ndarray):
+    if kernel is not None and not isinstance(saved, list):  # the kernel's forward kept its arena
         return kernel.reverse(plan, saved, seeds)
     return reverse(plan, saved, seeds)
