@@ -374,6 +374,14 @@ def kernel_runs(program) -> list:
     return runs
 
 
+class _Identity(dict):
+    def __missing__(self, key):
+        return key
+
+
+_SLOTS = _Identity()  # slot -> itself: the kernel's Python entries address slots, not buffers
+
+
 class _Saved:
     """What a kernel forward keeps for the reverse: the arena, and the saved tuples of the entries
     that replayed in Python (which hold the values their rules read)."""
@@ -392,7 +400,7 @@ class FlatKernel:
 
     __slots__ = ("op", "ins", "out", "off", "z", "mkn", "shapes", "template", "guards", "outputs", "vbuf")
     __slots__ += ("n_buffers", "kind", "runs", "steps", "arena_in", "guards_at", "n_inputs", "fallback")
-    __slots__ += ("in_arena", "pieces", "_consts", "_plan_steps", "_slots")
+    __slots__ += ("in_arena", "pieces", "_consts", "_plan_steps", "_slots", "_program")
 
     @staticmethod
     def make(program, plan):
@@ -461,10 +469,11 @@ class FlatKernel:
         self.pieces = sorted([(a, b, True) for a, b in runs] + [(a, b, False) for a, b in gaps])
         self._consts = list(program.consts)
         self._slots = [tuple(x) for x in program._ins_lists]
-        self._plan_steps = [
-            (fwd, code, self._slots[k], program._out_list[k], params, has_ref, saver)
-            for k, (fwd, code, _, _, params, has_ref, _, saver) in enumerate(plan.steps)
-        ]
+        self._plan_steps = {}  # the Python entries' steps, by slot rather than buffer
+        for k in self.fallback:
+            fwd, code, _, _, params, has_ref, _, saver = program._step(k, _SLOTS)
+            self._plan_steps[k] = (fwd, code, self._slots[k], program._out_list[k], params, has_ref, saver)
+        self._program = program
 
     def _view(self, v, s):
         if self.z[s]:
@@ -550,19 +559,23 @@ class FlatKernel:
         for s, g in seeds.items():
             if g is not None and want[s]:
                 add(s, g)
+        rsteps = rplan.kernel_steps
+        if rsteps is None:  # the reverse steps of the Python entries only
+            rsteps = {k: self._program._rstep(k, rplan.abuf) for k in self.fallback}
+            rplan.kernel_steps = rsteps  # a benign race: two threads make equal dicts
         for a, b, kernel in reversed(self.pieces):
             if kernel:
                 flat_reverse(self.op[a:b], self.ins[a:b], self.out[a:b], off, self.z, self.mkn[a:b], v, adj, want, hit)
                 continue
             for i in range(b - 1, a - 1, -1):
-                ob, d, rins, kins = rplan.rsteps[i]
+                ob, d, rins, kins = rsteps[i]
                 o = int(self.out[i])
                 if ob is None or not hit[o]:
                     continue
                 g = self._view(adj, o).copy() if in_arena[o] else pa[o]
                 pa[o] = None
                 sv, params = psaved[i]
-                sv = sv or rplan.no_saved[i]
+                sv = sv or (None,) * (1 + len(rins))
                 cts = None
                 if d.kernel_vjp is not None and type(g) is np.ndarray:
                     cts = d.kernel_vjp(g, sv, kins)
