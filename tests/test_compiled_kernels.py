@@ -94,6 +94,58 @@ def test_elementwise_kernel_matches_the_python_replay_and_eager(case, backend):
         np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-300)
 
 
+F32_CASES = [c for c in SCALAR_CASES + FLAT_CASES if np.float32 in c.dtypes]
+
+
+@pytest.mark.parametrize("case", F32_CASES, ids=[c.id for c in F32_CASES])
+def test_float32_kernel_matches_the_python_replay_and_eager(case, backend):
+    args = [np.asarray(a, np.float32) for a in case.args]
+    p = tp.compile(case.fn).program(*args)
+    assert p.stats()["fallback_ops"] == {} and p._plan.kernel.template.dtype == np.float32
+    out_shape = np.shape(case.fn(*[tp.tensor(a) for a in args]).array)
+    ct = np.full(out_shape, 1.5, np.float32)
+    got = []
+    for name in ("numba", "numpy"):
+        backend(name)
+        value, vjp_fn = p.vjp(*args)
+        got.append((value, vjp_fn(ct)))
+    (kv, kg), (pv, pg) = got
+    assert kv.dtype == np.float32
+    np.testing.assert_allclose(kv, pv, rtol=2e-6, atol=1e-30)
+    xs = [tp.tensor(a, requires_grad=True) for a in args]
+    with tp.record():
+        y = case.fn(*xs)
+    y.backward(tp.tensor(ct))
+    for a, b, x in zip(kg, pg, xs):
+        assert a.shape == x.shape and a.dtype == np.float32
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-30)
+        want = x.grad.numpy() if x.grad is not None else np.zeros_like(a)
+        np.testing.assert_allclose(a, want, rtol=1e-5, atol=1e-30)
+
+
+def test_a_float32_program_with_float64_values_runs_those_in_python(backend):
+    x = np.linspace(0.2, 0.8, 6).astype(np.float32)
+
+    def fn(x):
+        y = x
+        for _ in range(4):
+            y = tp.tanh(y) * 0.5 + x  # float32: a Python float keeps the array's dtype
+        z = y.astype(np.float64) * 2.0  # float64 from here on: Python
+        return tp.sum(z * z)
+
+    p = tp.compile(fn).program(x)
+    s = p.stats()
+    assert s["kernel"] == "mixed" and p._plan.kernel.template.dtype == np.float32
+    assert s["fallback_ops"] == {"astype": 1, "mul": 2, "sum": 1}
+    got = []
+    for name in ("numba", "numpy"):
+        backend(name)
+        got.append(p.value_and_grad(x))
+    np.testing.assert_allclose(got[0][0], got[1][0], rtol=1e-6)
+    np.testing.assert_allclose(got[0][1][0], got[1][1][0], rtol=1e-5)
+    assert got[0][1][0].dtype == np.float32
+
+
 @pytest.mark.parametrize("sa, sb", [((3,), (3,)), ((2, 3), (3,)), ((3,), (3, 2)), ((2, 3), (3, 4)), ((1, 5), (5, 1))])
 def test_small_matmuls_in_the_kernel_match_the_python_replay(sa, sb, backend):
     rng = np.random.default_rng(3)

@@ -1,8 +1,8 @@
 """Numba kernels that run a whole compiled program, forward and reverse (issue 10, first steps).
 
-A program of float64 values whose entries are elementwise ops (on scalars, or on arrays of up to
-`MAX_ELEMENTS` of one shape, a scalar operand broadcast), full sums and small 1-D/2-D matmuls runs
-as two `@njit` loops over its columns: `flat_forward` fills one arena (each slot at its offset),
+A program of float64 (or float32) values whose entries are elementwise ops (on scalars, or on
+arrays of up to `MAX_ELEMENTS` of one shape, a scalar operand broadcast), full sums and small
+1-D/2-D matmuls runs as two `@njit` loops over its columns (specialised by Numba per arena dtype): `flat_forward` fills one arena (each slot at its offset),
 `flat_reverse` walks the entries down accumulating into an adjoint arena, each switching on the
 opcode as ADOL-C's `zos_forward`/`fos_reverse` do. That covers W1 (6,000 scalar ops), W2 (201 ops
 on 100 floats) and W5 (a 10,000-step recurrent loop, 40,001 entries). The kernels are compiled once
@@ -324,31 +324,44 @@ def _matmul_dims(a, b):
     return (m, k, n) if k == k2 else None
 
 
-def _exact_constant(c) -> bool:
-    """A constant the float64 arena holds exactly: a float64, or a bool/integer below 2**53."""
+_F4 = np.dtype(np.float32)
+
+
+def arena_dtype(program):
+    """The one float dtype a program's kernels run in: float32 where more of its entries compute
+    float32 values than float64 ones (W4), else float64; entries of the other dtype run in Python."""
+    dtypes = [program.dtypes[s] for s in program._out_list]
+    return _F4 if dtypes.count(_F4) > dtypes.count(_F8) else _F8
+
+
+def _exact_constant(c, dtype) -> bool:
+    """A constant the arena holds as NumPy used it: a float (NumPy cast a Python float to a float32
+    array's dtype, and a float64 one would have made the result float64), or a bool/integer the
+    arena's dtype holds exactly."""
     a = np.asarray(c)
-    if a.dtype == _F8:
+    if a.dtype.kind == "f":
         return True
     if a.dtype.kind not in "biu":
         return False
-    return not a.size or int(np.abs(a.astype(np.int64)).max()) <= 2**53
+    limit = 2**53 if dtype == _F8 else 2**24
+    return not a.size or int(np.abs(a.astype(np.int64)).max()) <= limit
 
 
-def entry_covered(program, k) -> bool:
-    """Whether entry `k` has a kernel: a float64 elementwise op on one shape (a scalar operand
-    broadcast), a full sum, or a small 1-D/2-D matmul."""
+def entry_covered(program, k, dtype=_F8) -> bool:
+    """Whether entry `k` has a kernel: an elementwise op on one shape (a scalar operand broadcast),
+    a full sum, or a small 1-D/2-D matmul, all of whose values have the arena's `dtype`."""
     code = program._op_list[k]
     if code not in SCALAR_OPS and code != MATMUL:
         return False
     ins, out = program._ins_lists[k], program._out_list[k]
-    if not 1 <= len(ins) <= 2 or program.dtypes[out] != _F8:
+    if not 1 <= len(ins) <= 2 or program.dtypes[out] != dtype:
         return False
     n_in, base = program.n_inputs, program._base
     for s in ins:
         if n_in <= s < base:
-            if not _exact_constant(program.consts[s - n_in]):
+            if not _exact_constant(program.consts[s - n_in], dtype):
                 return False
-        elif program.dtypes[s] != _F8:
+        elif program.dtypes[s] != dtype:
             return False
     shapes = program.shapes
     if code == MATMUL:
@@ -363,8 +376,9 @@ def kernel_runs(program) -> list:
     """[(first, end)] of the maximal runs of covered entries worth a kernel call each."""
     runs, start = [], None
     n = len(program.opcode)
+    dtype = arena_dtype(program)
     for k in range(n + 1):
-        if k < n and entry_covered(program, k):
+        if k < n and entry_covered(program, k, dtype):
             if start is None:
                 start = k
         elif start is not None:
@@ -393,7 +407,7 @@ class _Saved:
 
 
 class FlatKernel:
-    """A float64 program run by `flat_forward` and `flat_reverse` over one arena (each slot at its
+    """A float64 or float32 program run by `flat_forward` and `flat_reverse` over one arena (each slot at its
     offset), one call per run of covered entries; the entries between runs replay through the op
     table's rules, as `replay.forward`/`replay.reverse` do (`kind`: "scalar" when one run covers a
     program of scalars, "arrays" when one run covers it all, "mixed" otherwise)."""
@@ -406,7 +420,7 @@ class FlatKernel:
     def make(program, plan):
         """The kernel of `program`, or None where no run is worth one."""
         n_in = program.n_inputs
-        if len(program.opcode) == 0 or any(program.dtypes[k] == _F8 and program.shapes[k] is None for k in range(n_in)):
+        if len(program.opcode) == 0 or any(program.shapes[k] is None for k in range(n_in)):
             return None
         runs = kernel_runs(program)
         if not runs:
@@ -444,7 +458,7 @@ class FlatKernel:
             if code == MATMUL and covered[k]:
                 a, b = program._ins_lists[k]
                 self.mkn[k] = _matmul_dims(program.shapes[a], program.shapes[b])
-        self.template = np.zeros(max(int(self.off[-1]), 1))
+        self.template = np.zeros(max(int(self.off[-1]), 1), arena_dtype(program))
         for k, c in enumerate(program.consts):
             s = program.n_inputs + k
             if in_arena[s]:
