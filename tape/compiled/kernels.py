@@ -1,20 +1,21 @@
-"""Numba kernels that run a whole compiled program, forward and reverse (issue 10, first steps).
+"""Numba kernels that run a whole compiled program, forward and reverse (issue 10).
 
 A program of float64 (or float32) values whose entries are elementwise ops (on scalars, or on
-arrays of up to `MAX_ELEMENTS` of one shape, a scalar operand broadcast), full sums and small
-1-D/2-D matmuls runs as two `@njit` loops over its columns (specialised by Numba per arena dtype): `flat_forward` fills one arena (each slot at its offset),
-`flat_reverse` walks the entries down accumulating into an adjoint arena, each switching on the
-opcode as ADOL-C's `zos_forward`/`fos_reverse` do. That covers W1 (6,000 scalar ops), W2 (201 ops
-on 100 floats) and W5 (a 10,000-step recurrent loop, 40,001 entries). The kernels are compiled once
-per process and cached on disk, not per program: the program is data. Their formulas are the op
-table's rules on scalars; `tests/test_compiled_kernels.py` checks them against the Python replay
-(`replay.py`, the spec) and against eager.
+arrays of up to `MAX_ELEMENTS`, broadcasting through precomputed index maps), sums (along any axes)
+and small 1-D/2-D matmuls runs as two `@njit` loops over its columns (specialised by Numba per
+arena dtype): `flat_forward` fills one arena (each slot at its offset), `flat_reverse` walks the
+entries down accumulating into an adjoint arena, each switching on the opcode as ADOL-C's
+`zos_forward`/`fos_reverse` do. That covers W1 (6,000 scalar ops), W2 (201 ops on 100 floats)
+and W5 (a 10,000-step recurrent loop, 40,001 entries). The kernels are compiled once per process
+and cached on disk, not per program: the program is data. Their formulas are the op table's rules
+on scalars; `tests/test_compiled_kernels.py` checks them against the Python replay (`replay.py`,
+the spec) and against eager.
 
 A program the kernels cover only in part runs in *runs*: each maximal run of covered entries is
 one kernel call over its slice of the columns, and every other entry (big matmuls, which want BLAS;
-reductions along an axis; integers; draws; broadcasting; float32) replays through the op table's
-Python rules between them, reading and writing the same arena. `Program.stats()["fallback_ops"]`
-lists those entries.
+big arrays, where NumPy's vectorised loops win; other reductions; integers; draws; values of the
+arena's other float dtype) replays through the op table's Python rules between them, reading and
+writing the same arena. `Program.stats()["fallback_ops"]` lists those entries.
 """
 
 from __future__ import annotations
@@ -230,9 +231,12 @@ def _matmul_reverse(v, adj, oi, oj, oo, m, kk, n, wi, wj):  # pragma: no cover -
 
 
 @njit(cache=True, error_model="numpy")
-def flat_forward(op, ins, out, off, z, mkn, v):  # pragma: no cover - compiled
+def flat_forward(op, ins, out, off, z, mkn, bix, pool, v):  # pragma: no cover - compiled
     """Slot s lives in v[off[s]:off[s+1]] (z[s]: a scalar, element off[s] only). A matmul entry
-    multiplies an (m, k) by a (k, n) block, its shapes in mkn[k] (a vector operand as m or n = 1)."""
+    multiplies an (m, k) by a (k, n) block, its shapes in mkn[k] (a vector operand as m or n = 1).
+    Index maps, precomputed per entry at `pool[bix[k, 0]:]` and `pool[bix[k, 1]:]` (-1: none): an
+    elementwise entry that broadcasts reads operand element `map[e]` for output element e; a sum
+    along axes adds input element e into output element `map[e]`."""
     for k in range(op.shape[0]):
         c = op[k]
         i = ins[k, 0]
@@ -242,13 +246,27 @@ def flat_forward(op, ins, out, off, z, mkn, v):  # pragma: no cover - compiled
         if c == MATMUL:
             _matmul_forward(v, oi, oj, oo, mkn[k, 0], mkn[k, 1], mkn[k, 2])
             continue
+        bi = bix[k, 0]
         if c == SUM and not z[i]:
-            acc = 0.0
-            for e in range(off[i + 1] - oi):
-                acc += v[oi + e]
-            v[oo] = acc
+            if bi < 0:
+                acc = 0.0
+                for e in range(off[i + 1] - oi):
+                    acc += v[oi + e]
+                v[oo] = acc
+            else:
+                for e in range(off[o + 1] - oo):
+                    v[oo + e] = 0.0
+                for e in range(off[i + 1] - oi):
+                    v[oo + pool[bi + e]] += v[oi + e]
             continue
         m = off[o + 1] - oo
+        if bi >= 0:
+            bj = bix[k, 1]
+            for e in range(m):
+                x = v[oi + pool[bi + e]]
+                y = v[oj + pool[bj + e]] if j >= 0 else 0.0
+                v[oo + e] = _value(c, x, y)
+            continue
         for e in range(m):
             x = v[oi if z[i] else oi + e]
             y = v[oj if z[j] else oj + e] if j >= 0 else 0.0
@@ -256,10 +274,10 @@ def flat_forward(op, ins, out, off, z, mkn, v):  # pragma: no cover - compiled
 
 
 @njit(cache=True, error_model="numpy")
-def flat_reverse(op, ins, out, off, z, mkn, v, adj, want, hit):  # pragma: no cover - compiled
+def flat_reverse(op, ins, out, off, z, mkn, bix, pool, v, adj, want, hit):  # pragma: no cover - compiled
     """`want[s]`: slot s takes a cotangent (on a path from a wanted input); `hit[s]`: one reached it
-    (an entry no cotangent reached is skipped, as the Python replay skips it). A scalar read by an
-    elementwise entry gets the sum of its cotangents (broadcasting undone, as `sweep.fit` does)."""
+    (an entry no cotangent reached is skipped, as the Python replay skips it). An operand read by a
+    broadcasting entry gets the sum of its cotangents (broadcasting undone, as `sweep.fit` does)."""
     for k in range(op.shape[0] - 1, -1, -1):
         o = out[k]
         if not (want[o] and hit[o]):
@@ -270,19 +288,32 @@ def flat_reverse(op, ins, out, off, z, mkn, v, adj, want, hit):  # pragma: no co
         oi, oj, oo = off[i], off[j] if j >= 0 else 0, off[o]
         wi = want[i] and c != SIGN
         wj = j >= 0 and want[j]
+        bi = bix[k, 0]
         if c == MATMUL:
             _matmul_reverse(v, adj, oi, oj, oo, mkn[k, 0], mkn[k, 1], mkn[k, 2], wi, wj)
         elif c == SUM and not z[i]:
-            g = adj[oo]
-            adj[oo] = 0.0
-            if wi:
-                for e in range(off[i + 1] - oi):
-                    adj[oi + e] += g
+            if bi < 0:
+                g = adj[oo]
+                adj[oo] = 0.0
+                if wi:
+                    for e in range(off[i + 1] - oi):
+                        adj[oi + e] += g
+            else:
+                if wi:
+                    for e in range(off[i + 1] - oi):
+                        adj[oi + e] += adj[oo + pool[bi + e]]
+                for e in range(off[o + 1] - oo):
+                    adj[oo + e] = 0.0
         else:
             m = off[o + 1] - oo
+            bj = bix[k, 1]
             for e in range(m):
-                ei = oi if z[i] else oi + e
-                ej = (oj if z[j] else oj + e) if j >= 0 else 0
+                if bi >= 0:
+                    ei = oi + pool[bi + e]
+                    ej = oj + pool[bj + e] if j >= 0 else 0
+                else:
+                    ei = oi if z[i] else oi + e
+                    ej = (oj if z[j] else oj + e) if j >= 0 else 0
                 x = v[ei]
                 y = v[ej] if j >= 0 else 0.0
                 gx, gy = _partials(c, x, y, v[oo + e], adj[oo + e])
@@ -309,6 +340,8 @@ MAX_ELEMENTS = 128
 #: Fewest entries worth a kernel call (per run of covered entries): below this, the call's fixed
 #: cost exceeds the Python replay's few µs per entry (measured on W5's 4-entry step).
 MIN_ENTRIES = 16
+#: Largest input of a sum along axes a kernel does (its index map is as long as the input).
+MAX_REDUCE = 2**16
 #: Largest matmul (m·k·n multiply-adds) a kernel does with its own loops; bigger ones want BLAS.
 MAX_MATMUL = 2**16
 
@@ -368,8 +401,31 @@ def entry_covered(program, k, dtype=_F8) -> bool:
         mkn = _matmul_dims(shapes[ins[0]], shapes[ins[1]]) if len(ins) == 2 else None
         return mkn is not None and math.prod(mkn) <= MAX_MATMUL
     if code == SUM:
-        return shapes[out] == ()  # a full sum
-    return math.prod(shapes[out]) <= MAX_ELEMENTS and all(shapes[s] in ((), shapes[out]) for s in ins)
+        if shapes[out] == ():  # a full sum
+            return True
+        return set(program.params[k]) <= {"axis", "keepdims", "shape"} and math.prod(shapes[ins[0]]) <= MAX_REDUCE
+    if math.prod(shapes[out]) > MAX_ELEMENTS:
+        return False
+    try:
+        return np.broadcast_shapes(*[shapes[s] for s in ins]) == shapes[out]
+    except ValueError:
+        return False
+
+
+def _sum_map(in_shape, out_shape, axis):
+    """For each element of a sum's input (C order), the output element it adds into."""
+    nd = len(in_shape)
+    axes = range(nd) if axis is None else ((axis,) if isinstance(axis, int) else axis)
+    axes = {int(a) % nd for a in axes}
+    kept = tuple(1 if d in axes else n for d, n in enumerate(in_shape))
+    if math.prod(kept) != math.prod(out_shape):
+        raise AssertionError(f"sum over {axis} of {in_shape} gives {out_shape}")
+    return np.broadcast_to(np.arange(math.prod(kept)).reshape(kept), in_shape).ravel()
+
+
+def _broadcast_map(in_shape, out_shape):
+    """For each element of a broadcast result (C order), the operand element it reads."""
+    return np.broadcast_to(np.arange(math.prod(in_shape)).reshape(in_shape), out_shape).ravel()
 
 
 def kernel_runs(program) -> list:
@@ -414,7 +470,7 @@ class FlatKernel:
 
     __slots__ = ("op", "ins", "out", "off", "z", "mkn", "shapes", "template", "guards", "outputs", "vbuf")
     __slots__ += ("n_buffers", "kind", "runs", "steps", "arena_in", "guards_at", "n_inputs", "fallback")
-    __slots__ += ("in_arena", "pieces", "_consts", "_plan_steps", "_slots", "_program")
+    __slots__ += ("in_arena", "pieces", "_consts", "_plan_steps", "_slots", "_program", "bix", "pool")
 
     @staticmethod
     def make(program, plan):
@@ -458,6 +514,22 @@ class FlatKernel:
             if code == MATMUL and covered[k]:
                 a, b = program._ins_lists[k]
                 self.mkn[k] = _matmul_dims(program.shapes[a], program.shapes[b])
+        self.bix = np.full((n, 2), -1, np.int64)
+        maps, used = [], 0
+        for k in np.flatnonzero(covered).tolist():
+            code, out_slot, ins_k = program._op_list[k], program._out_list[k], program._ins_lists[k]
+            out_shape = program.shapes[out_slot]
+            if code == SUM and out_shape != () and program.shapes[ins_k[0]] != ():
+                got = [_sum_map(program.shapes[ins_k[0]], out_shape, program.params[k].get("axis"))]
+            elif code in SCALAR_OPS and code != SUM and any(program.shapes[s] not in ((), out_shape) for s in ins_k):
+                got = [_broadcast_map(program.shapes[s], out_shape) for s in ins_k]
+            else:
+                continue
+            for q, mp in enumerate(got):
+                self.bix[k, q] = used
+                maps.append(mp)
+                used += len(mp)
+        self.pool = np.concatenate(maps).astype(np.int64) if maps else np.zeros(1, np.int64)
         self.template = np.zeros(max(int(self.off[-1]), 1), arena_dtype(program))
         for k, c in enumerate(program.consts):
             s = program.n_inputs + k
@@ -520,7 +592,9 @@ class FlatKernel:
         steps = self._plan_steps
         for a, b, kernel in self.pieces:
             if kernel:
-                flat_forward(self.op[a:b], self.ins[a:b], self.out[a:b], off, self.z, self.mkn[a:b], v)
+                flat_forward(
+                    self.op[a:b], self.ins[a:b], self.out[a:b], off, self.z, self.mkn[a:b], self.bix[a:b], self.pool, v
+                )
                 if self.guards_at:
                     self._check_guards(v, py, self.out[a:b].tolist())
                 continue
@@ -579,7 +653,20 @@ class FlatKernel:
             rplan.kernel_steps = rsteps  # a benign race: two threads make equal dicts
         for a, b, kernel in reversed(self.pieces):
             if kernel:
-                flat_reverse(self.op[a:b], self.ins[a:b], self.out[a:b], off, self.z, self.mkn[a:b], v, adj, want, hit)
+                flat_reverse(
+                    self.op[a:b],
+                    self.ins[a:b],
+                    self.out[a:b],
+                    off,
+                    self.z,
+                    self.mkn[a:b],
+                    self.bix[a:b],
+                    self.pool,
+                    v,
+                    adj,
+                    want,
+                    hit,
+                )
                 continue
             for i in range(b - 1, a - 1, -1):
                 ob, d, rins, kins = rsteps[i]
