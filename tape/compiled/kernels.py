@@ -567,7 +567,7 @@ class FlatKernel:
         return v[self.off[s] : self.off[s + 1]].reshape(self.shapes[s])
 
     def _get(self, v, py, s):
-        got = py[s]
+        got = py.get(s)
         return got if got is not None else self._view(v, s)
 
     def _check_guards(self, v, py, slots):
@@ -579,16 +579,15 @@ class FlatKernel:
     def forward(self, arrays, keep_saved, plan=None, program=None):
         v = self.template.copy()
         off = self.off
-        py = [None] * len(self.z)
-        for k, a in enumerate(arrays):
-            py[k] = a
+        py = dict(enumerate(arrays))  # the values the Python side holds (a dict: most slots live in the arena)
         for k in self.arena_in:
             v[off[k] : off[k + 1]] = np.ravel(arrays[k])
         n_in = self.n_inputs
-        for k in range(len(py) - len(self.op) - n_in):
-            py[n_in + k] = self._consts[k]
-        self._check_guards(v, py, range(len(py) - len(self.op)))
-        saved = [None] * len(self.op) if keep_saved else None
+        for k, c in enumerate(self._consts):
+            py[n_in + k] = c
+        if self.guards_at:
+            self._check_guards(v, py, range(n_in + len(self._consts)))
+        saved = {} if keep_saved else None  # entry -> its saved tuple, for the Python entries only
         steps = self._plan_steps
         for a, b, kernel in self.pieces:
             if kernel:
@@ -618,7 +617,7 @@ class FlatKernel:
                     self._check_guards(v, py, (out_slot,))
         vals = [None] * self.n_buffers
         for s in self.outputs:
-            g = py[s]
+            g = py.get(s)
             vals[self.vbuf[s]] = g if g is not None and not self.in_arena[s] else self._view(v, s).copy()
         return vals, (_Saved(v, saved) if keep_saved else None)
 
@@ -633,7 +632,7 @@ class FlatKernel:
         v, psaved = saved.v, saved.saved
         adj = np.zeros_like(v)
         hit = np.zeros(n_slots, np.bool_)
-        pa = [None] * n_slots  # cotangents of slots outside the arena
+        pa = {}  # cotangents of slots outside the arena
         off = self.off
         in_arena = self.in_arena
 
@@ -641,7 +640,8 @@ class FlatKernel:
             if in_arena[s]:
                 adj[off[s] : off[s + 1]] += np.ravel(ct)
             else:
-                pa[s] = ct if pa[s] is None else pa[s] + ct
+                prev = pa.get(s)
+                pa[s] = ct if prev is None else prev + ct
             hit[s] = True
 
         for s, g in seeds.items():
@@ -673,8 +673,7 @@ class FlatKernel:
                 o = int(self.out[i])
                 if ob is None or not hit[o]:
                     continue
-                g = self._view(adj, o).copy() if in_arena[o] else pa[o]
-                pa[o] = None
+                g = self._view(adj, o).copy() if in_arena[o] else pa.pop(o, None)
                 sv, params = psaved[i]
                 sv = sv or (None,) * (1 + len(rins))
                 cts = None
@@ -705,5 +704,5 @@ class FlatKernel:
             elif in_arena[s]:
                 out.append(self._view(adj, s).copy())
             else:
-                out.append(pa[s])
+                out.append(pa.get(s))
         return out
