@@ -339,3 +339,23 @@ def test_a_long_scalar_program_and_two_threads(backend):
     backend("numpy")  # the same program through the Python replay
     v, g = p.value_and_grad(np.array(2.0), np.array(5.0))
     assert float(v) == pytest.approx(results[0][0], rel=1e-12)
+
+
+def test_a_guard_inside_a_kernel_run_sends_other_inputs_down_another_path(backend):
+    def fn(x, y):
+        z = tp.sin(x) * y + tp.exp(x)  # a scalar run before the guard
+        if z > 1.0:  # a guard on a value a kernel computes
+            return z * z - y
+        return tp.cos(z) + x * y
+
+    cf = tp.compile(fn)
+    a, b = np.array(0.5), np.array(2.0)
+    s = cf.program(a, b).stats()
+    assert s["kernel"] == "mixed" and len(s["fallback_ops"]) == 1, s  # the comparison runs in Python
+    for x, y in [(0.5, 2.0), (-3.0, 0.1), (0.7, 1.5), (-2.5, 0.3)]:
+        x, y = np.array(x), np.array(y)
+        v, g = tp.value_and_grad(cf, argnums=(0, 1))(x, y)
+        ve, ge = tp.value_and_grad(fn, argnums=(0, 1))(x, y)
+        assert float(v) == pytest.approx(float(ve), rel=1e-14)
+        np.testing.assert_allclose(g, ge, rtol=1e-14)
+    assert cf.stats()["recordings"] == 2 and cf.stats()["guard_failures"] >= 1

@@ -328,6 +328,37 @@ def flat_reverse(op, ins, out, off, z, mkn, bix, pool, v, adj, want, hit):  # pr
             hit[j] = True
 
 
+@njit(cache=True, error_model="numpy")
+def scalar_forward(op, ins, out, off, v):  # pragma: no cover - compiled
+    """`flat_forward` for a run whose every value is a scalar (W1): one element per slot."""
+    for k in range(op.shape[0]):
+        j = ins[k, 1]
+        y = v[off[j]] if j >= 0 else 0.0
+        v[off[out[k]]] = _value(op[k], v[off[ins[k, 0]]], y)
+
+
+@njit(cache=True, error_model="numpy")
+def scalar_reverse(op, ins, out, off, v, adj, want, hit):  # pragma: no cover - compiled
+    """`flat_reverse` for a run whose every value is a scalar."""
+    for k in range(op.shape[0] - 1, -1, -1):
+        o = out[k]
+        if not (want[o] and hit[o]):
+            continue
+        c = op[k]
+        i = ins[k, 0]
+        j = ins[k, 1]
+        oi, oo = off[i], off[o]
+        oj = off[j] if j >= 0 else 0
+        gx, gy = _partials(c, v[oi], v[oj] if j >= 0 else 0.0, v[oo], adj[oo])
+        adj[oo] = 0.0
+        if want[i] and c != SIGN:
+            adj[oi] += gx
+            hit[i] = True
+        if j >= 0 and want[j]:
+            adj[oj] += gy
+            hit[j] = True
+
+
 #: Largest value arena (slots × elements × 8 bytes) a flat kernel allocates; bigger programs replay in Python.
 ARENA_LIMIT = 64 * 2**20
 #: Largest array a flat kernel takes. Its loop calls libm once per element (no SIMD `exp`/`tanh`
@@ -552,7 +583,10 @@ class FlatKernel:
             gaps.append((k, n))
         self.steps = gaps
         self.fallback = [k for k in range(n) if not covered[k]]
-        self.pieces = sorted([(a, b, True) for a, b in runs] + [(a, b, False) for a, b in gaps])
+        # a run is (first, end, 1 kernel / 0 Python, 1 all its values scalars)
+        self.pieces = sorted(
+            [(a, b, 1, self._all_scalar(program, a, b)) for a, b in runs] + [(a, b, 0, 0) for a, b in gaps]
+        )
         self._consts = list(program.consts)
         self._slots = [tuple(x) for x in program._ins_lists]
         self._plan_steps = {}  # the Python entries' steps, by slot rather than buffer
@@ -560,6 +594,15 @@ class FlatKernel:
             fwd, code, _, _, params, has_ref, _, saver = program._step(k, _SLOTS)
             self._plan_steps[k] = (fwd, code, self._slots[k], program._out_list[k], params, has_ref, saver)
         self._program = program
+
+    def _all_scalar(self, program, a, b) -> int:
+        z = self.z
+        return int(
+            all(
+                program._op_list[k] != MATMUL and z[program._out_list[k]] and all(z[s] for s in program._ins_lists[k])
+                for k in range(a, b)
+            )
+        )
 
     def _view(self, v, s):
         if self.z[s]:
@@ -589,7 +632,12 @@ class FlatKernel:
             self._check_guards(v, py, range(n_in + len(self._consts)))
         saved = {} if keep_saved else None  # entry -> its saved tuple, for the Python entries only
         steps = self._plan_steps
-        for a, b, kernel in self.pieces:
+        for a, b, kernel, scalar in self.pieces:
+            if scalar:
+                scalar_forward(self.op[a:b], self.ins[a:b], self.out[a:b], off, v)
+                if self.guards_at:
+                    self._check_guards(v, py, self.out[a:b].tolist())
+                continue
             if kernel:
                 flat_forward(
                     self.op[a:b], self.ins[a:b], self.out[a:b], off, self.z, self.mkn[a:b], self.bix[a:b], self.pool, v
@@ -651,7 +699,10 @@ class FlatKernel:
         if rsteps is None:  # the reverse steps of the Python entries only
             rsteps = {k: self._program._rstep(k, rplan.abuf) for k in self.fallback}
             rplan.kernel_steps = rsteps  # a benign race: two threads make equal dicts
-        for a, b, kernel in reversed(self.pieces):
+        for a, b, kernel, scalar in reversed(self.pieces):
+            if scalar:
+                scalar_reverse(self.op[a:b], self.ins[a:b], self.out[a:b], off, v, adj, want, hit)
+                continue
             if kernel:
                 flat_reverse(
                     self.op[a:b],
