@@ -653,3 +653,25 @@ def test_a_compiled_function_called_inside_another_is_inlined():
     g = tp.grad(outer)(x)
     _assert_close(g, np.exp(x) * x + np.exp(x), 1e-14)
     assert len(inner_calls) == 1 and inner.stats()["calls"] == 0
+
+
+def test_recording_pauses_the_cyclic_collector_and_restores_it():
+    seen = []
+
+    def fn(x):
+        seen.append(gc.isenabled())
+        return tp.sin(x) * 2.0
+
+    was = gc.isenabled()
+    try:
+        for enabled in (True, False):
+            (gc.enable if enabled else gc.disable)()
+            tp.compile(fn)(np.ones(3))
+            assert gc.isenabled() is enabled
+        assert seen == [False, False]
+        with pytest.raises(ZeroDivisionError):  # an exception inside fn restores it too
+            gc.enable()
+            tp.compile(lambda x: 1 / 0)(np.ones(3))
+        assert gc.isenabled()
+    finally:
+        (gc.enable if was else gc.disable)()

@@ -18,15 +18,13 @@ SCALAR_CASES = [
     for c in all_cases()
     if c.code in SCALAR_OPS and all(np.ndim(a) == 0 and np.asarray(a).dtype == np.float64 for a in c.args)
 ]
-# Elementwise cases on arrays of one shape (a scalar operand broadcast): what the flat kernel covers.
+# Elementwise cases on arrays (broadcasting ones too) and sums along any axes: what the flat kernel covers.
 FLAT_CASES = [
     c
     for c in all_cases()
     if c.code in SCALAR_OPS
-    and c not in SCALAR_CASES
-    and len({np.shape(a) for a in c.args if np.ndim(a)}) == 1
+    and any(np.ndim(a) for a in c.args)
     and all(np.asarray(a).dtype == np.float64 for a in c.args)
-    and (c.code != int(tp.ops.Op.SUM) or c.id.endswith("None"))
 ]
 
 
@@ -93,6 +91,58 @@ def test_elementwise_kernel_matches_the_python_replay_and_eager(case, backend):
         np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-300)
 
 
+F32_CASES = [c for c in SCALAR_CASES + FLAT_CASES if np.float32 in c.dtypes]
+
+
+@pytest.mark.parametrize("case", F32_CASES, ids=[c.id for c in F32_CASES])
+def test_float32_kernel_matches_the_python_replay_and_eager(case, backend):
+    args = [np.asarray(a, np.float32) for a in case.args]
+    p = tp.compile(case.fn).program(*args)
+    assert p.stats()["fallback_ops"] == {} and p._plan.kernel.template.dtype == np.float32
+    out_shape = np.shape(case.fn(*[tp.tensor(a) for a in args]).array)
+    ct = np.full(out_shape, 1.5, np.float32)
+    got = []
+    for name in ("numba", "numpy"):
+        backend(name)
+        value, vjp_fn = p.vjp(*args)
+        got.append((value, vjp_fn(ct)))
+    (kv, kg), (pv, pg) = got
+    assert kv.dtype == np.float32
+    np.testing.assert_allclose(kv, pv, rtol=2e-6, atol=1e-30)
+    xs = [tp.tensor(a, requires_grad=True) for a in args]
+    with tp.record():
+        y = case.fn(*xs)
+    y.backward(tp.tensor(ct))
+    for a, b, x in zip(kg, pg, xs):
+        assert a.shape == x.shape and a.dtype == np.float32
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-30)
+        want = x.grad.numpy() if x.grad is not None else np.zeros_like(a)
+        np.testing.assert_allclose(a, want, rtol=1e-5, atol=1e-30)
+
+
+def test_a_float32_program_with_float64_values_runs_those_in_python(backend):
+    x = np.linspace(0.2, 0.8, 6).astype(np.float32)
+
+    def fn(x):
+        y = x
+        for _ in range(4):
+            y = tp.tanh(y) * 0.5 + x  # float32: a Python float keeps the array's dtype
+        z = y.astype(np.float64) * 2.0  # float64 from here on: Python
+        return tp.sum(z * z)
+
+    p = tp.compile(fn).program(x)
+    s = p.stats()
+    assert s["kernel"] == "mixed" and p._plan.kernel.template.dtype == np.float32
+    assert s["fallback_ops"] == {"astype": 1, "mul": 2, "sum": 1}
+    got = []
+    for name in ("numba", "numpy"):
+        backend(name)
+        got.append(p.value_and_grad(x))
+    np.testing.assert_allclose(got[0][0], got[1][0], rtol=1e-6)
+    np.testing.assert_allclose(got[0][1][0], got[1][1][0], rtol=1e-5)
+    assert got[0][1][0].dtype == np.float32
+
+
 @pytest.mark.parametrize("sa, sb", [((3,), (3,)), ((2, 3), (3,)), ((3,), (3, 2)), ((2, 3), (3, 4)), ((1, 5), (5, 1))])
 def test_small_matmuls_in_the_kernel_match_the_python_replay(sa, sb, backend):
     rng = np.random.default_rng(3)
@@ -129,14 +179,102 @@ def test_a_recurrent_loop_as_one_kernel_program(backend):
         np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-13)
 
 
-def test_programs_the_kernels_do_not_cover_replay_in_python():
-    cf = tp.compile(lambda a, b: tp.sum(tp.tanh(a @ b) * 2.0, axis=0))  # a partial sum
+def test_entries_the_kernels_do_not_cover_replay_in_python_between_runs(backend):
+    cf = tp.compile(lambda a, b: tp.cumsum(tp.tanh(a @ b) * 2.0, axis=0))  # a scan: Python
     s = cf.program(np.ones((2, 3)), np.ones((3, 4))).stats()
-    assert s["kernel"] is None and s["fallback_ops"] == {"matmul": 1, "mul": 1, "sum": 1, "tanh": 1}
-    s = tp.compile(lambda a, b: a * b).program(np.ones((2, 1)), np.ones((1, 3))).stats()  # broadcasting
-    assert s["kernel"] is None
+    assert s["kernel"] == "mixed" and s["fallback_ops"] == {"cumsum": 1}
+    s = tp.compile(lambda a, b: a * b).program(np.ones(200), np.ones(200)).stats()  # past MAX_ELEMENTS
+    assert s["kernel"] is None and s["fallback_ops"] == {"mul": 1}
     s = tp.compile(lambda a, b: a @ b).program(np.ones((64, 64)), np.ones((64, 64))).stats()  # BLAS-sized
     assert s["kernel"] is None and s["fallback_ops"] == {"matmul": 1}
+
+
+def test_short_runs_stay_in_python(monkeypatch):
+    monkeypatch.setattr(kernels, "MIN_ENTRIES", 16)
+    s = tp.compile(lambda a: tp.sum(tp.tanh(a) * 2.0, axis=0)).program(np.ones((2, 3))).stats()
+    assert s["kernel"] is None and s["fallback_ops"] == {"mul": 1, "sum": 1, "tanh": 1}
+
+
+def _mixed(x, W, labels):
+    """Runs of covered entries (small elementwise chains, small matmuls) between entries without a
+    kernel (a max along an axis, a big matmul, indexing with an integer input, a float32 round trip),
+    some of whose values the later runs read, and covered ones that broadcast or sum along an axis."""
+    y = x
+    for _ in range(3):
+        y = tp.sin(y) * 0.9 + x
+    h = tp.max(y, axis=1, keepdims=True)  # Python
+    z = y * 0.5 + h + tp.sum(y, axis=0)  # broadcasting (3, 4) with (3, 1) and (4,); a sum along an axis
+    for _ in range(3):
+        z = tp.tanh(z) * z
+    big = W @ W  # Python: BLAS-sized
+    z = z + big[:3, :4]
+    z = z[labels]  # Python: integer indexing by an input
+    f = z.astype(np.float32) * np.float32(2.0)  # Python: float32
+    z = z + f.astype(np.float64)
+    for _ in range(2):
+        z = tp.exp(z * 0.1) - z
+    return tp.sum(z * z)
+
+
+def _mixed_args(seed=5):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(3, 4)), rng.normal(size=(64, 64)) / 8, np.array([2, 0, 1, 1])
+
+
+def test_a_program_mixing_kernel_runs_and_python_entries(backend, monkeypatch):
+    monkeypatch.setattr(kernels, "MIN_ENTRIES", 3)
+    args = _mixed_args()
+    p = tp.compile(_mixed).program(*args)
+    s = p.stats()
+    assert s["kernel"] == "mixed"
+    assert {"max", "matmul", "getitem", "astype"} <= set(s["fallback_ops"]), s["fallback_ops"]
+    assert "sum" not in s["fallback_ops"]
+    assert s["fallback_ops"].get("tanh", 0) == 0 and s["fallback_ops"].get("sin", 0) == 0  # in runs
+    assert len(p._plan.kernel.runs) >= 3
+    ct = np.array(1.5)
+    got = []
+    for name in ("numba", "numpy"):
+        backend(name)
+        value, vjp_fn = p.vjp(*args)
+        got.append((value, vjp_fn(ct)))
+    (kv, kg), (pv, pg) = got
+    np.testing.assert_allclose(kv, pv, rtol=1e-13)
+    for a, b in zip(kg[:2], pg[:2]):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+    # and against eager
+    xs = [tp.tensor(a, requires_grad=True) for a in args[:2]]
+    with tp.record():
+        y = _mixed(*xs, args[2])
+    y.backward(tp.tensor(1.5))
+    np.testing.assert_allclose(kv, y.numpy(), rtol=1e-13)
+    for a, x in zip(kg, xs):
+        np.testing.assert_allclose(a, x.grad.numpy(), rtol=1e-12, atol=1e-14)
+
+
+def test_two_threads_replay_one_mixed_program(backend, monkeypatch):
+    monkeypatch.setattr(kernels, "MIN_ENTRIES", 3)
+    cf = tp.compile(_mixed)
+    assert cf.program(*_mixed_args()).stats()["kernel"] == "mixed"
+    want = {}
+    for k in range(2):
+        args = _mixed_args(10 + k)
+        want[k] = tp.value_and_grad(_mixed, argnums=(0, 1))(*args)
+    results, errors = {}, []
+
+    def work(k):
+        try:
+            args = _mixed_args(10 + k)
+            for _ in range(15):
+                results[k] = tp.value_and_grad(cf, argnums=(0, 1))(*args)
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    errors += run_on_threads(work, 2)
+    assert not errors
+    for k, (v, g) in results.items():
+        assert float(v) == pytest.approx(float(want[k][0]), rel=1e-13)
+        for a, b in zip(g, want[k][1]):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
 
 
 @pytest.mark.parametrize(
@@ -192,3 +330,23 @@ def test_a_long_scalar_program_and_two_threads(backend):
     backend("numpy")  # the same program through the Python replay
     v, g = p.value_and_grad(np.array(2.0), np.array(5.0))
     assert float(v) == pytest.approx(results[0][0], rel=1e-12)
+
+
+def test_a_guard_inside_a_kernel_run_sends_other_inputs_down_another_path(backend):
+    def fn(x, y):
+        z = tp.sin(x) * y + tp.exp(x)  # a scalar run before the guard
+        if z > 1.0:  # a guard on a value a kernel computes
+            return z * z - y
+        return tp.cos(z) + x * y
+
+    cf = tp.compile(fn)
+    a, b = np.array(0.5), np.array(2.0)
+    s = cf.program(a, b).stats()
+    assert s["kernel"] == "mixed" and len(s["fallback_ops"]) == 1, s  # the comparison runs in Python
+    for x, y in [(0.5, 2.0), (-3.0, 0.1), (0.7, 1.5), (-2.5, 0.3)]:
+        x, y = np.array(x), np.array(y)
+        v, g = tp.value_and_grad(cf, argnums=(0, 1))(x, y)
+        ve, ge = tp.value_and_grad(fn, argnums=(0, 1))(x, y)
+        assert float(v) == pytest.approx(float(ve), rel=1e-14)
+        np.testing.assert_allclose(g, ge, rtol=1e-14)
+    assert cf.stats()["recordings"] == 2 and cf.stats()["guard_failures"] >= 1

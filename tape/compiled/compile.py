@@ -19,7 +19,9 @@ A compiled function called while another is being recorded is inlined: its Pytho
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import gc
 import threading
 
 import numpy as np
@@ -279,6 +281,10 @@ class CompiledFunction:
     def _record(self, dyn, rebuild):
         """Run fn once, recording, and lower what it did. Returns (the path, fn's result, the random
         generator's state before it ran)."""
+        with _cyclic_gc_paused():
+            return self._record_paused(dyn, rebuild)
+
+    def _record_paused(self, dyn, rebuild):
         rng = get_rng_state()
         store = CompileStore()
         arrays = [_array_of(x) for x in dyn]
@@ -354,6 +360,35 @@ class CompiledFunction:
 
 
 _F8 = np.dtype(np.float64)
+
+
+_gc_lock = threading.Lock()
+_gc_depth = 0
+_gc_was_enabled = True
+
+
+@contextlib.contextmanager
+def _cyclic_gc_paused():
+    """Python's cyclic collector off while a recording is made and lowered.
+
+    A recording allocates tens of thousands of tuples that all stay alive, which triggers full
+    collections that walk them all: half of W5's first call (10,000 steps, 40,001 entries) went
+    there. Cycles made meanwhile are collected after. Nested and concurrent recordings count: the
+    last one out restores the collector as the first one in found it.
+    """
+    global _gc_depth, _gc_was_enabled
+    with _gc_lock:
+        if _gc_depth == 0:
+            _gc_was_enabled = gc.isenabled()
+            gc.disable()
+        _gc_depth += 1
+    try:
+        yield
+    finally:
+        with _gc_lock:
+            _gc_depth -= 1
+            if _gc_depth == 0 and _gc_was_enabled:
+                gc.enable()
 
 
 def _leaf_key(v):

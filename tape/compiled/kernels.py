@@ -1,18 +1,21 @@
-"""Numba kernels that run a whole compiled program, forward and reverse (issue 10, first steps).
+"""Numba kernels that run a whole compiled program, forward and reverse (issue 10).
 
-A program of float64 values whose entries are elementwise ops (on scalars, or on arrays of up to
-`MAX_ELEMENTS` of one shape, a scalar operand broadcast), full sums and small 1-D/2-D matmuls runs
-as two `@njit` loops over its columns: `flat_forward` fills one arena (each slot at its offset),
-`flat_reverse` walks the entries down accumulating into an adjoint arena, each switching on the
-opcode as ADOL-C's `zos_forward`/`fos_reverse` do. That covers W1 (6,000 scalar ops), W2 (201 ops
-on 100 floats) and W5 (a 10,000-step recurrent loop, 40,001 entries). The kernels are compiled once
-per process and cached on disk, not per program: the program is data. Their formulas are the op
-table's rules on scalars; `tests/test_compiled_kernels.py` checks them against the Python replay
-(`replay.py`, the spec) and against eager.
+A program of float64 (or float32) values whose entries are elementwise ops (on scalars, or on
+arrays of up to `MAX_ELEMENTS`, broadcasting through precomputed index maps), sums (along any axes)
+and small 1-D/2-D matmuls runs as two `@njit` loops over its columns (specialised by Numba per
+arena dtype): `flat_forward` fills one arena (each slot at its offset), `flat_reverse` walks the
+entries down accumulating into an adjoint arena, each switching on the opcode as ADOL-C's
+`zos_forward`/`fos_reverse` do. That covers W1 (6,000 scalar ops), W2 (201 ops on 100 floats)
+and W5 (a 10,000-step recurrent loop, 40,001 entries). The kernels are compiled once per process
+and cached on disk, not per program: the program is data. Their formulas are the op table's rules
+on scalars; `tests/test_compiled_kernels.py` checks them against the Python replay (`replay.py`,
+the spec) and against eager.
 
-Any other program (big matmuls, which want BLAS; reductions along an axis; integers; draws; mixed
-shapes) replays in Python; `Program.stats()["fallback_ops"]` lists what did. Per-run fallback
-inside one program is the next step.
+A program the kernels cover only in part runs in *runs*: each maximal run of covered entries is
+one kernel call over its slice of the columns, and every other entry (big matmuls, which want BLAS;
+big arrays, where NumPy's vectorised loops win; other reductions; integers; draws; values of the
+arena's other float dtype) replays through the op table's Python rules between them, reading and
+writing the same arena. `Program.stats()["fallback_ops"]` lists those entries.
 """
 
 from __future__ import annotations
@@ -22,8 +25,11 @@ import math
 import numpy as np
 from numba import njit
 
+from .. import creation
 from ..ops.registry import Op
-from .replay import GuardFailed, _same
+from ..sweep import fit
+from .lower import DRAW_CODE
+from .replay import GuardFailed, _resolve, _same
 
 # Opcodes with a scalar formula below (SUM and IDENTITY of a scalar are the identity).
 SCALAR_OPS = frozenset(
@@ -225,9 +231,12 @@ def _matmul_reverse(v, adj, oi, oj, oo, m, kk, n, wi, wj):  # pragma: no cover -
 
 
 @njit(cache=True, error_model="numpy")
-def flat_forward(op, ins, out, off, z, mkn, v):  # pragma: no cover - compiled
+def flat_forward(op, ins, out, off, z, mkn, bix, pool, v):  # pragma: no cover - compiled
     """Slot s lives in v[off[s]:off[s+1]] (z[s]: a scalar, element off[s] only). A matmul entry
-    multiplies an (m, k) by a (k, n) block, its shapes in mkn[k] (a vector operand as m or n = 1)."""
+    multiplies an (m, k) by a (k, n) block, its shapes in mkn[k] (a vector operand as m or n = 1).
+    Index maps, precomputed per entry at `pool[bix[k, 0]:]` and `pool[bix[k, 1]:]` (-1: none): an
+    elementwise entry that broadcasts reads operand element `map[e]` for output element e; a sum
+    along axes adds input element e into output element `map[e]`."""
     for k in range(op.shape[0]):
         c = op[k]
         i = ins[k, 0]
@@ -237,13 +246,27 @@ def flat_forward(op, ins, out, off, z, mkn, v):  # pragma: no cover - compiled
         if c == MATMUL:
             _matmul_forward(v, oi, oj, oo, mkn[k, 0], mkn[k, 1], mkn[k, 2])
             continue
+        bi = bix[k, 0]
         if c == SUM and not z[i]:
-            acc = 0.0
-            for e in range(off[i + 1] - oi):
-                acc += v[oi + e]
-            v[oo] = acc
+            if bi < 0:
+                acc = 0.0
+                for e in range(off[i + 1] - oi):
+                    acc += v[oi + e]
+                v[oo] = acc
+            else:
+                for e in range(off[o + 1] - oo):
+                    v[oo + e] = 0.0
+                for e in range(off[i + 1] - oi):
+                    v[oo + pool[bi + e]] += v[oi + e]
             continue
         m = off[o + 1] - oo
+        if bi >= 0:
+            bj = bix[k, 1]
+            for e in range(m):
+                x = v[oi + pool[bi + e]]
+                y = v[oj + pool[bj + e]] if j >= 0 else 0.0
+                v[oo + e] = _value(c, x, y)
+            continue
         for e in range(m):
             x = v[oi if z[i] else oi + e]
             y = v[oj if z[j] else oj + e] if j >= 0 else 0.0
@@ -251,10 +274,10 @@ def flat_forward(op, ins, out, off, z, mkn, v):  # pragma: no cover - compiled
 
 
 @njit(cache=True, error_model="numpy")
-def flat_reverse(op, ins, out, off, z, mkn, v, adj, want, hit):  # pragma: no cover - compiled
+def flat_reverse(op, ins, out, off, z, mkn, bix, pool, v, adj, want, hit):  # pragma: no cover - compiled
     """`want[s]`: slot s takes a cotangent (on a path from a wanted input); `hit[s]`: one reached it
-    (an entry no cotangent reached is skipped, as the Python replay skips it). A scalar read by an
-    elementwise entry gets the sum of its cotangents (broadcasting undone, as `sweep.fit` does)."""
+    (an entry no cotangent reached is skipped, as the Python replay skips it). An operand read by a
+    broadcasting entry gets the sum of its cotangents (broadcasting undone, as `sweep.fit` does)."""
     for k in range(op.shape[0] - 1, -1, -1):
         o = out[k]
         if not (want[o] and hit[o]):
@@ -265,19 +288,32 @@ def flat_reverse(op, ins, out, off, z, mkn, v, adj, want, hit):  # pragma: no co
         oi, oj, oo = off[i], off[j] if j >= 0 else 0, off[o]
         wi = want[i] and c != SIGN
         wj = j >= 0 and want[j]
+        bi = bix[k, 0]
         if c == MATMUL:
             _matmul_reverse(v, adj, oi, oj, oo, mkn[k, 0], mkn[k, 1], mkn[k, 2], wi, wj)
         elif c == SUM and not z[i]:
-            g = adj[oo]
-            adj[oo] = 0.0
-            if wi:
-                for e in range(off[i + 1] - oi):
-                    adj[oi + e] += g
+            if bi < 0:
+                g = adj[oo]
+                adj[oo] = 0.0
+                if wi:
+                    for e in range(off[i + 1] - oi):
+                        adj[oi + e] += g
+            else:
+                if wi:
+                    for e in range(off[i + 1] - oi):
+                        adj[oi + e] += adj[oo + pool[bi + e]]
+                for e in range(off[o + 1] - oo):
+                    adj[oo + e] = 0.0
         else:
             m = off[o + 1] - oo
+            bj = bix[k, 1]
             for e in range(m):
-                ei = oi if z[i] else oi + e
-                ej = (oj if z[j] else oj + e) if j >= 0 else 0
+                if bi >= 0:
+                    ei = oi + pool[bi + e]
+                    ej = oj + pool[bj + e] if j >= 0 else 0
+                else:
+                    ei = oi if z[i] else oi + e
+                    ej = (oj if z[j] else oj + e) if j >= 0 else 0
                 x = v[ei]
                 y = v[ej] if j >= 0 else 0.0
                 gx, gy = _partials(c, x, y, v[oo + e], adj[oo + e])
@@ -292,6 +328,37 @@ def flat_reverse(op, ins, out, off, z, mkn, v, adj, want, hit):  # pragma: no co
             hit[j] = True
 
 
+@njit(cache=True, error_model="numpy")
+def scalar_forward(op, ins, out, off, v):  # pragma: no cover - compiled
+    """`flat_forward` for a run whose every value is a scalar (W1): one element per slot."""
+    for k in range(op.shape[0]):
+        j = ins[k, 1]
+        y = v[off[j]] if j >= 0 else 0.0
+        v[off[out[k]]] = _value(op[k], v[off[ins[k, 0]]], y)
+
+
+@njit(cache=True, error_model="numpy")
+def scalar_reverse(op, ins, out, off, v, adj, want, hit):  # pragma: no cover - compiled
+    """`flat_reverse` for a run whose every value is a scalar."""
+    for k in range(op.shape[0] - 1, -1, -1):
+        o = out[k]
+        if not (want[o] and hit[o]):
+            continue
+        c = op[k]
+        i = ins[k, 0]
+        j = ins[k, 1]
+        oi, oo = off[i], off[o]
+        oj = off[j] if j >= 0 else 0
+        gx, gy = _partials(c, v[oi], v[oj] if j >= 0 else 0.0, v[oo], adj[oo])
+        adj[oo] = 0.0
+        if want[i] and c != SIGN:
+            adj[oi] += gx
+            hit[i] = True
+        if j >= 0 and want[j]:
+            adj[oj] += gy
+            hit[j] = True
+
+
 #: Largest value arena (slots × elements × 8 bytes) a flat kernel allocates; bigger programs replay in Python.
 ARENA_LIMIT = 64 * 2**20
 #: Largest array a flat kernel takes. Its loop calls libm once per element (no SIMD `exp`/`tanh`
@@ -301,11 +368,15 @@ ARENA_LIMIT = 64 * 2**20
 MAX_ELEMENTS = 128
 
 
-#: Fewest entries worth a kernel call: below this, the call's fixed cost (argument checks, arena
-#: setup, about 40 µs) exceeds the Python replay's few µs per entry (measured on W5's 4-entry step).
+#: Fewest entries worth a kernel call (per run of covered entries): below this, the call's fixed
+#: cost exceeds the Python replay's few µs per entry (measured on W5's 4-entry step).
 MIN_ENTRIES = 16
+#: Largest input of a sum along axes a kernel does (its index map is as long as the input).
+MAX_REDUCE = 2**16
 #: Largest matmul (m·k·n multiply-adds) a kernel does with its own loops; bigger ones want BLAS.
 MAX_MATMUL = 2**16
+
+_F8 = np.dtype(np.float64)
 
 
 def _matmul_dims(a, b):
@@ -317,54 +388,152 @@ def _matmul_dims(a, b):
     return (m, k, n) if k == k2 else None
 
 
+_F4 = np.dtype(np.float32)
+
+
+def arena_dtype(program):
+    """The one float dtype a program's kernels run in: float32 where more of its entries compute
+    float32 values than float64 ones (W4), else float64; entries of the other dtype run in Python."""
+    dtypes = [program.dtypes[s] for s in program._out_list]
+    return _F4 if dtypes.count(_F4) > dtypes.count(_F8) else _F8
+
+
+def _exact_constant(c, dtype) -> bool:
+    """A constant the arena holds as NumPy used it: a float (NumPy cast a Python float to a float32
+    array's dtype, and a float64 one would have made the result float64), or a bool/integer the
+    arena's dtype holds exactly."""
+    a = np.asarray(c)
+    if a.dtype.kind == "f":
+        return True
+    if a.dtype.kind not in "biu":
+        return False
+    limit = 2**53 if dtype == _F8 else 2**24
+    return not a.size or int(np.abs(a.astype(np.int64)).max()) <= limit
+
+
+def entry_covered(program, k, dtype=_F8) -> bool:
+    """Whether entry `k` has a kernel: an elementwise op on one shape (a scalar operand broadcast),
+    a full sum, or a small 1-D/2-D matmul, all of whose values have the arena's `dtype`."""
+    code = program._op_list[k]
+    if code not in SCALAR_OPS and code != MATMUL:
+        return False
+    ins, out = program._ins_lists[k], program._out_list[k]
+    if not 1 <= len(ins) <= 2 or program.dtypes[out] != dtype:
+        return False
+    n_in, base = program.n_inputs, program._base
+    for s in ins:
+        if n_in <= s < base:
+            if not _exact_constant(program.consts[s - n_in], dtype):
+                return False
+        elif program.dtypes[s] != dtype:
+            return False
+    shapes = program.shapes
+    if code == MATMUL:
+        mkn = _matmul_dims(shapes[ins[0]], shapes[ins[1]]) if len(ins) == 2 else None
+        return mkn is not None and math.prod(mkn) <= MAX_MATMUL
+    if code == SUM:
+        if shapes[out] == ():  # a full sum
+            return True
+        return set(program.params[k]) <= {"axis", "keepdims", "shape"} and math.prod(shapes[ins[0]]) <= MAX_REDUCE
+    if math.prod(shapes[out]) > MAX_ELEMENTS:
+        return False
+    try:
+        return np.broadcast_shapes(*[shapes[s] for s in ins]) == shapes[out]
+    except ValueError:
+        return False
+
+
+def _sum_map(in_shape, out_shape, axis):
+    """For each element of a sum's input (C order), the output element it adds into."""
+    nd = len(in_shape)
+    axes = range(nd) if axis is None else ((axis,) if isinstance(axis, int) else axis)
+    axes = {int(a) % nd for a in axes}
+    kept = tuple(1 if d in axes else n for d, n in enumerate(in_shape))
+    if math.prod(kept) != math.prod(out_shape):
+        raise AssertionError(f"sum over {axis} of {in_shape} gives {out_shape}")
+    return np.broadcast_to(np.arange(math.prod(kept)).reshape(kept), in_shape).ravel()
+
+
+def _broadcast_map(in_shape, out_shape):
+    """For each element of a broadcast result (C order), the operand element it reads."""
+    return np.broadcast_to(np.arange(math.prod(in_shape)).reshape(in_shape), out_shape).ravel()
+
+
+def kernel_runs(program) -> list:
+    """[(first, end)] of the maximal runs of covered entries worth a kernel call each."""
+    runs, start = [], None
+    n = len(program.opcode)
+    dtype = arena_dtype(program)
+    for k in range(n + 1):
+        if k < n and entry_covered(program, k, dtype):
+            if start is None:
+                start = k
+        elif start is not None:
+            if k - start >= MIN_ENTRIES:
+                runs.append((start, k))
+            start = None
+    return runs
+
+
+class _Identity(dict):
+    def __missing__(self, key):
+        return key
+
+
+_SLOTS = _Identity()  # slot -> itself: the kernel's Python entries address slots, not buffers
+
+
+class _Saved:
+    """What a kernel forward keeps for the reverse: the arena, and the saved tuples of the entries
+    that replayed in Python (which hold the values their rules read)."""
+
+    __slots__ = ("v", "saved")
+
+    def __init__(self, v, saved):
+        self.v, self.saved = v, saved
+
+
 class FlatKernel:
-    """A program of float64 values whose entries are elementwise ops on one shape (a scalar
-    operand broadcast), full sums, or small 1-D/2-D matmuls: run by `flat_forward` and
-    `flat_reverse` over one arena, each slot at its offset (`kind` "scalar" when every slot is a
-    scalar, else "arrays")."""
+    """A float64 or float32 program run by `flat_forward` and `flat_reverse` over one arena (each slot at its
+    offset), one call per run of covered entries; the entries between runs replay through the op
+    table's rules, as `replay.forward`/`replay.reverse` do (`kind`: "scalar" when one run covers a
+    program of scalars, "arrays" when one run covers it all, "mixed" otherwise)."""
 
     __slots__ = ("op", "ins", "out", "off", "z", "mkn", "shapes", "template", "guards", "outputs", "vbuf")
-    __slots__ += ("n_buffers", "kind")
+    __slots__ += ("n_buffers", "kind", "runs", "steps", "arena_in", "guards_at", "n_inputs", "fallback")
+    __slots__ += ("in_arena", "pieces", "_consts", "_plan_steps", "_slots", "_program", "bix", "pool")
 
     @staticmethod
-    def covers(program) -> bool:
-        f8 = np.dtype(np.float64)
-        ops = set(program._op_list)
-        if len(program.opcode) < MIN_ENTRIES or int(program.nin.max()) > 2 or not ops <= SCALAR_OPS | {MATMUL}:
-            return False
-        base = program.n_inputs + len(program.consts)
-        # every value float64; a constant of another numeric dtype (`x * 2`) is exact as a float64
-        if any(dt != f8 for dt in program.dtypes[: program.n_inputs] + program.dtypes[base:]):
-            return False
-        if any(dt.kind not in "biuf" for dt in program.dtypes[program.n_inputs : base]):
-            return False
-        for c in program.consts:
-            a = np.asarray(c)
-            if a.dtype.kind in "iu" and a.size and int(np.abs(a).max()) > 2**53:
-                return False
-        if sum(program._sizes) > ARENA_LIMIT:
-            return False
-        shapes = program.shapes
-        for k, code in enumerate(program._op_list):
-            out, ins = program._out_list[k], program._ins_lists[k]
-            if code == MATMUL:
-                mkn = _matmul_dims(shapes[ins[0]], shapes[ins[1]])
-                if mkn is None or math.prod(mkn) > MAX_MATMUL:
-                    return False
-            elif code == SUM:
-                if shapes[out] != ():  # a partial sum: not covered
-                    return False
-            elif math.prod(shapes[out]) > MAX_ELEMENTS or any(shapes[s] not in ((), shapes[out]) for s in ins):
-                return False
-        return True
+    def make(program, plan):
+        """The kernel of `program`, or None where no run is worth one."""
+        n_in = program.n_inputs
+        if len(program.opcode) == 0 or any(program.shapes[k] is None for k in range(n_in)):
+            return None
+        runs = kernel_runs(program)
+        if not runs:
+            return None
+        k = FlatKernel(program, plan, runs)
+        return k if k.template.nbytes <= ARENA_LIMIT else None
 
-    def __init__(self, program, plan):
+    def __init__(self, program, plan, runs):
         n = len(program.opcode)
+        self.runs = runs
         self.shapes = program.shapes
-        sizes = [math.prod(sh) for sh in program.shapes]
+        self.n_inputs = program.n_inputs
+        covered = np.zeros(n, np.bool_)
+        for a, b in runs:
+            covered[a:b] = True
+        # arena slots: those a covered entry reads or writes; every other slot has size 0 there
+        in_arena = np.zeros(len(program.shapes), np.bool_)
+        for k in np.flatnonzero(covered).tolist():
+            in_arena[program._out_list[k]] = True
+            in_arena[program._ins_lists[k]] = True
+        self.in_arena = in_arena
+        sizes = [math.prod(sh) if a else 0 for sh, a in zip(program.shapes, in_arena.tolist())]
         self.off = np.zeros(len(sizes) + 1, np.int64)
         np.cumsum(sizes, out=self.off[1:])
-        self.kind = "arrays" if any(sh != () for sh in program.shapes) else "scalar"
+        one = len(runs) == 1 and runs[0] == (0, n)
+        self.kind = ("arrays" if any(sh != () for sh in program.shapes) else "scalar") if one else "mixed"
         self.op = program.opcode.astype(np.int32)
         ins = np.full((n, 2), -1, np.int32)
         ins[:, : min(2, program.ins.shape[1])] = program.ins[:, :2]
@@ -373,49 +542,218 @@ class FlatKernel:
         self.z = np.array([sh == () for sh in program.shapes], np.bool_)
         self.mkn = np.zeros((n, 3), np.int64)
         for k, code in enumerate(program._op_list):
-            if code == MATMUL:
+            if code == MATMUL and covered[k]:
                 a, b = program._ins_lists[k]
                 self.mkn[k] = _matmul_dims(program.shapes[a], program.shapes[b])
-        self.template = np.zeros(int(self.off[-1]))
+        self.bix = np.full((n, 2), -1, np.int64)
+        maps, used = [], 0
+        for k in np.flatnonzero(covered).tolist():
+            code, out_slot, ins_k = program._op_list[k], program._out_list[k], program._ins_lists[k]
+            out_shape = program.shapes[out_slot]
+            if code == SUM and out_shape != () and program.shapes[ins_k[0]] != ():
+                got = [_sum_map(program.shapes[ins_k[0]], out_shape, program.params[k].get("axis"))]
+            elif code in SCALAR_OPS and code != SUM and any(program.shapes[s] not in ((), out_shape) for s in ins_k):
+                got = [_broadcast_map(program.shapes[s], out_shape) for s in ins_k]
+            else:
+                continue
+            for q, mp in enumerate(got):
+                self.bix[k, q] = used
+                maps.append(mp)
+                used += len(mp)
+        self.pool = np.concatenate(maps).astype(np.int64) if maps else np.zeros(1, np.int64)
+        self.template = np.zeros(max(int(self.off[-1]), 1), arena_dtype(program))
         for k, c in enumerate(program.consts):
             s = program.n_inputs + k
-            self.template[self.off[s] : self.off[s + 1]] = np.ravel(c)
+            if in_arena[s]:
+                self.template[self.off[s] : self.off[s + 1]] = np.ravel(c)
+        self.arena_in = [k for k in range(program.n_inputs) if in_arena[k]]
         self.guards = [(int(s), v) for s, v in program.guards]
+        self.guards_at = {}
+        for s, v in self.guards:
+            self.guards_at.setdefault(s, []).append(v)
         self.outputs = [int(s) for s in program.outputs]
         self.vbuf, self.n_buffers = plan.vbuf, plan.n_buffers
+        # the Python entries between runs: (first, end) of each gap
+        gaps, k = [], 0
+        for a, b in runs:
+            if a > k:
+                gaps.append((k, a))
+            k = b
+        if k < n:
+            gaps.append((k, n))
+        self.steps = gaps
+        self.fallback = [k for k in range(n) if not covered[k]]
+        # a run is (first, end, 1 kernel / 0 Python, 1 all its values scalars)
+        self.pieces = sorted(
+            [(a, b, 1, self._all_scalar(program, a, b)) for a, b in runs] + [(a, b, 0, 0) for a, b in gaps]
+        )
+        self._consts = list(program.consts)
+        self._slots = [tuple(x) for x in program._ins_lists]
+        self._plan_steps = {}  # the Python entries' steps, by slot rather than buffer
+        for k in self.fallback:
+            fwd, code, _, _, params, has_ref, _, saver = program._step(k, _SLOTS)
+            self._plan_steps[k] = (fwd, code, self._slots[k], program._out_list[k], params, has_ref, saver)
+        self._program = program
 
-    def _value(self, v, s):
+    def _all_scalar(self, program, a, b) -> int:
+        z = self.z
+        return int(
+            all(
+                program._op_list[k] != MATMUL and z[program._out_list[k]] and all(z[s] for s in program._ins_lists[k])
+                for k in range(a, b)
+            )
+        )
+
+    def _view(self, v, s):
         if self.z[s]:
-            return np.array(v[self.off[s]])
-        return v[self.off[s] : self.off[s + 1]].reshape(self.shapes[s]).copy()
+            return v[self.off[s] : self.off[s] + 1].reshape(())
+        return v[self.off[s] : self.off[s + 1]].reshape(self.shapes[s])
 
-    def forward(self, arrays, keep_saved):
+    def _get(self, v, py, s):
+        got = py.get(s)
+        return got if got is not None else self._view(v, s)
+
+    def _check_guards(self, v, py, slots):
+        for s in slots:
+            for value in self.guards_at.get(s, ()):
+                if not _same(value, self._get(v, py, s)):
+                    raise GuardFailed(s)
+
+    def forward(self, arrays, keep_saved, plan=None, program=None):
         v = self.template.copy()
         off = self.off
-        for k, a in enumerate(arrays):
-            v[off[k] : off[k + 1]] = np.ravel(a)
-        flat_forward(self.op, self.ins, self.out, off, self.z, self.mkn, v)
-        for s, value in self.guards:
-            if not _same(value, self._value(v, s)):
-                raise GuardFailed(s)
+        py = dict(enumerate(arrays))  # the values the Python side holds (a dict: most slots live in the arena)
+        for k in self.arena_in:
+            v[off[k] : off[k + 1]] = np.ravel(arrays[k])
+        n_in = self.n_inputs
+        for k, c in enumerate(self._consts):
+            py[n_in + k] = c
+        if self.guards_at:
+            self._check_guards(v, py, range(n_in + len(self._consts)))
+        saved = {} if keep_saved else None  # entry -> its saved tuple, for the Python entries only
+        steps = self._plan_steps
+        for a, b, kernel, scalar in self.pieces:
+            if scalar:
+                scalar_forward(self.op[a:b], self.ins[a:b], self.out[a:b], off, v)
+                if self.guards_at:
+                    self._check_guards(v, py, self.out[a:b].tolist())
+                continue
+            if kernel:
+                flat_forward(
+                    self.op[a:b], self.ins[a:b], self.out[a:b], off, self.z, self.mkn[a:b], self.bix[a:b], self.pool, v
+                )
+                if self.guards_at:
+                    self._check_guards(v, py, self.out[a:b].tolist())
+                continue
+            for i in range(a, b):
+                fwd, code, in_slots, out_slot, params, has_ref, saver = steps[i]
+                args = [self._get(v, py, s) for s in in_slots]
+                if has_ref:
+                    params = _resolve(params, arrays)
+                if code == DRAW_CODE:
+                    out = creation.draw(params["kind"], params["shape"], params["dtype"])
+                else:
+                    out = fwd(*args, **params)
+                    if type(out) is not np.ndarray:
+                        out = np.asarray(out)
+                py[out_slot] = out
+                if self.in_arena[out_slot]:
+                    v[off[out_slot] : off[out_slot + 1]] = np.ravel(out)
+                if keep_saved:
+                    saved[i] = (saver(out, args, range(len(args))), params)
+                if out_slot in self.guards_at:
+                    self._check_guards(v, py, (out_slot,))
         vals = [None] * self.n_buffers
         for s in self.outputs:
-            vals[self.vbuf[s]] = self._value(v, s)
-        return vals, (v if keep_saved else None)
+            g = py.get(s)
+            vals[self.vbuf[s]] = g if g is not None and not self.in_arena[s] else self._view(v, s).copy()
+        return vals, (_Saved(v, saved) if keep_saved else None)
 
-    def reverse(self, rplan, v, seeds):
+    def reverse(self, rplan, saved, seeds):
         want = rplan.want
         n_slots = len(self.z)
         if want is None:
-            want = rplan.want = np.zeros(n_slots, np.bool_)
+            want = np.zeros(n_slots, np.bool_)
             for s in rplan.abuf:
                 want[s] = True
+            rplan.want = want  # a benign race: two threads make the same mask
+        v, psaved = saved.v, saved.saved
         adj = np.zeros_like(v)
         hit = np.zeros(n_slots, np.bool_)
+        pa = {}  # cotangents of slots outside the arena
         off = self.off
+        in_arena = self.in_arena
+
+        def add(s, ct):
+            if in_arena[s]:
+                adj[off[s] : off[s + 1]] += np.ravel(ct)
+            else:
+                prev = pa.get(s)
+                pa[s] = ct if prev is None else prev + ct
+            hit[s] = True
+
         for s, g in seeds.items():
             if g is not None and want[s]:
-                adj[off[s] : off[s + 1]] += np.ravel(g)
-                hit[s] = True
-        flat_reverse(self.op, self.ins, self.out, off, self.z, self.mkn, v, adj, want, hit)
-        return [self._value(adj, s) if b is not None and hit[s] else None for s, b in enumerate(rplan.input_abufs)]
+                add(s, g)
+        rsteps = rplan.kernel_steps
+        if rsteps is None:  # the reverse steps of the Python entries only
+            rsteps = {k: self._program._rstep(k, rplan.abuf) for k in self.fallback}
+            rplan.kernel_steps = rsteps  # a benign race: two threads make equal dicts
+        for a, b, kernel, scalar in reversed(self.pieces):
+            if scalar:
+                scalar_reverse(self.op[a:b], self.ins[a:b], self.out[a:b], off, v, adj, want, hit)
+                continue
+            if kernel:
+                flat_reverse(
+                    self.op[a:b],
+                    self.ins[a:b],
+                    self.out[a:b],
+                    off,
+                    self.z,
+                    self.mkn[a:b],
+                    self.bix[a:b],
+                    self.pool,
+                    v,
+                    adj,
+                    want,
+                    hit,
+                )
+                continue
+            for i in range(b - 1, a - 1, -1):
+                ob, d, rins, kins = rsteps[i]
+                o = int(self.out[i])
+                if ob is None or not hit[o]:
+                    continue
+                g = self._view(adj, o).copy() if in_arena[o] else pa.pop(o, None)
+                sv, params = psaved[i]
+                sv = sv or (None,) * (1 + len(rins))
+                cts = None
+                if d.kernel_vjp is not None and type(g) is np.ndarray:
+                    cts = d.kernel_vjp(g, sv, kins)
+                if cts is None and d.vjp_all is not None:
+                    cts = d.vjp_all(g, *sv, **params)
+                slots = self._slots[i]
+                for j, (bj, meta) in enumerate(rins):
+                    if bj is None:
+                        continue
+                    if cts is None:
+                        rule = d.vjp[j]
+                        if rule is None:
+                            continue
+                        ct = rule(g, *sv, **params)
+                    else:
+                        ct = cts[j]
+                        if ct is None:
+                            continue
+                    if ct.shape != meta[0] or ct.dtype != meta[1]:
+                        ct = fit(ct, meta)
+                    add(slots[j], ct)
+        out = []
+        for s, b in enumerate(rplan.input_abufs):
+            if b is None or not hit[s]:
+                out.append(None)
+            elif in_arena[s]:
+                out.append(self._view(adj, s).copy())
+            else:
+                out.append(pa.get(s))
+        return out

@@ -213,16 +213,17 @@ def lower(rows, input_slots, input_metas, output_slots, guards=(), roots=(), inp
 
     n = len(entries)
     width = max((len(ins) for _, _, ins in entries), default=1) or 1
-    opcode = np.full(n, -1, np.int32)
-    ins_col = np.full((n, width), -1, np.int32)
-    nin = np.zeros(n, np.int32)
+    # the columns built as lists and converted once (NumPy item assignment per entry is slow)
+    pad = [-1] * width
+    rows_ins = []
+    for _, _, ins in entries:
+        row = [final(x) for x in ins]
+        rows_ins.append(row + pad[len(row) :])
+    opcode = np.array([r.code for r, _, _ in entries], np.int32).reshape(n)
+    ins_col = np.array(rows_ins, np.int32).reshape(n, width)
+    nin = np.array([len(ins) for _, _, ins in entries], np.int32).reshape(n)
     output = np.arange(base, base + n, dtype=np.int32)
-    params = []
-    for k, (r, _, ins) in enumerate(entries):
-        opcode[k] = r.code
-        nin[k] = len(ins)
-        ins_col[k, : len(ins)] = [final(x) for x in ins]
-        params.append(_params_of(r.params, input_ids))
+    params = [_params_of(r.params, input_ids) for r, _, _ in entries]
     for c in consts:
         shapes.append(np.shape(c))
         dtypes.append(np.result_type(c))

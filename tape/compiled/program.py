@@ -27,13 +27,14 @@ FORMAT = "tape-program/1"
 class Plan:
     """What a forward replay walks: one precomputed step per entry, and the value buffer map."""
 
-    __slots__ = ("steps", "n_buffers", "const_bufs", "input_guards", "vbuf", "reverse", "kernel")
+    __slots__ = ("steps", "n_buffers", "const_bufs", "input_guards", "vbuf", "reverse", "kernel", "guards_at")
+    __slots__ += ("build_steps",)
 
 
 class ReversePlan:
     """What a reverse replay walks, for one set of wanted inputs: adjoint buffers and rules per entry."""
 
-    __slots__ = ("rsteps", "no_saved", "abuf", "n_adj", "input_abufs", "want")
+    __slots__ = ("rsteps", "no_saved", "abuf", "n_adj", "input_abufs", "want", "build", "kernel_steps")
 
 
 class Program:
@@ -106,28 +107,53 @@ class Program:
                 plan.input_guards.append((vbuf[s], v))
             else:
                 guards_at.setdefault(s - base, []).append(v)
-        steps = []
-        for k in range(n):
-            code = self._op_list[k]
-            d = op_of(code)
-            ins = self._entry_ins(k)
-            params = self.params[k]
-            steps.append(
-                (
-                    d.forward,
-                    code,
-                    tuple(vbuf[s] for s in ins),
-                    vbuf[self._out_list[k]],
-                    params,
-                    replay._holds_input_ref(params),
-                    guards_at.get(k),
-                    d.saved,
-                )
-            )
-        plan.steps = steps
+        plan.guards_at = guards_at
+        plan.steps = None  # the Python replay's steps, made on its first use (a kernel may never need them)
+        plan.build_steps = self._build_steps
         plan.reverse = {}
-        plan.kernel = FlatKernel(self, plan) if FlatKernel.covers(self) else None
+        plan.kernel = FlatKernel.make(self, plan)
         return plan
+
+    def _step(self, k, vbuf, guards=None):
+        """Entry k as the Python replay walks it (`vbuf`: slot -> the buffer it lives in)."""
+        code = self._op_list[k]
+        d = op_of(code)
+        params = self.params[k]
+        ins = self._entry_ins(k)
+        return (
+            d.forward,
+            code,
+            tuple(vbuf[s] for s in ins),
+            vbuf[self._out_list[k]],
+            params,
+            replay._holds_input_ref(params),
+            guards,
+            d.saved,
+        )
+
+    def _build_steps(self):
+        plan = self._plan
+        steps = [self._step(k, plan.vbuf, plan.guards_at.get(k)) for k in range(len(self.opcode))]
+        plan.steps = steps  # a benign race: two threads build equal lists
+        return steps
+
+    def _rstep(self, k, abuf):
+        """Entry k as the Python reverse walks it: (output's adjoint buffer, op row, (adjoint buffer or
+        None, (shape, dtype)) per input, what kernel_vjp reads)."""
+        code = self._op_list[k]
+        d = op_of(code)
+        ins = self._entry_ins(k)
+        out = self._out_list[k]
+        differentiable = code not in (PLAIN_CODE, DRAW_CODE) and out in abuf
+        rins = tuple((abuf.get(s) if differentiable else None, (self.shapes[s], self.dtypes[s])) for s in ins)
+        kins = tuple(0 if b is not None else -1 for b, _ in rins)  # what kernel_vjp reads: wanted or not
+        return (abuf.get(out) if differentiable else None, d, rins, kins)
+
+    def _build_rsteps(self, rp):
+        rsteps = [self._rstep(k, rp.abuf) for k in range(len(self.opcode))]
+        rp.no_saved = [(None,) * (1 + len(self._entry_ins(k))) for k in range(len(self.opcode))]
+        rp.rsteps = rsteps  # after no_saved: a thread that sees rsteps sees both
+        return rsteps
 
     def _reverse_plan(self, wanted=None):
         """The reverse steps for the inputs flagged in `wanted` (all by default), made once per mask.
@@ -141,19 +167,10 @@ class Program:
             return rp
         nbytes = self._sizes
         abuf, n_adj = self._assign_adjoints(nbytes, key)
-        rsteps, no_saved = [], []
-        for k in range(len(self.opcode)):
-            code = self._op_list[k]
-            d = op_of(code)
-            ins = self._entry_ins(k)
-            out = self._out_list[k]
-            no_saved.append((None,) * (1 + len(ins)))
-            differentiable = code not in (PLAIN_CODE, DRAW_CODE) and out in abuf
-            rins = tuple((abuf.get(s) if differentiable else None, (self.shapes[s], self.dtypes[s])) for s in ins)
-            kins = tuple(0 if b is not None else -1 for b, _ in rins)  # what kernel_vjp reads: wanted or not
-            rsteps.append((abuf.get(out) if differentiable else None, d, rins, kins))
         rp = ReversePlan()
-        rp.rsteps, rp.no_saved, rp.abuf, rp.n_adj = rsteps, no_saved, abuf, n_adj
+        rp.rsteps, rp.no_saved, rp.abuf, rp.n_adj = None, None, abuf, n_adj  # the steps: on first use
+        rp.build = lambda: self._build_rsteps(rp)
+        rp.kernel_steps = None
         rp.input_abufs = [abuf.get(s) for s in range(self.n_inputs)]
         rp.want = None  # the kernels' mask of abuf, made on first use
         self._plan.reverse[key] = rp  # a dict write: safe to race with another thread making the same plan
@@ -200,6 +217,8 @@ class Program:
         pinned = set(int(s) for s in self.outputs) | set(range(base))
         _, count, peak = assign_buffers(order, nbytes, pinned)
         saved_bytes, flops, fallback = 0, 0, {}
+        kernel = self._plan.kernel
+        fallen = set(kernel.fallback) if kernel is not None else set()
         saved_slots = set()
         for k in range(n):
             code = self._op_list[k]
@@ -209,8 +228,9 @@ class Program:
                 saved_slots.add(self._out_list[k])
             saved_slots.update(s for s, f in zip(ins, in_saved) if f)
             flops += _flops(code, [self.shapes[s] for s in ins], self.shapes[self._out_list[k]])
-            name = self._op_name(k)
-            fallback[name] = fallback.get(name, 0) + 1
+            if kernel is None or k in fallen:
+                name = self._op_name(k)
+                fallback[name] = fallback.get(name, 0) + 1
         saved_bytes = sum(nbytes[s] for s in saved_slots if s >= self.n_inputs)
         adj_peak = self._adjoint_peak(nbytes)
         return {
@@ -227,7 +247,7 @@ class Program:
             "guards": len(self.guards),
             "kernel": self._plan.kernel.kind if self._plan.kernel is not None else None,
             "arena_bytes": self._plan.kernel.template.nbytes if self._plan.kernel is not None else 0,
-            "fallback_ops": {} if self._plan.kernel is not None else dict(sorted(fallback.items())),
+            "fallback_ops": dict(sorted(fallback.items())),
         }
 
     def _adjoint_peak(self, nbytes) -> int:

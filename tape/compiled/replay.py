@@ -61,8 +61,9 @@ def forward(plan, arrays, keep_saved: bool):
     for b, value in plan.input_guards:
         if not _same(value, vals[b]):
             raise GuardFailed(-1)
-    saved = [None] * len(plan.steps) if keep_saved else None
-    for i, (fwd, code, in_bufs, out_buf, params, has_ref, guards, saver) in enumerate(plan.steps):
+    steps = plan.steps if plan.steps is not None else plan.build_steps()
+    saved = [None] * len(steps) if keep_saved else None
+    for i, (fwd, code, in_bufs, out_buf, params, has_ref, guards, saver) in enumerate(steps):
         args = [vals[b] for b in in_bufs]
         if has_ref:
             params = _resolve(params, arrays)
@@ -97,8 +98,10 @@ def reverse(plan, saved, seeds):
         b = abuf.get(s)
         if b is not None and g is not None:
             adj[b] = g if adj[b] is None else adj[b] + g
-    for i in range(len(plan.rsteps) - 1, -1, -1):
-        ob, d, ins, kins = plan.rsteps[i]
+    rsteps = plan.rsteps if plan.rsteps is not None else plan.build()
+    no_saved = plan.no_saved
+    for i in range(len(rsteps) - 1, -1, -1):
+        ob, d, ins, kins = rsteps[i]
         if ob is None:
             continue
         g = adj[ob]
@@ -106,7 +109,7 @@ def reverse(plan, saved, seeds):
             continue
         adj[ob] = None
         sv, params = saved[i]
-        sv = sv or plan.no_saved[i]
+        sv = sv or no_saved[i]
         cts = None
         if d.kernel_vjp is not None and type(g) is np.ndarray:
             cts = d.kernel_vjp(g, sv, kins)
@@ -149,6 +152,6 @@ def run_forward(plan, arrays, keep_saved=False):
 
 def run_reverse(plan, saved, seeds, kernel=None):
     """The dispatch point of the reverse pass (`saved` says which forward ran)."""
-    if kernel is not None and isinstance(saved, np.ndarray):
+    if kernel is not None and not isinstance(saved, list):  # the kernel's forward kept its arena
         return kernel.reverse(plan, saved, seeds)
     return reverse(plan, saved, seeds)
