@@ -230,6 +230,7 @@ def _sweep_entries(adj: Adjoints, how: Pass):
     store = how.store
     entries = store.entries
     pending = adj.adj
+    wanted, anomaly = how.wanted, how.anomaly
     leaves, captured = [], {}
     for slot in reversed([s for s in entries if s <= how.top]):
         if slot not in pending:
@@ -243,7 +244,7 @@ def _sweep_entries(adj: Adjoints, how: Pass):
             trace[ADJ] = _small(g)
         else:
             trace[ADJ] = g if getattr(g, "size", 1) <= TRACE_MAX_SIZE else trace[VALUE]
-        if slot in how.wanted:
+        if slot in wanted:
             captured[slot] = (g, g_owned)
             g_owned = False  # handed to the caller: never written into again
         op = entry[OP]
@@ -252,7 +253,7 @@ def _sweep_entries(adj: Adjoints, how: Pass):
         else:
             meta = entry[META]
             for i, s, ct, fresh in cotangents(entry, slot, g, g_owned, how):
-                if how.anomaly:
+                if anomaly:
                     what = f"backward, cotangent of input {i}"
                     check_finite(getattr(ct, "array", ct), op.name, what, entry[SRC], slot)
                 adj.add(s, ct, meta[i], fresh, op, i)

@@ -132,23 +132,19 @@ def long_loop_checkpointed_run(inputs):
     return loss.item(), [x0.grad.array, W.grad.array]
 
 
+def _replayed_and_first_call(make_setup, run, how="tp.compile, replayed"):
+    """The replayed row and the first-call row (record + lower + run) of one workload."""
+    return (
+        Implementation(make_setup(False), run, how=how),
+        Implementation(make_setup(True), run, how="record + lower + run", variant="first call"),
+    )
+
+
 IMPLEMENTATIONS = {
-    "W1": (
-        Implementation(_scalar_chain_setup(False), scalar_chain_run, how="tp.compile, replayed"),
-        Implementation(_scalar_chain_setup(True), scalar_chain_run, how="record + lower + run", variant="first call"),
-    ),
-    "W2": (
-        Implementation(_small_chain_setup(False), small_chain_run, how="tp.compile, replayed"),
-        Implementation(_small_chain_setup(True), small_chain_run, how="record + lower + run", variant="first call"),
-    ),
-    "W4": (
-        Implementation(_mlp_setup(False), mlp_run, how="tp.compile, replayed"),
-        Implementation(_mlp_setup(True), mlp_run, how="record + lower + run", variant="first call"),
-    ),
-    "W5": (
-        Implementation(_long_loop_setup(False), long_loop_run, how="the whole loop as one program"),
-        Implementation(_long_loop_setup(True), long_loop_run, how="record + lower + run", variant="first call"),
-    ),
+    "W1": _replayed_and_first_call(_scalar_chain_setup, scalar_chain_run),
+    "W2": _replayed_and_first_call(_small_chain_setup, small_chain_run),
+    "W4": _replayed_and_first_call(_mlp_setup, mlp_run),
+    "W5": _replayed_and_first_call(_long_loop_setup, long_loop_run, how="the whole loop as one program"),
     "W5-ckpt": (
         Implementation(
             long_loop_checkpointed_setup, long_loop_checkpointed_run, how="compiled step in checkpoint_loop"

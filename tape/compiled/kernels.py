@@ -25,11 +25,9 @@ import math
 import numpy as np
 from numba import njit
 
-from .. import creation
 from ..ops.registry import Op
 from ..sweep import fit
-from .lower import DRAW_CODE
-from .replay import GuardFailed, _resolve, _same
+from .replay import GuardFailed, _same, step_value
 
 # Opcodes with a scalar formula below (SUM and IDENTITY of a scalar are the identity).
 SCALAR_OPS = frozenset(
@@ -648,14 +646,7 @@ class FlatKernel:
             for i in range(a, b):
                 fwd, code, in_slots, out_slot, params, has_ref, saver = steps[i]
                 args = [self._get(v, py, s) for s in in_slots]
-                if has_ref:
-                    params = _resolve(params, arrays)
-                if code == DRAW_CODE:
-                    out = creation.draw(params["kind"], params["shape"], params["dtype"])
-                else:
-                    out = fwd(*args, **params)
-                    if type(out) is not np.ndarray:
-                        out = np.asarray(out)
+                out, params = step_value(fwd, code, args, params, has_ref, arrays)
                 py[out_slot] = out
                 if self.in_arena[out_slot]:
                     v[off[out_slot] : off[out_slot + 1]] = np.ravel(out)

@@ -51,6 +51,17 @@ def _holds_input_ref(v) -> bool:
     return False
 
 
+def step_value(fwd, code, args, params, has_ref, arrays):
+    """(value, params) of one entry replayed in Python: its forward on `args`, with params that refer
+    to an input resolved against this call's `arrays`; a random draw is drawn anew."""
+    if has_ref:
+        params = _resolve(params, arrays)
+    if code == DRAW_CODE:
+        return creation.draw(params["kind"], params["shape"], params["dtype"]), params
+    out = fwd(*args, **params)
+    return (out if type(out) is np.ndarray else np.asarray(out)), params
+
+
 def forward(plan, arrays, keep_saved: bool):
     """Run the entries forward on the input `arrays`; return (value buffers, saved values or None)."""
     vals = [None] * plan.n_buffers
@@ -65,14 +76,7 @@ def forward(plan, arrays, keep_saved: bool):
     saved = [None] * len(steps) if keep_saved else None
     for i, (fwd, code, in_bufs, out_buf, params, has_ref, guards, saver) in enumerate(steps):
         args = [vals[b] for b in in_bufs]
-        if has_ref:
-            params = _resolve(params, arrays)
-        if code == DRAW_CODE:
-            out = creation.draw(params["kind"], params["shape"], params["dtype"])
-        else:
-            out = fwd(*args, **params)
-            if type(out) is not np.ndarray:
-                out = np.asarray(out)
+        out, params = step_value(fwd, code, args, params, has_ref, arrays)
         vals[out_buf] = out
         if keep_saved:
             saved[i] = (saver(out, args, range(len(args))), params)  # every input may want a cotangent
