@@ -24,8 +24,12 @@ from .tensor import CONSTANT, RESULT, DualTensor, Tensor, _new_tensor
 _EMPTY: dict = {}
 
 
-class NoJvpError(NotImplementedError):
-    """An op without a jvp rule met a dual number (`tp.hvp` then goes reverse over reverse)."""
+class ForwardModeError(NotImplementedError):
+    """What forward mode cannot do (`tp.hvp` then goes reverse over reverse instead)."""
+
+
+class NoJvpError(ForwardModeError):
+    """An op without a jvp rule met a dual number."""
 
 
 def make_dual(primal, tangent, level: int) -> DualTensor:

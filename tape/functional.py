@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from .composite import stack
-from .forward import DualTensor, NoJvpError, forget_tangents, make_dual
+from .forward import DualTensor, ForwardModeError, forget_tangents, make_dual
 from .ops import reshape, sum
 from .ops.registry import apply
 from .ops.shape import IDENTITY
@@ -306,8 +306,10 @@ def hvp(f, primals, tangents):
     if not (st.recording or st.dual_depth or st.anomaly):
         try:
             hv = _hvp_forward_over_reverse(f, primals, tangents)
-        except NoJvpError:
-            hv = None  # an op (or an op in a rule) has no jvp rule: f runs again, reverse over reverse
+        except ForwardModeError:
+            # an op (or an op in a rule) without a jvp rule, or f takes a derivative itself with
+            # create_graph: f runs again, reverse over reverse
+            hv = None
         if hv is not None:
             return hv
     vs = [_as_float_tensor(v) for v in tangents]

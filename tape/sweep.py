@@ -24,7 +24,7 @@ import numpy as np
 
 from . import devices
 from .errors import check_finite
-from .forward import make_dual
+from .forward import ForwardModeError, make_dual
 from .tape import (
     ADJ,
     CONSUMED,
@@ -362,7 +362,7 @@ def sweep(store, seeds: dict, retain: bool, wanted=frozenset(), create_graph: bo
     st = state()
     dual = bool(st.dual_depth and store.tangents)
     if dual and create_graph:
-        raise NotImplementedError(
+        raise ForwardModeError(
             "create_graph=True inside tp.jvp (reverse over forward over reverse) is not supported; "
             "take the outer derivative with tp.jvp or tp.jacfwd instead"
         )

@@ -175,6 +175,15 @@ def test_hvp_of_a_custom_primitive_without_a_jvp_goes_reverse_over_reverse():
     np.testing.assert_allclose(hv.numpy(), 6 * x * v, rtol=1e-13)
 
 
+def test_hvp_of_a_function_that_takes_a_gradient_itself():
+    # f = sum(∇g · x) with g = sum(x⁴)/12: f = sum(x⁴)/3, H v = 4 x² v (the gradient inside f is
+    # taken with create_graph, which forward mode cannot carry: reverse over reverse serves it)
+    g = lambda x: tp.sum(x**4) / 12  # noqa: E731
+    f = lambda x: tp.sum(tp.grad(g)(x) * x)  # noqa: E731
+    x, v = np.array([0.5, -1.0, 2.0]), np.array([1.0, 2.0, 3.0])
+    np.testing.assert_allclose(tp.hvp(f, (tp.tensor(x),), (tp.tensor(v),)).numpy(), 4 * x * x * v, rtol=1e-13)
+
+
 def test_hvp_inside_grad_is_differentiable():
     # f = sum(x⁴)/12: H v = x² v; d/dx sum(x² v) = 2 x v (the third derivative, through tp.hvp)
     f = lambda x: tp.sum(x**4) / 12  # noqa: E731
