@@ -15,11 +15,15 @@ allocating the result either way. Matrix products stay on BLAS (through NumPy), 
 written here beats.
 
 Each kernel takes g, the entry's saved values, its input slots (-1: a constant, no cotangent
-needed) and whether the sweep owns g (then g may be written into), and returns one cotangent per
-input, or None when it does not apply (small, broadcast, non-contiguous or non-float arrays), in
-which case the sweep uses the op table's rules. A g that is a broadcast scalar (the cotangent `sum`
-hands back) is read as that scalar. Kernels are tested against those rules, one by one
-(tests/test_backends.py). The NumPy backend's in-place rules come along for the ops not fused here.
+needed) and whether the sweep owns g (then g may be written into, and returned for one input at
+most), and returns one cotangent per input (None: none for that input), or None when it does not
+apply (small, broadcast, non-contiguous or non-float arrays), in which case the sweep uses the op
+table's rules. A g that is a broadcast scalar (the cotangent `sum` hands back) is read as that
+scalar. `mul` has three more cases, none of which allocates when g is owned: `x * x` (one slot
+twice: 2·g·x for it, once), a product with one value (`a * x`, a 0-d weight: Σ g·x as a dot
+product, no full-size product to sum) and a constant one-value factor (`2.0 * x`). Kernels are
+tested against those rules, one by one (tests/test_backends.py). The NumPy backend's in-place
+rules come along for the ops not fused here.
 """
 
 from __future__ import annotations
@@ -134,9 +138,10 @@ def mul_vjp(g, saved, ins, g_owned=False):
         if ins[1] >= 0 and _one_value(x) and _fits(g) and x.dtype == g.dtype:
             return None, np.multiply(g, x.reshape(()), out=g if g_owned else None)
         return None
-    if ins[0] == ins[1] and x is y and _fits(g, x):
+    if ins[0] == ins[1] > 0 and x is y and _fits(g, x):
         # x * x: one cotangent 2·g·x for the one input (into g when the sweep owns it), rather than
-        # g·x twice and their sum
+        # g·x twice and their sum. Only the eager sweep passes slots (> 0 here); a compiled replay
+        # passes 0 for every input it wants, which says nothing about two inputs being one.
         gx = g if g_owned else np.empty_like(g)
         _square_vjp(_flat(g), _flat(x), _flat(gx))
         return gx, None
