@@ -65,7 +65,7 @@ def apply_dual(op, args, params, apply):
     if op.jvp is None:
         raise NoJvpError(f"{op.name}: no jvp rule, it cannot be used in forward mode (give one with defjvp)")
     if raw:
-        out, tangent = _apply_raw(op, primals, tuple(tangents), params or _EMPTY, plain, apply)
+        out, tangent = _apply_raw(op, primals, tuple(tangents), params, plain, apply)
     else:
         out = apply(op, tuple(primals), params)
         tangent = op.jvp(tuple(tangents), out, *primals, **(params or _EMPTY))
@@ -95,6 +95,7 @@ def _apply_raw(op, primals, tangents, params, plain, apply):
         out = apply(op, tuple(primals), params)
         value = out.array
     else:
+        params = params or _EMPTY
         try:
             value = op.forward(*arrays, **params)
         except Exception as exc:
@@ -102,7 +103,7 @@ def _apply_raw(op, primals, tangents, params, plain, apply):
         if type(value) is not np.ndarray and isinstance(value, (np.generic, list)):
             value = np.asarray(value)
         out = _new_tensor(value)
-    tangent = op.jvp(tangents, value, *arrays, **params)
+    tangent = op.jvp(tangents, value, *arrays, **(params or _EMPTY))
     if tangent is None:
         return out, np.zeros_like(value)
     if isinstance(tangent, Tensor):

@@ -230,7 +230,7 @@ def _hand_on(out, g, meta):
                 if keeper is not None:
                     return out
                 keeper = k
-        elif not fresh and isinstance(ct, np.ndarray) and ct.size > 1 and ct.base is not None:
+        elif not fresh and isinstance(ct, np.ndarray) and ct.base is not None:
             return out  # a view, which might be of g: keep g unowned
     if keeper is not None:
         i, s, ct, _ = out[keeper]
