@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from .composite import stack
-from .forward import DualTensor, forget_tangents, make_dual
+from .forward import DualTensor, ForwardModeError, forget_tangents, make_dual
 from .ops import reshape, sum
 from .ops.registry import apply
 from .ops.shape import IDENTITY
@@ -290,13 +290,28 @@ def hessian(f, argnums=0):
 def hvp(f, primals, tangents):
     """The Hessian of scalar-valued `f` at `primals` times `tangents`, shaped like `primals`.
 
-    Computed as the gradient of ⟨∇f, v⟩ (reverse over reverse), never forming the Hessian.
+    Never forms the Hessian. Called from plain code, it is the tangent of the gradient along
+    `tangents` (forward over reverse: one recording of `f` with dual numbers, one sweep); inside a
+    record block or another transform, which may differentiate the result again, it is the gradient
+    of ⟨∇f, v⟩ (reverse over reverse), as it is for an `f` using an op without a jvp rule.
 
     >>> import tape as tp
     >>> tp.hvp(lambda x: tp.sum(x ** 3), (tp.tensor([1.0, 2.0]),), (tp.tensor([1.0, 1.0]),))
     tensor([ 6., 12.])
     """
-    primals = tuple(primals)
+    primals, tangents = tuple(primals), tuple(tangents)
+    if len(primals) != len(tangents):
+        raise ValueError(f"hvp: {len(primals)} primals but {len(tangents)} tangents")
+    st = state()
+    if not (st.recording or st.dual_depth or st.anomaly):
+        try:
+            hv = _hvp_forward_over_reverse(f, primals, tangents)
+        except ForwardModeError:
+            # an op (or an op in a rule) without a jvp rule, or f takes a derivative itself with
+            # create_graph: f runs again, reverse over reverse
+            hv = None
+        if hv is not None:
+            return hv
     vs = [_as_float_tensor(v) for v in tangents]
 
     def inner(*xs):
@@ -309,6 +324,55 @@ def hvp(f, primals, tangents):
 
     out = grad(inner, tuple(range(len(primals))))(*primals)
     return out[0] if len(primals) == 1 else out
+
+
+def _hvp_forward_over_reverse(f, primals, tangents):
+    """H·v as the tangent of the gradient (forward over reverse), with raw-array tangents; None
+    for primals that are not NumPy arrays (reverse over reverse serves those).
+
+    Only for a call whose result nothing differentiates (outside any record block and transform):
+    the tangents can then be plain arrays, and forward mode runs every jvp rule on arrays
+    (`forward.apply_dual`), in `f` and in the sweep's rules alike. Reverse over reverse records
+    the whole sweep as a second tape and sweeps that; this records `f` once and sweeps once.
+    """
+    xs = [_as_float_tensor(p) for p in primals]
+    if not all(type(x.array) is np.ndarray for x in xs):
+        return None
+    plain = _plain_call(primals, tangents)
+    leaves, ts = [], []
+    for x, v in zip(xs, tangents):
+        t = np.asarray(v.array if isinstance(v, Tensor) else v, dtype=x.dtype)
+        if t.shape != x.shape:
+            raise ValueError(f"hvp: tangent shape {t.shape} does not match the primal's shape {x.shape}")
+        leaf = _new_tensor(x.array)
+        leaf._role = TRACKED_LEAF
+        leaves.append(leaf)
+        ts.append(t)
+    st = state()
+    st.dual_depth += 1
+    st.dual_levels += 1
+    level = st.dual_levels
+    try:
+        with record():
+            out = f(*[make_dual(leaf, t, level) for leaf, t in zip(leaves, ts)])
+        out_t = out if isinstance(out, Tensor) else tensor(out)
+        if out_t.size != 1:
+            raise TypeError(f"hvp: f must return a scalar, got shape {out_t.shape}")
+        target = _on_tape(out_t)
+        gs = grads(target, leaves, allow_unused=True) if target._role else [None] * len(leaves)
+        hv = []
+        for g, x in zip(gs, xs):
+            if type(g) is DualTensor and g._level == level:
+                # a copy: the tangent may be the caller's own v (f = sum(x * x) / 2) or a saved value
+                hv.append(_new_tensor(np.array(g._tangent, dtype=x.dtype, copy=True)))
+            else:
+                hv.append(_zeros_like(x))
+    finally:
+        st.dual_depth -= 1
+        forget_tangents(st.store, level)
+    if plain:
+        return _to_numpy(tuple(hv), primals) if len(primals) > 1 else _to_numpy(hv[0], primals[0])
+    return hv[0] if len(primals) == 1 else tuple(hv)
 
 
 # -- forward mode ---------------------------------------------------------------------------------
