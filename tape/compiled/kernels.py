@@ -21,13 +21,15 @@ writing the same arena. `Program.stats()["fallback_ops"]` lists those entries.
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 from numba import njit
 
 from ..ops.registry import Op
 from ..sweep import fit
-from .replay import GuardFailed, _same, step_value
+from .lower import PLAIN_CODE, op_of
+from .replay import GuardFailed, _holds_input_ref, _resolve, _same, step_value
 
 # Opcodes with a scalar formula below (SUM and IDENTITY of a scalar are the identity).
 SCALAR_OPS = frozenset(
@@ -46,7 +48,31 @@ NEG, EXP, LOG, LOG1P, EXPM1, SQRT = int(Op.NEG), int(Op.EXP), int(Op.LOG), int(O
 ABS, SIGN, SIN, COS, TAN = int(Op.ABS), int(Op.SIGN), int(Op.SIN), int(Op.COS), int(Op.TAN)
 ARCSIN, ARCCOS, ARCTAN, SINH, COSH, TANH = (int(Op.ARCSIN), int(Op.ARCCOS), int(Op.ARCTAN), int(Op.SINH),
                                             int(Op.COSH), int(Op.TANH))  # fmt: skip
-SUM, IDENTITY, MATMUL = int(Op.SUM), int(Op.IDENTITY), int(Op.MATMUL)
+SUM, IDENTITY, MATMUL, INDEX_ADD = int(Op.SUM), int(Op.IDENTITY), int(Op.MATMUL), int(Op.INDEX_ADD)
+WHERE, PROD, MAX, MIN, NORM = int(Op.WHERE), int(Op.PROD), int(Op.MAX), int(Op.MIN), int(Op.NORM)
+# Codes of the kernels' op column only (a program's column keeps the op table's): every shape op and
+# indexing is one GATHER through a map of arena positions; index_add is a SCATTER (a sum into mapped
+# output elements); a matmul too big for the kernel's own loops is a BLAS call; the results without
+# history (comparisons, max_shift) that the kernels compute get codes from 901 up (no cotangent).
+GATHER, SCATTER, BLAS = 850, 851, 852
+GREATER, GREATER_EQUAL, LESS, LESS_EQUAL, EQUAL, NOT_EQUAL, ISFINITE, ISNAN = range(901, 909)
+MAX_SHIFT = 910
+#: Plain (history-free) functions with a kernel, by name.
+PLAIN_CODES = {"greater": GREATER, "greater_equal": GREATER_EQUAL, "less": LESS, "less_equal": LESS_EQUAL,
+               "equal": EQUAL, "not_equal": NOT_EQUAL, "isfinite": ISFINITE, "isnan": ISNAN,
+               "max_shift": MAX_SHIFT, "stop_gradient": GATHER}  # fmt: skip
+#: Shape ops (and indexing) that run as a GATHER.
+GATHER_OPS = frozenset(int(o) for o in (Op.RESHAPE, Op.TRANSPOSE, Op.BROADCAST_TO, Op.GETITEM, Op.CONCATENATE,
+                                        Op.PAD, Op.ASTYPE))  # fmt: skip
+#: Reductions along axes through a map from input element to output element.
+REDUCE_OPS = frozenset((SUM, PROD, MAX, MIN, NORM))
+#: Elementwise ops whose kernel calls libm per element: on arrays past `MAX_ELEMENTS` NumPy's SIMD
+#: ufuncs are faster, so those entries run in NumPy by choice (`stats()["numpy_ops"]`).
+TRANSCENDENTAL = frozenset(
+    int(o)
+    for o in (Op.POW, Op.ARCTAN2, Op.EXP, Op.LOG, Op.LOG1P, Op.EXPM1, Op.SIN, Op.COS, Op.TAN, Op.ARCSIN,
+              Op.ARCCOS, Op.ARCTAN, Op.SINH, Op.COSH, Op.TANH)
+)  # fmt: skip
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -101,6 +127,22 @@ def _value(c, x, y):  # pragma: no cover - compiled
         return math.cosh(x)
     if c == TANH:
         return math.tanh(x)
+    if c >= GREATER:  # the comparisons: 1.0 for True
+        if c == GREATER:
+            return 1.0 if x > y else 0.0
+        if c == GREATER_EQUAL:
+            return 1.0 if x >= y else 0.0
+        if c == LESS:
+            return 1.0 if x < y else 0.0
+        if c == LESS_EQUAL:
+            return 1.0 if x <= y else 0.0
+        if c == EQUAL:
+            return 1.0 if x == y else 0.0
+        if c == NOT_EQUAL:
+            return 1.0 if x != y else 0.0
+        if c == ISFINITE:
+            return 1.0 if math.isfinite(x) else 0.0
+        return 1.0 if math.isnan(x) else 0.0
     return x  # IDENTITY, and SUM of a scalar
 
 
@@ -228,54 +270,141 @@ def _matmul_reverse(v, adj, oi, oj, oo, m, kk, n, wi, wj):  # pragma: no cover -
     G[:] = 0.0
 
 
+try:  # numba's np.dot calls SciPy's BLAS: without SciPy, big matmuls replay in Python
+    import scipy.linalg.cython_blas  # noqa: F401
+
+    HAVE_BLAS = True
+except ImportError:  # pragma: no cover - SciPy is in the dev and bench extras
+    HAVE_BLAS = False
+
+if HAVE_BLAS:
+
+    @njit(cache=True, error_model="numpy")
+    def _blas_forward(v, oi, oj, oo, m, kk, n):  # pragma: no cover - compiled
+        A = v[oi : oi + m * kk].reshape((m, kk))
+        B = v[oj : oj + kk * n].reshape((kk, n))
+        v[oo : oo + m * n] = np.dot(A, B).ravel()
+
+    @njit(cache=True, error_model="numpy")
+    def _blas_reverse(v, adj, oi, oj, oo, m, kk, n, wi, wj):  # pragma: no cover - compiled
+        G = adj[oo : oo + m * n].reshape((m, n))
+        if wi:
+            B = v[oj : oj + kk * n].reshape((kk, n))
+            adj[oi : oi + m * kk] += np.dot(G, B.T).ravel()
+        if wj:
+            A = v[oi : oi + m * kk].reshape((m, kk))
+            adj[oj : oj + kk * n] += np.dot(A.T, G).ravel()
+        adj[oo : oo + m * n] = 0.0
+
+else:  # pragma: no cover - entry_kind gives big matmuls no kernel without SciPy
+
+    @njit(cache=True, error_model="numpy")
+    def _blas_forward(v, oi, oj, oo, m, kk, n):
+        pass
+
+    @njit(cache=True, error_model="numpy")
+    def _blas_reverse(v, adj, oi, oj, oo, m, kk, n, wi, wj):
+        pass
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _at(o, z, b, pool, e):  # pragma: no cover - compiled
+    """Arena position of an elementwise operand's element for output element e (at o; z: a
+    scalar; b >= 0: through the broadcast map at pool[b:])."""
+    if b >= 0:
+        return o + pool[b + e]
+    return o if z else o + e
+
+
 @njit(cache=True, error_model="numpy")
 def flat_forward(op, ins, out, off, z, mkn, bix, pool, v):  # pragma: no cover - compiled
     """Slot s lives in v[off[s]:off[s+1]] (z[s]: a scalar, element off[s] only). A matmul entry
     multiplies an (m, k) by a (k, n) block, its shapes in mkn[k] (a vector operand as m or n = 1).
-    Index maps, precomputed per entry at `pool[bix[k, 0]:]` and `pool[bix[k, 1]:]` (-1: none): an
-    elementwise entry that broadcasts reads operand element `map[e]` for output element e; a sum
-    along axes adds input element e into output element `map[e]`."""
+    Index maps, precomputed per entry at `pool[bix[k, q]:]` (-1: none): an elementwise entry that
+    broadcasts reads operand q's element `map[e]` for output element e; a reduction along axes (and
+    index_add) folds input element e into output element `map[e]`; a GATHER (every shape op and
+    indexing) reads output element e from arena position `map[e]` (-1: a zero of the padding)."""
     for k in range(op.shape[0]):
         c = op[k]
         i = ins[k, 0]
         j = ins[k, 1]
         o = out[k]
         oi, oj, oo = off[i], off[j] if j >= 0 else 0, off[o]
+        m = off[o + 1] - oo
+        bi = bix[k, 0]
         if c == MATMUL:
             _matmul_forward(v, oi, oj, oo, mkn[k, 0], mkn[k, 1], mkn[k, 2])
-            continue
-        bi = bix[k, 0]
-        if c == SUM and not z[i]:
+        elif c == BLAS:
+            _blas_forward(v, oi, oj, oo, mkn[k, 0], mkn[k, 1], mkn[k, 2])
+        elif c == GATHER:
+            for e in range(m):
+                p = pool[bi + e]
+                v[oo + e] = v[p] if p >= 0 else 0.0
+        elif (c == SUM and not z[i]) or c == SCATTER:
             if bi < 0:
                 acc = 0.0
                 for e in range(off[i + 1] - oi):
                     acc += v[oi + e]
                 v[oo] = acc
             else:
-                for e in range(off[o + 1] - oo):
+                for e in range(m):
                     v[oo + e] = 0.0
                 for e in range(off[i + 1] - oi):
                     v[oo + pool[bi + e]] += v[oi + e]
-            continue
-        m = off[o + 1] - oo
-        if bi >= 0:
-            bj = bix[k, 1]
+        elif c == MAX or c == MIN or c == MAX_SHIFT:
+            big = c != MIN
             for e in range(m):
-                x = v[oi + pool[bi + e]]
-                y = v[oj + pool[bj + e]] if j >= 0 else 0.0
+                v[oo + e] = -math.inf if big else math.inf
+            for e in range(off[i + 1] - oi):
+                x = v[oi + e]
+                q = oo + pool[bi + e]
+                if math.isnan(x) or ((x > v[q]) if big else (x < v[q])):
+                    v[q] = x
+                elif math.isnan(v[q]):
+                    pass
+            if c == MAX_SHIFT:  # the softmax shift: 0 where the max is not finite
+                for e in range(m):
+                    if not math.isfinite(v[oo + e]):
+                        v[oo + e] = 0.0
+        elif c == PROD:
+            for e in range(m):
+                v[oo + e] = 1.0
+            for e in range(off[i + 1] - oi):
+                v[oo + pool[bi + e]] *= v[oi + e]
+        elif c == NORM:
+            for e in range(m):
+                v[oo + e] = 0.0
+            for e in range(off[i + 1] - oi):
+                x = v[oi + e]
+                v[oo + pool[bi + e]] += x * x
+            for e in range(m):
+                v[oo + e] = math.sqrt(v[oo + e])
+        elif c == WHERE:
+            h = ins[k, 2]
+            zc, zx, zy = z[i], z[j], z[h]
+            bj, bh = bix[k, 1], bix[k, 2]
+            oh = off[h]
+            for e in range(m):
+                if v[_at(oi, zc, bi, pool, e)] != 0:
+                    v[oo + e] = v[_at(oj, zx, bj, pool, e)]
+                else:
+                    v[oo + e] = v[_at(oh, zy, bh, pool, e)]
+        else:
+            bj = bix[k, 1]
+            zi = z[i]
+            zj = z[j] if j >= 0 else True
+            for e in range(m):
+                x = v[_at(oi, zi, bi, pool, e)]
+                y = v[_at(oj, zj, bj, pool, e)] if j >= 0 else 0.0
                 v[oo + e] = _value(c, x, y)
-            continue
-        for e in range(m):
-            x = v[oi if z[i] else oi + e]
-            y = v[oj if z[j] else oj + e] if j >= 0 else 0.0
-            v[oo + e] = _value(c, x, y)
 
 
 @njit(cache=True, error_model="numpy")
 def flat_reverse(op, ins, out, off, z, mkn, bix, pool, v, adj, want, hit):  # pragma: no cover - compiled
     """`want[s]`: slot s takes a cotangent (on a path from a wanted input); `hit[s]`: one reached it
     (an entry no cotangent reached is skipped, as the Python replay skips it). An operand read by a
-    broadcasting entry gets the sum of its cotangents (broadcasting undone, as `sweep.fit` does)."""
+    broadcasting entry gets the sum of its cotangents (broadcasting undone, as `sweep.fit` does);
+    a GATHER adds each output cotangent into the arena position it read."""
     for k in range(op.shape[0] - 1, -1, -1):
         o = out[k]
         if not (want[o] and hit[o]):
@@ -284,12 +413,26 @@ def flat_reverse(op, ins, out, off, z, mkn, bix, pool, v, adj, want, hit):  # pr
         i = ins[k, 0]
         j = ins[k, 1]
         oi, oj, oo = off[i], off[j] if j >= 0 else 0, off[o]
-        wi = want[i] and c != SIGN
+        m = off[o + 1] - oo
+        wi = want[i] and c != SIGN and c < GREATER
         wj = j >= 0 and want[j]
         bi = bix[k, 0]
         if c == MATMUL:
             _matmul_reverse(v, adj, oi, oj, oo, mkn[k, 0], mkn[k, 1], mkn[k, 2], wi, wj)
-        elif c == SUM and not z[i]:
+        elif c == BLAS:
+            _blas_reverse(v, adj, oi, oj, oo, mkn[k, 0], mkn[k, 1], mkn[k, 2], wi, wj)
+        elif c == GATHER:
+            for e in range(m):
+                p = pool[bi + e]
+                if p >= 0:
+                    adj[p] += adj[oo + e]
+                adj[oo + e] = 0.0
+            for q in range(ins.shape[1]):  # every input (concatenate has several)
+                s = ins[k, q]
+                if s >= 0 and want[s]:
+                    hit[s] = True
+            continue
+        elif (c == SUM and not z[i]) or c == SCATTER:
             if bi < 0:
                 g = adj[oo]
                 adj[oo] = 0.0
@@ -300,18 +443,78 @@ def flat_reverse(op, ins, out, off, z, mkn, bix, pool, v, adj, want, hit):  # pr
                 if wi:
                     for e in range(off[i + 1] - oi):
                         adj[oi + e] += adj[oo + pool[bi + e]]
-                for e in range(off[o + 1] - oo):
+                for e in range(m):
                     adj[oo + e] = 0.0
-        else:
-            m = off[o + 1] - oo
-            bj = bix[k, 1]
+        elif c == MAX or c == MIN:
+            if wi:  # tied extremes share the cotangent equally
+                count = np.zeros(m)
+                for e in range(off[i + 1] - oi):
+                    q = pool[bi + e]
+                    if v[oi + e] == v[oo + q]:
+                        count[q] += 1.0
+                for e in range(off[i + 1] - oi):
+                    q = pool[bi + e]
+                    if v[oi + e] == v[oo + q]:
+                        adj[oi + e] += adj[oo + q] / count[q]
             for e in range(m):
-                if bi >= 0:
-                    ei = oi + pool[bi + e]
-                    ej = oj + pool[bj + e] if j >= 0 else 0
-                else:
-                    ei = oi if z[i] else oi + e
-                    ej = (oj if z[j] else oj + e) if j >= 0 else 0
+                adj[oo + e] = 0.0
+        elif c == PROD:
+            if wi:  # the product of the others, exact where elements are zero
+                zeros = np.zeros(m)
+                rest = np.ones_like(v[oo : oo + m])
+                for e in range(off[i + 1] - oi):
+                    q = pool[bi + e]
+                    x = v[oi + e]
+                    if x == 0:
+                        zeros[q] += 1.0
+                    else:
+                        rest[q] *= x
+                for e in range(off[i + 1] - oi):
+                    q = pool[bi + e]
+                    x = v[oi + e]
+                    if zeros[q] == 0:
+                        others = rest[q] / x
+                    elif zeros[q] == 1 and x == 0:
+                        others = rest[q]
+                    else:
+                        others = 0.0 * rest[q]
+                    adj[oi + e] += adj[oo + q] * others
+            for e in range(m):
+                adj[oo + e] = 0.0
+        elif c == NORM:
+            if wi:
+                for e in range(off[i + 1] - oi):
+                    q = pool[bi + e]
+                    r = v[oo + q]
+                    adj[oi + e] += 0.0 if r == 0 else adj[oo + q] * v[oi + e] / r
+            for e in range(m):
+                adj[oo + e] = 0.0
+        elif c == WHERE:
+            h = ins[k, 2]
+            zc, zx, zy = z[i], z[j], z[h]
+            bj, bh = bix[k, 1], bix[k, 2]
+            oh = off[h]
+            wh = want[h]
+            for e in range(m):
+                g = adj[oo + e]
+                adj[oo + e] = 0.0
+                yes = v[_at(oi, zc, bi, pool, e)] != 0
+                if wj:
+                    adj[_at(oj, zx, bj, pool, e)] += g if yes else 0.0 * g
+                if wh:
+                    adj[_at(oh, zy, bh, pool, e)] += 0.0 * g if yes else g
+            if wj:
+                hit[j] = True
+            if wh:
+                hit[h] = True
+            continue
+        else:
+            bj = bix[k, 1]
+            zi = z[i]
+            zj = z[j] if j >= 0 else True
+            for e in range(m):
+                ei = _at(oi, zi, bi, pool, e)
+                ej = _at(oj, zj, bj, pool, e) if j >= 0 else 0
                 x = v[ei]
                 y = v[ej] if j >= 0 else 0.0
                 gx, gy = _partials(c, x, y, v[oo + e], adj[oo + e])
@@ -359,19 +562,22 @@ def scalar_reverse(op, ins, out, off, v, adj, want, hit):  # pragma: no cover - 
 
 #: Largest value arena (slots × elements × 8 bytes) a flat kernel allocates; bigger programs replay in Python.
 ARENA_LIMIT = 64 * 2**20
-#: Largest array a flat kernel takes. Its loop calls libm once per element (no SIMD `exp`/`tanh`
-#: without Intel's SVML), so past a few hundred elements NumPy's vectorised ufuncs in the Python
-#: replay win. Measured on W2's chain (201 ops, fwd+bwd, 2-core EPYC): 100 elements 0.64 ms here vs
-#: 3.4 ms in Python; 400 elements 6.3 ms vs 4.1 ms.
+#: Largest array a transcendental elementwise op (`TRANSCENDENTAL`) runs on in a kernel. Its loop
+#: calls libm once per element (no SIMD `exp`/`tanh` without Intel's SVML), so past a few hundred
+#: elements NumPy's vectorised ufuncs in the Python replay win. Measured on W2's chain (201 ops,
+#: fwd+bwd, 2-core EPYC): 100 elements 0.64 ms here vs 3.4 ms in Python; 400 elements 6.3 ms vs
+#: 4.1 ms. Every other op runs in the kernel at any size.
 MAX_ELEMENTS = 128
+#: True: every entry with a kernel runs in it, at every size (tests use it to reach the big-array
+#: paths); also set by the environment variable TAPE_FORCE_KERNELS=1.
+FORCE_KERNELS = os.environ.get("TAPE_FORCE_KERNELS", "") not in ("", "0")
 
 
 #: Fewest entries worth a kernel call (per run of covered entries): below this, the call's fixed
 #: cost exceeds the Python replay's few µs per entry (measured on W5's 4-entry step).
 MIN_ENTRIES = 16
-#: Largest input of a sum along axes a kernel does (its index map is as long as the input).
-MAX_REDUCE = 2**16
-#: Largest matmul (m·k·n multiply-adds) a kernel does with its own loops; bigger ones want BLAS.
+#: Largest matmul (m·k·n multiply-adds) a kernel does with its own loops; bigger ones call BLAS
+#: (numba's np.dot, which needs SciPy; without it they replay in Python).
 MAX_MATMUL = 2**16
 
 _F8 = np.dtype(np.float64)
@@ -387,6 +593,7 @@ def _matmul_dims(a, b):
 
 
 _F4 = np.dtype(np.float32)
+_BOOL = np.dtype(np.bool_)
 
 
 def arena_dtype(program):
@@ -409,36 +616,83 @@ def _exact_constant(c, dtype) -> bool:
     return not a.size or int(np.abs(a.astype(np.int64)).max()) <= limit
 
 
-def entry_covered(program, k, dtype=_F8) -> bool:
-    """Whether entry `k` has a kernel: an elementwise op on one shape (a scalar operand broadcast),
-    a full sum, or a small 1-D/2-D matmul, all of whose values have the arena's `dtype`."""
+def _code(program, k) -> int:
+    """The code entry k runs under in a kernel (the op table's, or a kernel-only code), -1: none."""
     code = program._op_list[k]
-    if code not in SCALAR_OPS and code != MATMUL:
-        return False
+    if code == PLAIN_CODE:
+        params = program.params[k]
+        if set(params) - {"fn", "axis"} or ("axis" in params and params["fn"] != "max_shift"):
+            return -1
+        return PLAIN_CODES.get(params["fn"], -1)
+    if code in GATHER_OPS:
+        return GATHER
+    if code == INDEX_ADD:
+        return SCATTER
+    if code in SCALAR_OPS or code in REDUCE_OPS or code in (WHERE, MATMUL):
+        return code
+    return -1
+
+
+def entry_kind(program, k, dtype=_F8) -> int:
+    """The kernel code entry `k` runs under in an arena of `dtype` (-1: it has no kernel there):
+    elementwise ops (broadcasting through maps, a bool condition or comparison held as 0/1),
+    reductions along axes, shape ops and indexing (a GATHER), index_add, 1-D/2-D matmuls."""
+    code = _code(program, k)
+    if code < 0:
+        return -1
     ins, out = program._ins_lists[k], program._out_list[k]
-    if not 1 <= len(ins) <= 2 or program.dtypes[out] != dtype:
-        return False
+    if not ins:
+        return -1
     n_in, base = program.n_inputs, program._base
-    for s in ins:
+    shapes, dtypes = program.shapes, program.dtypes
+    bool_out = GREATER <= code < MAX_SHIFT
+    if dtypes[out] != (_BOOL if bool_out else dtype):
+        return -1
+    for q, s in enumerate(ins):
         if n_in <= s < base:
             if not _exact_constant(program.consts[s - n_in], dtype):
-                return False
-        elif program.dtypes[s] != dtype:
-            return False
-    shapes = program.shapes
+                return -1
+        elif dtypes[s] != dtype and not (code == WHERE and q == 0 and dtypes[s] == _BOOL):
+            return -1
+    params = program.params[k]
     if code == MATMUL:
         mkn = _matmul_dims(shapes[ins[0]], shapes[ins[1]]) if len(ins) == 2 else None
-        return mkn is not None and math.prod(mkn) <= MAX_MATMUL
-    if code == SUM:
-        if shapes[out] == ():  # a full sum
-            return True
-        return set(program.params[k]) <= {"axis", "keepdims", "shape"} and math.prod(shapes[ins[0]]) <= MAX_REDUCE
-    if math.prod(shapes[out]) > MAX_ELEMENTS:
-        return False
+        if mkn is None:
+            return -1
+        if math.prod(mkn) <= MAX_MATMUL:
+            return MATMUL
+        return BLAS if HAVE_BLAS else -1
+    if code == GATHER:
+        if program._op_list[k] == int(Op.PAD) and np.any(np.asarray(params["value"]) != 0):
+            return -1
+        return GATHER
+    if code == SCATTER:
+        return SCATTER if len(ins) == 1 else -1
+    if code in REDUCE_OPS or code == MAX_SHIFT:
+        if len(ins) != 1 or set(params) - {"axis", "keepdims", "shape", "fn"}:
+            return -1
+        return code
+    if len(ins) > (3 if code == WHERE else 2):
+        return -1
     try:
-        return np.broadcast_shapes(*[shapes[s] for s in ins]) == shapes[out]
+        return code if np.broadcast_shapes(*[shapes[s] for s in ins]) == shapes[out] else -1
     except ValueError:
+        return -1
+
+
+def by_choice(program, k, code) -> bool:
+    """Whether entry k, which has a kernel, runs in NumPy by choice: a transcendental elementwise op
+    on an array past `MAX_ELEMENTS` (NumPy's SIMD ufuncs beat a loop calling libm), unless
+    `FORCE_KERNELS`."""
+    if FORCE_KERNELS or code not in TRANSCENDENTAL:
         return False
+    return math.prod(program.shapes[program._out_list[k]]) > MAX_ELEMENTS
+
+
+def entry_covered(program, k, dtype=_F8) -> bool:
+    """Whether entry `k` runs in a kernel: it has one (`entry_kind`) and NumPy is not chosen for it."""
+    code = entry_kind(program, k, dtype)
+    return code >= 0 and not by_choice(program, k, code)
 
 
 def _sum_map(in_shape, out_shape, axis):
@@ -450,6 +704,35 @@ def _sum_map(in_shape, out_shape, axis):
     if math.prod(kept) != math.prod(out_shape):
         raise AssertionError(f"sum over {axis} of {in_shape} gives {out_shape}")
     return np.broadcast_to(np.arange(math.prod(kept)).reshape(kept), in_shape).ravel()
+
+
+def _scatter_map(shape, idx):
+    """For each element of index_add's input (C order), the output element of `shape` it adds into."""
+    return np.arange(math.prod(shape)).reshape(shape)[idx].ravel()
+
+
+def _gather_map(program, k, off, params):
+    """For each element of a shape op's (or an indexing's) output, the arena position it reads
+    (-1: padding): the op's own forward run on its inputs' arena positions."""
+    bases = []
+    for s in program._ins_lists[k]:
+        shape = program.shapes[s]
+        bases.append(np.arange(off[s], off[s] + math.prod(shape), dtype=np.int64).reshape(shape))
+    code = program._op_list[k]
+    if code == int(Op.PAD):
+        got = np.pad(bases[0], params["pad_width"], constant_values=-1)
+    elif code in (int(Op.ASTYPE), PLAIN_CODE):  # a same-dtype cast, stop_gradient
+        got = bases[0]
+    else:
+        got = op_of(code).forward(*bases, **params)
+    got = np.asarray(got, dtype=np.int64).ravel()
+    want = math.prod(program.shapes[program._out_list[k]])
+    if got.size != want:
+        raise ValueError(
+            f"compiled program: {program._op_name(k)} gives {got.size} elements for this call's inputs, "
+            f"{want} when it was recorded (an index passed in as an argument changed its count)"
+        )
+    return got
 
 
 def _broadcast_map(in_shape, out_shape):
@@ -482,13 +765,13 @@ _SLOTS = _Identity()  # slot -> itself: the kernel's Python entries address slot
 
 
 class _Saved:
-    """What a kernel forward keeps for the reverse: the arena, and the saved tuples of the entries
-    that replayed in Python (which hold the values their rules read)."""
+    """What a kernel forward keeps for the reverse: the arena, the saved tuples of the entries
+    that replayed in Python (which hold the values their rules read), and the index maps."""
 
-    __slots__ = ("v", "saved")
+    __slots__ = ("v", "saved", "pool")
 
-    def __init__(self, v, saved):
-        self.v, self.saved = v, saved
+    def __init__(self, v, saved, pool):
+        self.v, self.saved, self.pool = v, saved, pool
 
 
 class FlatKernel:
@@ -500,6 +783,7 @@ class FlatKernel:
     __slots__ = ("op", "ins", "out", "off", "z", "mkn", "shapes", "template", "guards", "outputs", "vbuf")
     __slots__ += ("n_buffers", "kind", "runs", "steps", "arena_in", "guards_at", "n_inputs", "fallback")
     __slots__ += ("in_arena", "pieces", "_consts", "_plan_steps", "_slots", "_program", "bix", "pool")
+    __slots__ += ("dynamic", "dtypes", "arena")
 
     @staticmethod
     def make(program, plan):
@@ -532,34 +816,61 @@ class FlatKernel:
         np.cumsum(sizes, out=self.off[1:])
         one = len(runs) == 1 and runs[0] == (0, n)
         self.kind = ("arrays" if any(sh != () for sh in program.shapes) else "scalar") if one else "mixed"
+        dtype = arena_dtype(program)
+        self.arena = dtype
+        self.dtypes = program.dtypes
         self.op = program.opcode.astype(np.int32)
-        ins = np.full((n, 2), -1, np.int32)
-        ins[:, : min(2, program.ins.shape[1])] = program.ins[:, :2]
+        for k in np.flatnonzero(covered).tolist():
+            self.op[k] = entry_kind(program, k, dtype)  # the kernel's code (a GATHER for every shape op ...)
+        width = max([2] + [len(program._ins_lists[k]) for k in np.flatnonzero(covered).tolist()])
+        ins = np.full((n, width), -1, np.int32)
+        for k in np.flatnonzero(covered).tolist():
+            ins[k, : len(program._ins_lists[k])] = program._ins_lists[k]
         self.ins = ins
         self.out = program.output.astype(np.int32)
         self.z = np.array([sh == () for sh in program.shapes], np.bool_)
         self.mkn = np.zeros((n, 3), np.int64)
         for k, code in enumerate(program._op_list):
-            if code == MATMUL and covered[k]:
+            if code == MATMUL and covered[k] and self.op[k] in (MATMUL, BLAS):
                 a, b = program._ins_lists[k]
                 self.mkn[k] = _matmul_dims(program.shapes[a], program.shapes[b])
-        self.bix = np.full((n, 2), -1, np.int64)
+        self.bix = np.full((n, width), -1, np.int64)
         maps, used = [], 0
+        self.dynamic = []  # (pool start, entry, map maker) of the maps that depend on an input's values
         for k in np.flatnonzero(covered).tolist():
-            code, out_slot, ins_k = program._op_list[k], program._out_list[k], program._ins_lists[k]
-            out_shape = program.shapes[out_slot]
-            if code == SUM and out_shape != () and program.shapes[ins_k[0]] != ():
-                got = [_sum_map(program.shapes[ins_k[0]], out_shape, program.params[k].get("axis"))]
-            elif code in SCALAR_OPS and code != SUM and any(program.shapes[s] not in ((), out_shape) for s in ins_k):
+            code, out_slot, ins_k = int(self.op[k]), program._out_list[k], program._ins_lists[k]
+            out_shape, params = program.shapes[out_slot], program.params[k]
+            in_shape = program.shapes[ins_k[0]]
+            make = None
+            if code == SUM:
+                if out_shape == () or in_shape == ():
+                    continue
+                got = [_sum_map(in_shape, out_shape, params.get("axis"))]
+            elif code in REDUCE_OPS or code == MAX_SHIFT:
+                got = [_sum_map(in_shape, out_shape, params.get("axis"))]
+            elif code == SCATTER:
+                make = lambda p: _scatter_map(p["shape"], p["idx"])  # noqa: E731
+            elif code == GATHER:
+                make = lambda p, k=k: _gather_map(program, k, self.off, p)  # noqa: E731
+            elif code in (MATMUL, BLAS):
+                continue
+            elif any(program.shapes[s] not in ((), out_shape) for s in ins_k):
                 got = [_broadcast_map(program.shapes[s], out_shape) for s in ins_k]
             else:
                 continue
+            if make is not None:
+                if _holds_input_ref(params):
+                    size = math.prod(in_shape) if code == SCATTER else math.prod(out_shape)
+                    got = [np.zeros(size, np.int64)]
+                    self.dynamic.append((used, k, make))
+                else:
+                    got = [make(params)]
             for q, mp in enumerate(got):
                 self.bix[k, q] = used
                 maps.append(mp)
                 used += len(mp)
         self.pool = np.concatenate(maps).astype(np.int64) if maps else np.zeros(1, np.int64)
-        self.template = np.zeros(max(int(self.off[-1]), 1), arena_dtype(program))
+        self.template = np.zeros(max(int(self.off[-1]), 1), dtype)
         for k, c in enumerate(program.consts):
             s = program.n_inputs + k
             if in_arena[s]:
@@ -597,15 +908,19 @@ class FlatKernel:
         z = self.z
         return int(
             all(
-                program._op_list[k] != MATMUL and z[program._out_list[k]] and all(z[s] for s in program._ins_lists[k])
+                program._op_list[k] in SCALAR_OPS
+                and z[program._out_list[k]]
+                and all(z[s] for s in program._ins_lists[k])
                 for k in range(a, b)
             )
         )
 
     def _view(self, v, s):
         if self.z[s]:
-            return v[self.off[s] : self.off[s] + 1].reshape(())
-        return v[self.off[s] : self.off[s + 1]].reshape(self.shapes[s])
+            got = v[self.off[s] : self.off[s] + 1].reshape(())
+        else:
+            got = v[self.off[s] : self.off[s + 1]].reshape(self.shapes[s])
+        return got if self.dtypes[s] == self.arena else got.astype(self.dtypes[s])  # a bool held as 0/1
 
     def _get(self, v, py, s):
         got = py.get(s)
@@ -630,6 +945,14 @@ class FlatKernel:
             self._check_guards(v, py, range(n_in + len(self._consts)))
         saved = {} if keep_saved else None  # entry -> its saved tuple, for the Python entries only
         steps = self._plan_steps
+        pool = self.pool
+        if self.dynamic:  # maps read from this call's index arrays: a copy per call (threads)
+            pool = pool.copy()
+            for start, k, make in self.dynamic:
+                mp = make(_resolve(self._program.params[k], arrays))
+                if start + mp.size > pool.size or self.bix[k, 0] != start:
+                    raise AssertionError("index map outgrew its place")
+                pool[start : start + mp.size] = mp
         for a, b, kernel, scalar in self.pieces:
             if scalar:
                 scalar_forward(self.op[a:b], self.ins[a:b], self.out[a:b], off, v)
@@ -638,7 +961,7 @@ class FlatKernel:
                 continue
             if kernel:
                 flat_forward(
-                    self.op[a:b], self.ins[a:b], self.out[a:b], off, self.z, self.mkn[a:b], self.bix[a:b], self.pool, v
+                    self.op[a:b], self.ins[a:b], self.out[a:b], off, self.z, self.mkn[a:b], self.bix[a:b], pool, v
                 )
                 if self.guards_at:
                     self._check_guards(v, py, self.out[a:b].tolist())
@@ -658,7 +981,7 @@ class FlatKernel:
         for s in self.outputs:
             g = py.get(s)
             vals[self.vbuf[s]] = g if g is not None and not self.in_arena[s] else self._view(v, s).copy()
-        return vals, (_Saved(v, saved) if keep_saved else None)
+        return vals, (_Saved(v, saved, pool) if keep_saved else None)
 
     def reverse(self, rplan, saved, seeds):
         want = rplan.want
@@ -703,7 +1026,7 @@ class FlatKernel:
                     self.z,
                     self.mkn[a:b],
                     self.bix[a:b],
-                    self.pool,
+                    saved.pool,
                     v,
                     adj,
                     want,
