@@ -158,6 +158,7 @@ BIG = [
     ("prod-norm", lambda x, y: tp.prod(1.0 + 0.001 * x, axis=1) * tp.norm(x * y, axis=1), [(300, 200), (200,)]),
     ("gathers", lambda x, y: tp.transpose(x)[::-1, 10:250] * tp.concatenate([y, y])[:240], [(300, 200), (480,)]),
     ("softmax", lambda x, y: tp.log_softmax(x * y, axis=1)[np.arange(300), np.arange(300) % 200], [(300, 200), (200,)]),
+    ("blas", lambda x, y: tp.sum(tp.tanh(x @ tp.transpose(x * y)) @ x, axis=0) * y, [(300, 200), (200,)]),
     ("where", lambda x, y: tp.where(x > 0.2, x * y, tp.clip(x, -0.3, 0.1)) @ tp.relu(y), [(300, 200), (200,)]),
 ]
 
@@ -175,11 +176,15 @@ def test_big_arrays_in_the_forced_kernel_match_the_python_replay(name, fn, shape
     assert _check_case(case, dtype, backend)
 
 
-def test_unforced_big_arrays_leave_only_transcendental_ops_to_numpy():
-    x, y = np.ones((300, 200)), np.ones(200)
-    s = tp.compile(BIG[0][1]).program(x, y).stats()
-    assert s["fallback_ops"] == {} and s["numpy_ops"] == {"exp": 1, "tanh": 1}
-    s = tp.compile(BIG[3][1]).program(x, y.repeat(2)).stats()
+def test_unforced_big_arrays_run_in_numpy_by_choice_and_small_ones_in_the_kernel():
+    s = tp.compile(BIG[0][1]).program(np.ones((300, 200)), np.ones(200)).stats()
+    assert s["kernel"] is None and s["fallback_ops"] == {}
+    assert s["numpy_ops"] == {"add": 1, "exp": 1, "mul": 2, "neg": 1, "tanh": 1}
+    s = tp.compile(BIG[0][1]).program(np.ones((3, 20)), np.ones(20)).stats()  # 60 elements
+    assert s["kernel"] == "arrays" and s["fallback_ops"] == {} and s["numpy_ops"] == {}
+    s = tp.compile(BIG[1][1]).program(np.ones((300, 200)), np.ones(200)).stats()
+    assert s["kernel"] == "mixed" and s["fallback_ops"] == {} and s["numpy_ops"] == {"max": 1, "min": 1, "mul": 1}
+    s = tp.compile(BIG[1][1]).program(np.ones((20, 20)), np.ones(20)).stats()  # 400 elements
     assert s["kernel"] == "arrays" and s["fallback_ops"] == {} and s["numpy_ops"] == {}
 
 

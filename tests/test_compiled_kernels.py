@@ -197,10 +197,10 @@ def test_short_runs_stay_in_python(monkeypatch):
 
 
 def _mixed(x, W, labels):
-    """Runs of covered entries (small elementwise chains, small matmuls, a max along an axis, a
-    BLAS-sized matmul, indexing with an integer input) between entries without a kernel (a float32
-    round trip), some of whose values the later runs read, and covered ones that broadcast or sum
-    along an axis."""
+    """Runs of covered entries (small elementwise chains, small matmuls, a max along an axis,
+    indexing with an integer input) between entries without a kernel (a float32 round trip) or
+    that run in NumPy by choice (a BLAS-sized matmul), some of whose values the later runs read,
+    and covered ones that broadcast or sum along an axis."""
     y = x
     for _ in range(3):
         y = tp.sin(y) * 0.9 + x
@@ -208,7 +208,7 @@ def _mixed(x, W, labels):
     z = y * 0.5 + h + tp.sum(y, axis=0)  # broadcasting (3, 4) with (3, 1) and (4,); a sum along an axis
     for _ in range(3):
         z = tp.tanh(z) * z
-    big = W @ W  # BLAS-sized
+    big = W @ W  # BLAS-sized: NumPy
     z = z + big[:3, :4]
     z = z[labels]  # integer indexing by an input: a map made per call
     f = z.astype(np.float32) * np.float32(2.0)  # Python: float32
@@ -229,8 +229,8 @@ def test_a_program_mixing_kernel_runs_and_python_entries(backend, monkeypatch):
     p = tp.compile(_mixed).program(*args)
     s = p.stats()
     assert s["kernel"] == "mixed"
-    assert s["fallback_ops"] == {"astype": 2, "mul": 1} and s["numpy_ops"] == {}
-    assert len(p._plan.kernel.runs) == 2
+    assert s["fallback_ops"] == {"astype": 2, "mul": 1} and s["numpy_ops"] == {"matmul": 1}
+    assert len(p._plan.kernel.runs) == 3
     ct = np.array(1.5)
     got = []
     for name in ("numba", "numpy"):
