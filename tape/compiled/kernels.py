@@ -127,23 +127,28 @@ def _value(c, x, y):  # pragma: no cover - compiled
         return math.cosh(x)
     if c == TANH:
         return math.tanh(x)
-    if c >= GREATER:  # the comparisons: 1.0 for True
-        if c == GREATER:
-            return 1.0 if x > y else 0.0
-        if c == GREATER_EQUAL:
-            return 1.0 if x >= y else 0.0
-        if c == LESS:
-            return 1.0 if x < y else 0.0
-        if c == LESS_EQUAL:
-            return 1.0 if x <= y else 0.0
-        if c == EQUAL:
-            return 1.0 if x == y else 0.0
-        if c == NOT_EQUAL:
-            return 1.0 if x != y else 0.0
-        if c == ISFINITE:
-            return 1.0 if math.isfinite(x) else 0.0
-        return 1.0 if math.isnan(x) else 0.0
     return x  # IDENTITY, and SUM of a scalar
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _compare(c, x, y):  # pragma: no cover - compiled
+    """The comparisons (results without history): 1.0 for True. Apart from `_value`, whose loop
+    LLVM specialises per opcode only while the switch stays small."""
+    if c == GREATER:
+        return 1.0 if x > y else 0.0
+    if c == GREATER_EQUAL:
+        return 1.0 if x >= y else 0.0
+    if c == LESS:
+        return 1.0 if x < y else 0.0
+    if c == LESS_EQUAL:
+        return 1.0 if x <= y else 0.0
+    if c == EQUAL:
+        return 1.0 if x == y else 0.0
+    if c == NOT_EQUAL:
+        return 1.0 if x != y else 0.0
+    if c == ISFINITE:
+        return 1.0 if math.isfinite(x) else 0.0
+    return 1.0 if math.isnan(x) else 0.0
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -389,13 +394,24 @@ def flat_forward(op, ins, out, off, z, mkn, bix, pool, v):  # pragma: no cover -
                     v[oo + e] = v[_at(oj, zx, bj, pool, e)]
                 else:
                     v[oo + e] = v[_at(oh, zy, bh, pool, e)]
-        else:
-            bj = bix[k, 1]
+        elif c >= GREATER:
             zi = z[i]
             zj = z[j] if j >= 0 else True
+            bj = bix[k, 1]
             for e in range(m):
                 x = v[_at(oi, zi, bi, pool, e)]
                 y = v[_at(oj, zj, bj, pool, e)] if j >= 0 else 0.0
+                v[oo + e] = _compare(c, x, y)
+        elif bi >= 0:
+            bj = bix[k, 1]
+            for e in range(m):
+                x = v[oi + pool[bi + e]]
+                y = v[oj + pool[bj + e]] if j >= 0 else 0.0
+                v[oo + e] = _value(c, x, y)
+        else:
+            for e in range(m):
+                x = v[oi if z[i] else oi + e]
+                y = v[oj if z[j] else oj + e] if j >= 0 else 0.0
                 v[oo + e] = _value(c, x, y)
 
 
@@ -510,11 +526,13 @@ def flat_reverse(op, ins, out, off, z, mkn, bix, pool, v, adj, want, hit):  # pr
             continue
         else:
             bj = bix[k, 1]
-            zi = z[i]
-            zj = z[j] if j >= 0 else True
             for e in range(m):
-                ei = _at(oi, zi, bi, pool, e)
-                ej = _at(oj, zj, bj, pool, e) if j >= 0 else 0
+                if bi >= 0:
+                    ei = oi + pool[bi + e]
+                    ej = oj + pool[bj + e] if j >= 0 else 0
+                else:
+                    ei = oi if z[i] else oi + e
+                    ej = (oj if z[j] else oj + e) if j >= 0 else 0
                 x = v[ei]
                 y = v[ej] if j >= 0 else 0.0
                 gx, gy = _partials(c, x, y, v[oo + e], adj[oo + e])
