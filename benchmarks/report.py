@@ -157,36 +157,36 @@ def long_loop_memory_table(results: dict) -> str:
 
 
 def targets(results: dict) -> list[dict]:
-    """tape against each workload's target: the ratio of tape's median to the baseline row's."""
+    """tape against each of its targets: the ratio of the target's tape row to its baseline row."""
     rows = results["rows"]
     checks = []
     for workload in workloads.WORKLOADS.values():
-        target = workload.target
-        if target is None or not any(r["workload"] == workload.key for r in rows):
+        if not any(r["workload"] == workload.key for r in rows):
             continue
-        tape_row = find(rows, workload.key, "tape")
-        baseline = find(rows, workload.key, target.baseline_engine, target.baseline_variant)
-        baseline_name = row_name({"engine": target.baseline_engine, "variant": target.baseline_variant})
-        ratio = tape_row["median_s"] / baseline["median_s"] if tape_row and baseline else None
-        checks.append(
-            {
-                "workload": workload.key,
-                "baseline": baseline_name,
-                "max_ratio": target.max_ratio,
-                "ratio": ratio,
-                "met": None if ratio is None else ratio <= target.max_ratio,
-            }
-        )
+        for target in workload.targets:
+            tape_row = find(rows, workload.key, target.engine, target.variant)
+            baseline = find(rows, workload.key, target.baseline_engine, target.baseline_variant)
+            ratio = tape_row["median_s"] / baseline["median_s"] if tape_row and baseline else None
+            checks.append(
+                {
+                    "workload": workload.key,
+                    "row": row_name({"engine": target.engine, "variant": target.variant}),
+                    "baseline": row_name({"engine": target.baseline_engine, "variant": target.baseline_variant}),
+                    "max_ratio": target.max_ratio,
+                    "ratio": ratio,
+                    "met": None if ratio is None else ratio <= target.max_ratio,
+                }
+            )
     return checks
 
 
 def targets_table(results: dict) -> str:
-    lines = ["| workload | target: tape ≤ | measured | met |", "|---|---|---:|---|"]
+    lines = ["| workload | row | target: row ≤ | measured | met |", "|---|---|---|---:|---|"]
     for check in targets(results):
         measured = "—" if check["ratio"] is None else f"{check['ratio']:.2f}×"
         met = "not measured" if check["met"] is None else ("yes" if check["met"] else "no")
         target = f"{check['max_ratio']:g}× {check['baseline']}"
-        lines.append(f"| {workload_heading(check['workload'])} | {target} | {measured} | {met} |")
+        lines.append(f"| {workload_heading(check['workload'])} | {check['row']} | {target} | {measured} | {met} |")
     return "\n".join(lines)
 
 
@@ -287,10 +287,10 @@ def draw_chart(results: dict, path: str) -> None:
                 continue
             axis.barh(i, row["median"], color=ENGINE_COLOURS.get(row["engine"], "#999999"), height=0.7)
             axis.text(row["median"] * 1.08, i, _number(row["median"]), va="center", fontsize=7)
-        target = workloads.WORKLOADS[key].target
-        baseline = target and find(rows, key, target.baseline_engine, target.baseline_variant)
-        if baseline:
-            axis.axvline(baseline["median"] * target.max_ratio, color="#d62728", linestyle="--", linewidth=1)
+        for target in workloads.WORKLOADS[key].targets[:1]:  # the eager target: one line per panel stays readable
+            baseline = find(rows, key, target.baseline_engine, target.baseline_variant)
+            if baseline:
+                axis.axvline(baseline["median"] * target.max_ratio, color="#d62728", linestyle="--", linewidth=1)
     figure.suptitle(
         f"Forward + backward, median, one thread; dashed line: tape's target\n{machine_line(results['machine'])}",
         fontsize=9,

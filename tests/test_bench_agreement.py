@@ -143,5 +143,6 @@ def test_report_from_results_without_timing():
     text = report.markdown(results)
     assert "| W1 scalar chain (µs/op) | tape | 0.333 | 0.50× |" in text
     assert "| W6 second order (µs) | tape | n/a |" in text
-    assert "| W1 scalar chain (µs/op) | 0.25× PyTorch | 0.50× | no |" in text
+    assert "| W1 scalar chain (µs/op) | tape | 0.5× PyTorch | 0.50× | yes |" in text
+    assert "| W1 scalar chain (µs/op) | tape (compiled) | 1× JAX (jit) | — | not measured |" in text
     assert "Not installed: jax: absent" in text

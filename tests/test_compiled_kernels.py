@@ -350,3 +350,24 @@ def test_a_guard_inside_a_kernel_run_sends_other_inputs_down_another_path(backen
         assert float(v) == pytest.approx(float(ve), rel=1e-14)
         np.testing.assert_allclose(g, ge, rtol=1e-14)
     assert cf.stats()["recordings"] == 2 and cf.stats()["guard_failures"] >= 1
+
+
+def test_hoisted_elementwise_loops_with_shared_and_scalar_operands(backend):
+    """The per-op loops (`_map_forward`/`_map_reverse`): an operand used twice by one entry (x*x, x+x),
+    tracked and constant scalar operands on either side, every input wanted or only some."""
+
+    def f(x, s):
+        y = x * x + (x + x) * s - tp.exp(x) * 0.5 + tp.tanh(x) + 2.0 - tp.sin(x)
+        return tp.sum(s * y - y / 3.0 + tp.cos(-y))
+
+    rng = np.random.default_rng(3)
+    args = (rng.uniform(-1, 1, 40), np.float64(0.7))
+    p = tp.compile(f).program(*args)
+    assert p.stats()["kernel"] == "arrays" and p.stats()["fallback_ops"] == {}
+    (kv, kg), (pv, pg) = _both(p, args, backend)
+    np.testing.assert_allclose(kv, pv, rtol=1e-15)
+    for a, b in zip(kg, pg):
+        np.testing.assert_allclose(a, b, rtol=1e-14)
+    for argnums in ((0,), (1,)):  # one input wanted: the other's cotangents are never accumulated
+        got = tp.value_and_grad(tp.compile(f), argnums=argnums)(*args)[1]
+        np.testing.assert_allclose(got[0], pg[argnums[0]] / 1.5, rtol=1e-13)  # _both seeds 1.5

@@ -1,11 +1,14 @@
 """JAX on the CPU: `jax.jit` where JAX users would use it, eager where the workload is about eager cost.
 
-W1 and W2 measure the per-op cost of differentiating code as it runs, so they run `jax.value_and_grad`
-eagerly (no jit): under jit the 6,000 scalar ops compile into one kernel and the workload would measure
-XLA, not automatic differentiation. W3-W6 are `jax.jit`ted, as a JAX user would run them, and compiled
-during the harness's warm-up run. W5 is a `jax.lax.scan` over the steps; W5-ckpt nests sqrt(n) scans
-of sqrt(n) steps and wraps the inner one in `jax.checkpoint`. W6 is forward over reverse
-(`jvp` of `grad`), the HVP JAX's documentation recommends.
+W1 and W2 measure the per-op cost of differentiating code as it runs, so their main rows run
+`jax.value_and_grad` eagerly (no jit): under jit the 6,000 scalar ops compile into one kernel and the
+row would measure XLA, not automatic differentiation. Their "jit" rows are what `tp.compile` is
+compared with (XLA folds W1's 1,000 identical terms). W3-W6 are `jax.jit`ted, as a JAX user would
+run them, and compiled during the harness's warm-up run. The "first call" rows (W1, W2, W5) trace,
+compile and run a freshly jitted function in every timed run: what a user waits for the first time.
+W5 is a `jax.lax.scan` over the steps; W5-ckpt nests sqrt(n) scans of sqrt(n) steps and wraps the
+inner one in `jax.checkpoint`. W6 is forward over reverse (`jvp` of `grad`), the HVP JAX's
+documentation recommends.
 
 float64 needs `jax_enable_x64`, set when this module loads. Results are handed back with `np.asarray`,
 which waits for JAX's asynchronous dispatch, so the timer sees the whole computation.
@@ -59,6 +62,19 @@ def small_chain_setup(problem):
     return jax.value_and_grad(f, argnums=(0,)), (jnp.asarray(problem["x"]),)
 
 
+def _jitted(setup, fresh: bool):
+    """`setup`'s function under `jax.jit`; with `fresh`, jitted anew (traced and compiled) at every call."""
+
+    def jitted_setup(problem):
+        value_and_grad, arguments = setup(problem)
+        if not fresh:
+            return jax.jit(value_and_grad), arguments
+        # A new function object per call: jit's cache is keyed on it, so every call traces and compiles.
+        return (lambda *a: jax.jit(lambda *b: value_and_grad(*b))(*a)), arguments
+
+    return jitted_setup
+
+
 def large_array_setup(problem):
     f = lambda x, a, b: workloads.large_array_objective(jnp, x, a, b)
     arguments = tuple(jnp.asarray(problem[name]) for name in ("x", "a", "b"))
@@ -86,14 +102,14 @@ def _scan_steps(W, step_size, steps):
     return lambda x: jax.lax.scan(body, x, None, length=steps)[0]
 
 
-def long_loop_setup(problem):
+def _long_loop_value_and_grad(problem):
     steps, step_size = problem["steps"], problem["step_size"]
 
     def loss(x0, W):
         return jnp.sum(_scan_steps(W, step_size, steps)(x0))
 
     arguments = (jnp.asarray(problem["x0"]), jnp.asarray(problem["W"]))
-    return jax.jit(jax.value_and_grad(loss, argnums=(0, 1))), arguments
+    return jax.value_and_grad(loss, argnums=(0, 1)), arguments
 
 
 def long_loop_checkpointed_setup(problem):
@@ -120,11 +136,31 @@ def hvp_run(inputs):
 
 
 IMPLEMENTATIONS = {
-    "W1": (Implementation(scalar_chain_setup, _run_value_and_grad, how="eager (no jit)"),),
-    "W2": (Implementation(small_chain_setup, _run_value_and_grad, how="eager (no jit)"),),
+    "W1": (
+        Implementation(scalar_chain_setup, _run_value_and_grad, how="eager (no jit)"),
+        Implementation(_jitted(scalar_chain_setup, False), _run_value_and_grad, how="jax.jit", variant="jit"),
+        Implementation(
+            _jitted(scalar_chain_setup, True), _run_value_and_grad, how="trace + compile + run", variant="first call"
+        ),
+    ),
+    "W2": (
+        Implementation(small_chain_setup, _run_value_and_grad, how="eager (no jit)"),
+        Implementation(_jitted(small_chain_setup, False), _run_value_and_grad, how="jax.jit", variant="jit"),
+        Implementation(
+            _jitted(small_chain_setup, True), _run_value_and_grad, how="trace + compile + run", variant="first call"
+        ),
+    ),
     "W3": (Implementation(large_array_setup, _run_value_and_grad, how="jax.jit"),),
     "W4": (Implementation(mlp_setup, _run_value_and_grad, how="jax.jit"),),
-    "W5": (Implementation(long_loop_setup, _run_value_and_grad, how="jax.jit, lax.scan"),),
+    "W5": (
+        Implementation(_jitted(_long_loop_value_and_grad, False), _run_value_and_grad, how="jax.jit, lax.scan"),
+        Implementation(
+            _jitted(_long_loop_value_and_grad, True),
+            _run_value_and_grad,
+            how="trace + compile + run",
+            variant="first call",
+        ),
+    ),
     "W5-ckpt": (
         Implementation(long_loop_checkpointed_setup, _run_value_and_grad, how="jax.jit, jax.checkpoint, sqrt(n)"),
     ),
