@@ -426,7 +426,17 @@ def flat_forward(op, ins, out, off, z, mkn, bix, pool, v):  # pragma: no cover -
         oi, oj, oo = off[i], off[j] if j >= 0 else 0, off[o]
         m = off[o + 1] - oo
         bi = bix[k, 0]
-        if c == MATMUL:
+        if (c < SUM and c != WHERE) or c == IDENTITY or (c == SUM and z[i]):  # elementwise, the common case
+            if bi >= 0:
+                bj = bix[k, 1]
+                for e in range(m):
+                    x = v[oi + pool[bi + e]]
+                    y = v[oj + pool[bj + e]] if j >= 0 else 0.0
+                    v[oo + e] = _value(c, x, y)
+            else:
+                sx, sy = 0 if z[i] else 1, 0 if j < 0 or z[j] else 1
+                _map_forward(c, v[oi : oi + m * sx + 1 - sx], v[oj : oj + m * sy + 1 - sy], v[oo : oo + m], sx, sy)
+        elif c == MATMUL:
             _matmul_forward(v, oi, oj, oo, mkn[k, 0], mkn[k, 1], mkn[k, 2])
         elif c == BLAS:
             _blas_forward(v, oi, oj, oo, mkn[k, 0], mkn[k, 1], mkn[k, 2])
@@ -491,15 +501,6 @@ def flat_forward(op, ins, out, off, z, mkn, bix, pool, v):  # pragma: no cover -
                 x = v[_at(oi, zi, bi, pool, e)]
                 y = v[_at(oj, zj, bj, pool, e)] if j >= 0 else 0.0
                 v[oo + e] = _compare(c, x, y)
-        elif bi >= 0:
-            bj = bix[k, 1]
-            for e in range(m):
-                x = v[oi + pool[bi + e]]
-                y = v[oj + pool[bj + e]] if j >= 0 else 0.0
-                v[oo + e] = _value(c, x, y)
-        else:
-            sx, sy = 0 if z[i] else 1, 0 if j < 0 or z[j] else 1
-            _map_forward(c, v[oi : oi + m * sx + 1 - sx], v[oj : oj + m * sy + 1 - sy], v[oo : oo + m], sx, sy)
 
 
 @njit(cache=True, error_model="numpy")
@@ -520,7 +521,26 @@ def flat_reverse(op, ins, out, off, z, mkn, bix, pool, v, adj, want, hit):  # pr
         wi = want[i] and c != SIGN and c < GREATER
         wj = j >= 0 and want[j]
         bi = bix[k, 0]
-        if c == MATMUL:
+        if (c < SUM and c != WHERE) or c == IDENTITY or (c == SUM and z[i]):  # elementwise, the common case
+            if bi < 0:
+                sx, sy = 0 if z[i] else 1, 0 if j < 0 or z[j] else 1
+                X, GX = v[oi : oi + m * sx + 1 - sx], adj[oi : oi + m * sx + 1 - sx]
+                Y, GY = v[oj : oj + m * sy + 1 - sy], adj[oj : oj + m * sy + 1 - sy]
+                _map_reverse(c, X, Y, v[oo : oo + m], adj[oo : oo + m], GX, GY, sx, sy, wi, wj)
+            else:
+                bj = bix[k, 1]
+                for e in range(m):
+                    ei = oi + pool[bi + e]
+                    ej = oj + pool[bj + e] if j >= 0 else 0
+                    x = v[ei]
+                    y = v[ej] if j >= 0 else 0.0
+                    gx, gy = _partials(c, x, y, v[oo + e], adj[oo + e])
+                    adj[oo + e] = 0.0
+                    if wi:
+                        adj[ei] += gx
+                    if wj:
+                        adj[ej] += gy
+        elif c == MATMUL:
             _matmul_reverse(v, adj, oi, oj, oo, mkn[k, 0], mkn[k, 1], mkn[k, 2], wi, wj)
         elif c == BLAS:
             _blas_reverse(v, adj, oi, oj, oo, mkn[k, 0], mkn[k, 1], mkn[k, 2], wi, wj)
@@ -611,28 +631,6 @@ def flat_reverse(op, ins, out, off, z, mkn, bix, pool, v, adj, want, hit):  # pr
             if wh:
                 hit[h] = True
             continue
-        elif bi < 0:
-            sx, sy = 0 if z[i] else 1, 0 if j < 0 or z[j] else 1
-            X, GX = v[oi : oi + m * sx + 1 - sx], adj[oi : oi + m * sx + 1 - sx]
-            Y, GY = v[oj : oj + m * sy + 1 - sy], adj[oj : oj + m * sy + 1 - sy]
-            _map_reverse(c, X, Y, v[oo : oo + m], adj[oo : oo + m], GX, GY, sx, sy, wi, wj)
-        else:
-            bj = bix[k, 1]
-            for e in range(m):
-                if bi >= 0:
-                    ei = oi + pool[bi + e]
-                    ej = oj + pool[bj + e] if j >= 0 else 0
-                else:
-                    ei = oi if z[i] else oi + e
-                    ej = (oj if z[j] else oj + e) if j >= 0 else 0
-                x = v[ei]
-                y = v[ej] if j >= 0 else 0.0
-                gx, gy = _partials(c, x, y, v[oo + e], adj[oo + e])
-                adj[oo + e] = 0.0
-                if wi:
-                    adj[ei] += gx
-                if wj:
-                    adj[ej] += gy
         if wi:
             hit[i] = True
         if wj:
