@@ -239,3 +239,25 @@ def test_max_min_ties_share_and_prod_at_zeros_in_the_kernel(backend):
     want[0, :3] += [9, 3, 3]  # prod(x[0, :3]) = 9
     assert float(v) == pytest.approx((3 * 2 + 0) + (2 * 2 - 1) + (5 * 2 + 0) + (0 - 8 + 0) + 9)
     np.testing.assert_allclose(g, want, rtol=1e-14)
+
+
+def test_a_program_of_100001_entries_in_the_kernel_equals_the_python_replay(backend):
+    def loop(x, w):
+        for _ in range(20_000):  # five entries a step: mul, sin, maximum, getitem (a reversal), add
+            y = tp.maximum(x * w, tp.sin(x))
+            x = y[::-1] + w
+        return tp.sum(x)
+
+    x0, w = np.linspace(-0.5, 0.5, 4), np.array([0.3, -0.2, 0.1, 0.05])
+    p = tp.compile(loop).program(x0, w)
+    s = p.stats()
+    assert s["entries"] == 100_001 and s["kernel"] == "arrays"
+    assert s["fallback_ops"] == {} and s["numpy_ops"] == {}
+    got = []
+    for name in ("numba", "numpy"):
+        backend(name)
+        got.append(p.value_and_grad(x0, w))
+    (kv, kg), (pv, pg) = got
+    assert float(kv) == pytest.approx(float(pv), rel=1e-12)
+    for a, b in zip(kg, pg):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
