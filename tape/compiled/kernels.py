@@ -438,8 +438,6 @@ def flat_forward(op, ins, out, off, z, mkn, bix, pool, v):  # pragma: no cover -
                 _map_forward(c, v[oi : oi + m * sx + 1 - sx], v[oj : oj + m * sy + 1 - sy], v[oo : oo + m], sx, sy)
         elif c == MATMUL:
             _matmul_forward(v, oi, oj, oo, mkn[k, 0], mkn[k, 1], mkn[k, 2])
-        elif c == BLAS:
-            _blas_forward(v, oi, oj, oo, mkn[k, 0], mkn[k, 1], mkn[k, 2])
         elif c == GATHER:
             for e in range(m):
                 p = pool[bi + e]
@@ -542,8 +540,6 @@ def flat_reverse(op, ins, out, off, z, mkn, bix, pool, v, adj, want, hit):  # pr
                         adj[ej] += gy
         elif c == MATMUL:
             _matmul_reverse(v, adj, oi, oj, oo, mkn[k, 0], mkn[k, 1], mkn[k, 2], wi, wj)
-        elif c == BLAS:
-            _blas_reverse(v, adj, oi, oj, oo, mkn[k, 0], mkn[k, 1], mkn[k, 2], wi, wj)
         elif c == GATHER:
             for e in range(m):
                 p = pool[bi + e]
@@ -874,18 +870,24 @@ def _broadcast_map(in_shape, out_shape):
 
 
 def kernel_runs(program) -> list:
-    """[(first, end)] of the maximal runs of covered entries worth a kernel call each."""
+    """[(first, end)] of the maximal runs of covered entries worth a kernel call each; a BLAS-sized
+    matmul is a run of its own (its own njit call, so that flat_forward/flat_reverse, and their
+    cold compile, do not carry numba's BLAS glue)."""
     runs, start = [], None
     n = len(program.opcode)
     dtype = arena_dtype(program)
     for k in range(n + 1):
-        if k < n and entry_covered(program, k, dtype):
+        code = entry_kind(program, k, dtype) if k < n else -1
+        covered = code >= 0 and not by_choice(program, k, code)
+        if covered and code != BLAS:
             if start is None:
                 start = k
-        elif start is not None:
-            if k - start >= MIN_ENTRIES:
-                runs.append((start, k))
-            start = None
+            continue
+        if start is not None and k - start >= MIN_ENTRIES:
+            runs.append((start, k))
+        start = None
+        if covered:
+            runs.append((k, k + 1))
     return runs
 
 
@@ -947,7 +949,7 @@ class FlatKernel:
         sizes = [math.prod(sh) if a else 0 for sh, a in zip(program.shapes, in_arena.tolist())]
         self.off = np.zeros(len(sizes) + 1, np.int64)
         np.cumsum(sizes, out=self.off[1:])
-        one = len(runs) == 1 and runs[0] == (0, n)
+        one = bool(covered.all())  # every entry in a kernel (a BLAS matmul is a run of its own)
         self.kind = ("arrays" if any(sh != () for sh in program.shapes) else "scalar") if one else "mixed"
         dtype = arena_dtype(program)
         self.arena = dtype
@@ -1026,8 +1028,11 @@ class FlatKernel:
         self.steps = gaps
         self.fallback = [k for k in range(n) if not covered[k]]
         # a run is (first, end, 1 kernel / 0 Python, 1 all its values scalars)
+        # kind 1: a flat (or scalar) kernel call; 2: one BLAS matmul; 0: entries replayed in Python
+        kinds = [2 if self.op[a] == BLAS else 1 for a, _ in runs]
         self.pieces = sorted(
-            [(a, b, 1, self._all_scalar(program, a, b)) for a, b in runs] + [(a, b, 0, 0) for a, b in gaps]
+            [(a, b, kd, self._all_scalar(program, a, b)) for (a, b), kd in zip(runs, kinds)]
+            + [(a, b, 0, 0) for a, b in gaps]
         )
         self._consts = list(program.consts)
         self._slots = [tuple(x) for x in program._ins_lists]
@@ -1092,6 +1097,12 @@ class FlatKernel:
                 if self.guards_at:
                     self._check_guards(v, py, self.out[a:b].tolist())
                 continue
+            if kernel == 2:
+                i, j, o = self.ins[a, 0], self.ins[a, 1], self.out[a]
+                _blas_forward(v, off[i], off[j], off[o], *self.mkn[a])
+                if self.guards_at:
+                    self._check_guards(v, py, (int(o),))
+                continue
             if kernel:
                 flat_forward(
                     self.op[a:b], self.ins[a:b], self.out[a:b], off, self.z, self.mkn[a:b], self.bix[a:b], pool, v
@@ -1149,6 +1160,13 @@ class FlatKernel:
         for a, b, kernel, scalar in reversed(self.pieces):
             if scalar:
                 scalar_reverse(self.op[a:b], self.ins[a:b], self.out[a:b], off, v, adj, want, hit)
+                continue
+            if kernel == 2:
+                i, j, o = self.ins[a, 0], self.ins[a, 1], self.out[a]
+                if want[o] and hit[o]:
+                    _blas_reverse(v, adj, off[i], off[j], off[o], *self.mkn[a], want[i], want[j])
+                    hit[i] |= want[i]
+                    hit[j] |= want[j]
                 continue
             if kernel:
                 flat_reverse(
