@@ -1,21 +1,28 @@
 """Numba kernels that run a whole compiled program, forward and reverse (issue 10).
 
-A program of float64 (or float32) values whose entries are elementwise ops (on scalars, or on
-arrays of up to `MAX_ELEMENTS`, broadcasting through precomputed index maps), sums (along any axes)
-and small 1-D/2-D matmuls runs as two `@njit` loops over its columns (specialised by Numba per
-arena dtype): `flat_forward` fills one arena (each slot at its offset), `flat_reverse` walks the
-entries down accumulating into an adjoint arena, each switching on the opcode as ADOL-C's
-`zos_forward`/`fos_reverse` do. That covers W1 (6,000 scalar ops), W2 (201 ops on 100 floats)
-and W5 (a 10,000-step recurrent loop, 40,001 entries). The kernels are compiled once per process
-and cached on disk, not per program: the program is data. Their formulas are the op table's rules
-on scalars; `tests/test_compiled_kernels.py` checks them against the Python replay (`replay.py`,
-the spec) and against eager.
+A program of float64 (or float32) values runs as two `@njit` loops over its columns (specialised
+by Numba per arena dtype): `flat_forward` fills one arena (each slot at its offset), `flat_reverse`
+walks the entries down accumulating into an adjoint arena, each switching on the opcode as ADOL-C's
+`zos_forward`/`fos_reverse` do. Every elementwise, reduction and shape op of API §4 has a kernel:
+elementwise ops (broadcasting through precomputed index maps; `where`, and the comparisons held as
+0/1), reductions along axes (sum, max/min with shared ties, prod exact at zeros, norm, and softmax's
+max shift) through a map from input element to output element, every shape op and indexing as one
+GATHER through a map of arena positions (index_add as the matching scatter), small 1-D/2-D matmuls
+in their own loops and BLAS-sized ones through numba's `np.dot`. That covers W1 (6,000 scalar ops),
+W2 (201 ops on 100 floats), W4's ops and W5 (a 10,000-step recurrent loop, 40,001 entries). The
+kernels are compiled once per process and cached on disk, not per program: the program is data.
+Their formulas are the op table's rules; `tests/test_compiled_kernels.py` and
+`tests/test_compiled_coverage.py` check them against the Python replay (`replay.py`, the spec)
+and against eager, op case by op case.
 
-A program the kernels cover only in part runs in *runs*: each maximal run of covered entries is
-one kernel call over its slice of the columns, and every other entry (big matmuls, which want BLAS;
-big arrays, where NumPy's vectorised loops win; other reductions; integers; draws; values of the
-arena's other float dtype) replays through the op table's Python rules between them, reading and
-writing the same arena. `Program.stats()["fallback_ops"]` lists those entries.
+A program runs in *runs*: each maximal run of kernel entries is one kernel call over its slice of
+the columns, and every other entry replays through the op table's Python rules between them,
+reading and writing the same arena. `Program.stats()` lists those entries in two keys:
+`fallback_ops`, entries with no kernel (`entry_kind`: linear algebra, scans, the rarer unary ops,
+integers, draws, values of the arena's other float dtype), and `numpy_ops`, entries NumPy runs by
+choice (`by_choice`: big arrays, where NumPy's SIMD loops were measured faster; BLAS-sized
+matmuls; runs shorter than `MIN_ENTRIES`). `FORCE_KERNELS` (TAPE_FORCE_KERNELS=1) lifts the size
+choices.
 """
 
 from __future__ import annotations
