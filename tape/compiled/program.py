@@ -18,7 +18,7 @@ import numpy as np
 from ..record import Entry
 from ..tensor import Tensor
 from . import replay
-from .kernels import FlatKernel
+from .kernels import FlatKernel, arena_dtype, entry_kind
 from .lower import DRAW_CODE, PLAIN_CODE, InputRef, Lowered, assign_buffers, lower, op_of, read_rows, saves
 
 FORMAT = "tape-program/1"
@@ -216,7 +216,7 @@ class Program:
         order = [(s, ()) for s in range(base)] + [(self._out_list[k], self._entry_ins(k)) for k in range(n)]
         pinned = set(int(s) for s in self.outputs) | set(range(base))
         _, count, peak = assign_buffers(order, nbytes, pinned)
-        saved_bytes, flops, fallback = 0, 0, {}
+        saved_bytes, flops, fallback, by_numpy = 0, 0, {}, {}
         kernel = self._plan.kernel
         fallen = set(kernel.fallback) if kernel is not None else set()
         saved_slots = set()
@@ -230,7 +230,8 @@ class Program:
             flops += _flops(code, [self.shapes[s] for s in ins], self.shapes[self._out_list[k]])
             if kernel is None or k in fallen:
                 name = self._op_name(k)
-                fallback[name] = fallback.get(name, 0) + 1
+                into = by_numpy if self._has_kernel(k) else fallback
+                into[name] = into.get(name, 0) + 1
         saved_bytes = sum(nbytes[s] for s in saved_slots if s >= self.n_inputs)
         adj_peak = self._adjoint_peak(nbytes)
         return {
@@ -248,7 +249,14 @@ class Program:
             "kernel": self._plan.kernel.kind if self._plan.kernel is not None else None,
             "arena_bytes": self._plan.kernel.template.nbytes if self._plan.kernel is not None else 0,
             "fallback_ops": dict(sorted(fallback.items())),
+            "numpy_ops": dict(sorted(by_numpy.items())),
         }
+
+    def _has_kernel(self, k) -> bool:
+        """Whether entry k has a kernel (it may still run in NumPy by choice: `numpy_ops`)."""
+        if any(sh is None for sh in self.shapes):
+            return False
+        return entry_kind(self, k, arena_dtype(self)) >= 0
 
     def _adjoint_peak(self, nbytes) -> int:
         abuf = self._reverse_plan().abuf
@@ -271,10 +279,21 @@ class Program:
         """ADOL-C's tapestats, from the columns alone: entries, slots, value `buffers` after reuse,
         `bytes_forward`/`bytes_reverse` (peak bytes each pass holds), `saved_bytes` (values kept for
         the reverse pass), `flops` (forward, estimated), `fallback_ops` (op name -> entries that
-        replay through the op table's Python rules rather than a kernel)."""
+        have no kernel and replay through the op table's Python rules) and `numpy_ops` (op name ->
+        entries that have a kernel but run through NumPy by choice: a transcendental op such as
+        `tanh` on an array past `kernels.MAX_ELEMENTS` elements, where NumPy's SIMD loops are
+        faster, or a run of kernel entries too short to be worth a kernel call).
+
+        >>> import numpy as np, tape as tp
+        >>> p = tp.compile(lambda x: tp.sum(tp.tanh(x) * 2.0)).program(np.ones(1000))
+        >>> p.stats()["fallback_ops"], p.stats()["numpy_ops"]
+        ({}, {'mul': 1, 'sum': 1, 'tanh': 1})
+        """
         if self._stats is None:
             self._stats = self._compute_stats()
-        return dict(self._stats, fallback_ops=dict(self._stats["fallback_ops"]))
+        return dict(
+            self._stats, fallback_ops=dict(self._stats["fallback_ops"]), numpy_ops=dict(self._stats["numpy_ops"])
+        )
 
     # -- looking at it -----------------------------------------------------------------------
     def __len__(self):
