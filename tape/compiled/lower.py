@@ -156,30 +156,35 @@ class Lowered(NamedTuple):
     guards: list  # (slot, value)
 
 
-def lower(rows, input_slots, input_metas, output_slots, guards=(), roots=(), input_arrays=()) -> Lowered:
+def lower(rows, input_slots, input_metas, output_slots, guards=(), roots=(), input_arrays=(), cse=True) -> Lowered:
     """Columns for the `rows` that `output_slots` (and the guards, and `roots`) depend on.
+
+    With `cse`, an entry that repeats an earlier one (see `_common_subexpressions`) is left out and
+    its readers read the earlier one's slot; the reverse pass then sums the merged slot's adjoint
+    from all of them, as it does for any value read twice.
 
     `input_slots` are the recording's slots of the program's inputs; an entry reading a slot that
     is neither an input nor computed by an earlier row is an error. A param that *is* an input's
     array (an integer label array used as an index) is replayed with that input's new value.
     """
     by_slot = {r.slot: r for r in rows}
-    need = set(output_slots) | {s for s, _ in guards} | set(roots)
+    input_ids = {id(a): k for k, a in enumerate(input_arrays) if isinstance(a, np.ndarray)}
+    same = _common_subexpressions(rows, input_ids) if cse else {}
+    need = {same.get(s, s) for s in output_slots} | {same.get(s, s) for s, _ in guards} | set(roots)
     keep = []
-    for r in reversed(rows):
-        if r.slot in need:
+    for r in reversed(rows):  # dead entries (and the repeats CSE merged) are left out
+        if r.slot in need and r.slot not in same:
             keep.append(r)
-            need.update(s for s in r.ins if s >= 0)
+            need.update(same.get(s, s) for s in r.ins if s >= 0)
     keep.reverse()
     number = {s: k for k, s in enumerate(input_slots)}
     n_in = len(input_slots)
     consts, const_ids = [], {}
-    input_ids = {id(a): k for k, a in enumerate(input_arrays) if isinstance(a, np.ndarray)}
     shapes = [tuple(m[0]) for m in input_metas]
     dtypes = [np.dtype(m[1]) for m in input_metas]
 
     def const_slot(v):
-        key = id(v)
+        key = _const_key(v)
         if key not in const_ids:
             const_ids[key] = len(consts)
             consts.append(v)
@@ -193,6 +198,7 @@ def lower(rows, input_slots, input_metas, output_slots, guards=(), roots=(), inp
             if s < 0:
                 ins.append(const_slot(r.consts[i]))
                 continue
+            s = same.get(s, s)
             if s not in number:
                 if s in by_slot:
                     raise AssertionError("rows out of order")
@@ -230,9 +236,100 @@ def lower(rows, input_slots, input_metas, output_slots, guards=(), roots=(), inp
     for r, _, _ in entries:
         shapes.append(tuple(r.out_meta[0]))
         dtypes.append(np.dtype(r.out_meta[1]))
-    outputs = np.array([final(number[s]) for s in output_slots], np.int32)
-    gs = [(final(number[s]), v) for s, v in guards]
+    outputs = np.array([final(number[same.get(s, s)]) for s in output_slots], np.int32)
+    gs = [(final(number[same.get(s, s)]), v) for s, v in guards]
     return Lowered(opcode, ins_col, nin, output, params, consts, shapes, dtypes, n_in, outputs, gs)
+
+
+#: Entries CSE may merge: the op table's built-in rows, which are pure functions of their inputs
+#: and params. Not PLAIN (a NumPy function run on values, whatever it does), DRAW (a random draw:
+#: two draws are two numbers), nor custom primitives and compiled calls (codes from 999: their
+#: purity is the user's).
+_CSE_BELOW = PLAIN_CODE
+
+# A constant or param array of at most this many elements is compared by value; a larger one by
+# identity (hashing its bytes would cost more than the repeats it could find).
+_CSE_VALUE_SIZE = 64
+
+
+def _common_subexpressions(rows, input_ids) -> dict:
+    """Slot -> the slot of an earlier row that computes the same value (value numbering).
+
+    Two rows compute the same value when they have the same opcode, read the same slots (after
+    the merges before them) or equal constants, and have equal params (and so equal output
+    shape and dtype). Walking in recording order, a row is keyed after its inputs were mapped, so
+    a whole repeated expression (W1's 1,000 copies of one term) folds into its first copy.
+    """
+    same, first = {}, {}
+    for r in rows:
+        if r.code >= _CSE_BELOW or "seg" in r.params or "run" in r.params or "call" in r.params:
+            continue
+        ins = tuple(("c", _const_key(r.consts[i])) if s < 0 else same.get(s, s) for i, s in enumerate(r.ins))
+        pk = _param_key(r.params, input_ids) if r.params else ()
+        if pk is None:  # a param we cannot compare: never merged
+            continue
+        key = (r.code, ins, pk, tuple(r.out_meta[0]), np.dtype(r.out_meta[1]).str)
+        prev = first.get(key)
+        if prev is None:
+            first[key] = r.slot
+        else:
+            same[r.slot] = prev
+    return same
+
+
+def _const_key(v):
+    """What identifies a constant: its value for numbers and small arrays (so `y * 0.9` written
+    twice reads one pool entry), its identity for anything else. The type is part of the key:
+    2.0, np.float64(2.0) and np.array(2.0) promote differently."""
+    if type(v) in (float, int, bool, complex):
+        return (type(v), repr(v))  # repr: -0.0 and 0.0 differ, as do their products
+    if isinstance(v, (np.ndarray, np.generic)) and v.size <= _CSE_VALUE_SIZE and v.dtype.kind in "biufc":
+        return (type(v), v.dtype.str, v.shape, v.tobytes())
+    return ("id", id(v))
+
+
+def _param_key(v, input_ids):
+    """A hashable stand-in for a param value, equal exactly when the values are; None if unknown."""
+    t = type(v)
+    if v is None or t in (bool, int, str):
+        return (t, v)
+    if t is float:
+        return (t, repr(v))
+    if t is dict:
+        items = []
+        for k in sorted(v):
+            x = _param_key(v[k], input_ids)
+            if x is None:
+                return None
+            items.append((k, x))
+        return (t, tuple(items))
+    if t in (tuple, list):
+        out = []
+        for x in v:
+            x = _param_key(x, input_ids)
+            if x is None:
+                return None
+            out.append(x)
+        return (t, tuple(out))
+    if t is np.ndarray:
+        k = input_ids.get(id(v))
+        if k is not None:  # an input's array: the replay substitutes that input's new value
+            return ("input", k)
+        if v.size <= _CSE_VALUE_SIZE and v.dtype.kind in "biufc":
+            return (t, v.dtype.str, v.shape, v.tobytes())
+        return ("id", id(v))
+    if isinstance(v, np.generic):
+        return (t, v.tobytes())
+    if t is slice:
+        parts = tuple(_param_key(x, input_ids) for x in (v.start, v.stop, v.step))
+        return None if None in parts else (t, parts)
+    if v is Ellipsis:
+        return (t,)
+    if t is np.dtype:
+        return (t, v.str)
+    if isinstance(v, type) and issubclass(v, np.generic):
+        return (np.dtype, np.dtype(v).str)
+    return None
 
 
 def _lowerable(r) -> OpDef:

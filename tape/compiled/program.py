@@ -66,6 +66,8 @@ class Program:
         self.single = single  # one output, returned as is rather than in a tuple
         # Python views of the columns, for building the plans (numpy scalars are slow to index one by one)
         self._out_list, self._op_list = self.output.tolist(), self.opcode.tolist()
+        self._out_slots = [int(s) for s in self.outputs]
+        self._repeated_outs = [k for k, s in enumerate(self._out_slots) if s in self._out_slots[:k]]
         self._ins_lists = [row[:k] for row, k in zip(self.ins.tolist(), self.nin.tolist())]
         self._sizes = [math.prod(sh) * dt.itemsize for sh, dt in zip(self.shapes, self.dtypes)]
         self._plan = self._make_plan()
@@ -357,8 +359,10 @@ class Program:
 
     def _outputs(self, vals):
         vbuf = self._plan.vbuf
-        outs = tuple(vals[vbuf[int(s)]] for s in self.outputs)
-        return outs[0] if self.single else outs
+        outs = [vals[vbuf[s]] for s in self._out_slots]
+        for k in self._repeated_outs:  # one value returned twice (CSE merged them): two arrays, as eager gives
+            outs[k] = outs[k].copy()
+        return outs[0] if self.single else tuple(outs)
 
     def __call__(self, *arrays):
         """Replay the forward pass on `arrays` (one per input); return the output(s)."""
