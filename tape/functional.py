@@ -136,8 +136,14 @@ def value_and_grad(f, argnums=0):
     (tensor(5.), tensor([2., 4.]))
     """
 
+    fast = getattr(f, "_value_and_grad", None)  # a compiled function replays without a tape
+
     def wrapped(*args, **kwargs):
         nums = _argnums(argnums, len(args))
+        if fast is not None and not kwargs:
+            got = fast(args, tuple(n % len(args) for n in nums))
+            if got is not None:
+                return _fast_result(got, args, nums, argnums)
         nested = state().recording
         plain = _plain_call(args)
         given = args
@@ -174,6 +180,18 @@ def value_and_grad(f, argnums=0):
         return value, result
 
     return wrapped
+
+
+def _fast_result(got, args, nums, argnums):
+    """A compiled function's (value, gradient arrays) in the form the general path returns: NumPy
+    values for a plain call (a float for a Python number), else Tensors without history."""
+    value, gs = got
+    if any(isinstance(a, Tensor) for a in args):
+        value, gs = _new_tensor(value), [_new_tensor(g) for g in gs]
+    else:
+        value = value[()] if value.ndim == 0 else value
+        gs = [float(g) if _is_number(args[n]) else g for g, n in zip(gs, nums)]
+    return value, (gs[0] if isinstance(argnums, int) else tuple(gs))
 
 
 def grad(f, argnums=0):

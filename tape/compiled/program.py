@@ -392,6 +392,30 @@ class Program:
             seeds[s] = seeds[s] + g if s in seeds else g
         return replay.run_reverse(self._reverse_plan(wanted), saved, seeds, self._plan.kernel)
 
+    def _hand_out(self, got, which, foreign):
+        """The input cotangents `got` (for inputs `which`) as arrays the caller may keep and write:
+        zeros where None; a copy where the array is not one this pass allocated and nobody else holds
+        (a view, a read-only broadcast, one of the arrays in `foreign` such as the caller's own
+        inputs or cotangents, or one already handed out for another input), else the array itself.
+        """
+        out, handed = [], {id(a) for a in foreign}
+        for k, g in zip(which, got):
+            shape, dtype = self.shapes[k], self.dtypes[k]
+            if g is None:
+                g = np.zeros(shape, dtype)
+            elif (
+                type(g) is not np.ndarray
+                or g.base is not None
+                or not g.flags.writeable
+                or id(g) in handed
+                or g.dtype != dtype
+                or g.shape != shape
+            ):
+                g = np.array(np.reshape(g, shape), dtype=dtype, copy=True)
+            handed.add(id(g))
+            out.append(g)
+        return out
+
     def vjp(self, *arrays):
         """(outputs, vjp_fn): `vjp_fn(cotangents)` returns a tuple of input cotangents (zeros where
         an input does not reach the outputs). `cotangents` matches the outputs (one array, or a tuple)."""
@@ -407,10 +431,7 @@ class Program:
         def vjp_fn(cotangents):
             cts = (cotangents,) if self.single else tuple(cotangents)
             got = self._pullback(saved, cts)
-            return tuple(
-                np.zeros(self.shapes[k], self.dtypes[k]) if g is None else np.array(g, dtype=self.dtypes[k], copy=True)
-                for k, g in enumerate(got)
-            )
+            return tuple(self._hand_out(got, range(self.n_inputs), list(arrays) + list(cts)))
 
         return outs, vjp_fn
 
