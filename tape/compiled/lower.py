@@ -261,18 +261,27 @@ def _common_subexpressions(rows, input_ids) -> dict:
     a whole repeated expression (W1's 1,000 copies of one term) folds into its first copy.
     """
     same, first = {}, {}
-    for r in rows:
-        if r.code >= _CSE_BELOW or "seg" in r.params or "run" in r.params or "call" in r.params:
+    get = same.get
+    for r in rows:  # the first call of a long loop lowers tens of thousands of rows: kept lean
+        if r.code >= _CSE_BELOW:
             continue
-        ins = tuple(("c", _const_key(r.consts[i])) if s < 0 else same.get(s, s) for i, s in enumerate(r.ins))
-        pk = _param_key(r.params, input_ids) if r.params else ()
-        if pk is None:  # a param we cannot compare: never merged
-            continue
-        key = (r.code, ins, pk, tuple(r.out_meta[0]), np.dtype(r.out_meta[1]).str)
-        prev = first.get(key)
-        if prev is None:
-            first[key] = r.slot
+        params = r.params
+        if params:
+            if "seg" in params or "run" in params or "call" in params:
+                continue
+            pk = _param_key(params, input_ids)
+            if pk is None:  # a param we cannot compare: never merged
+                continue
         else:
+            pk = ()
+        ins = r.ins
+        if -1 in ins:
+            ins = tuple(("c", _const_key(c)) if s < 0 else get(s, s) for s, c in zip(ins, r.consts))
+        else:
+            ins = tuple(map(get, ins, ins))
+        key = (r.code, ins, pk, r.out_meta[0], r.out_meta[1])
+        prev = first.setdefault(key, r.slot)
+        if prev != r.slot:
             same[r.slot] = prev
     return same
 
@@ -354,7 +363,7 @@ class InputRef(NamedTuple):
 
 
 def _params_of(params: dict, input_ids: dict) -> dict:
-    if not input_ids:
+    if not input_ids or not params:
         return params
 
     def sub(v):

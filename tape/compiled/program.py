@@ -181,33 +181,43 @@ class Program:
     def _assign_adjoints(self, nbytes, wanted=None):
         """Adjoint buffers: a slot's adjoint lives from its first cotangent (its last reader, walking
         down) to the entry that computes it; inputs' adjoints live to the end."""
-        alive = set(int(s) for s in self.outputs if self._differentiable(int(s)))
-        # slots an adjoint can reach: those on a path from a wanted input to an output
-        reach = set(k for k in range(self.n_inputs) if wanted is None or wanted[k])
-        for k in range(len(self.opcode)):
-            if self._op_list[k] not in (PLAIN_CODE, DRAW_CODE) and any(s in reach for s in self._entry_ins(k)):
-                reach.add(self._out_list[k])
+        n_in, base, n = self.n_inputs, self._base, len(self._op_list)
+        ops, outs, ins_lists = self._op_list, self._out_list, self._ins_lists
+        no_adjoint = (PLAIN_CODE, DRAW_CODE)
+        # slots an adjoint can reach: those on a path from a wanted input to an output, and
+        # differentiable (a float input or entry; constants never get one). Lists, not sets: the
+        # first call of a 40,000-entry loop walks them twice.
+        reach = [False] * self.n_slots
+        for k in range(n_in):
+            reach[k] = wanted is None or bool(wanted[k])
+        for k in range(n):
+            if ops[k] not in no_adjoint:
+                for s in ins_lists[k]:
+                    if reach[s]:
+                        reach[outs[k]] = True
+                        break
+        kinds = self.dtypes
+        for s in range(self.n_slots):
+            if reach[s] and ((n_in <= s < base) or kinds[s].kind != "f"):
+                reach[s] = False
         buf, free, count = {}, {}, 0
-
-        def take(s):
-            nonlocal count
-            pool = free.get(nbytes[s])
-            if pool:
-                buf[s] = pool.pop()
-            else:
+        for s in sorted({int(s) for s in self.outputs}):
+            if reach[s]:
                 buf[s] = count
                 count += 1
-
-        for s in sorted(alive & reach):
-            take(s)
-        for k in range(len(self.opcode) - 1, -1, -1):
-            out = self._out_list[k]
-            if out not in buf or self._op_list[k] in (PLAIN_CODE, DRAW_CODE):
+        for k in range(n - 1, -1, -1):
+            out = outs[k]
+            if out not in buf or ops[k] in no_adjoint:
                 continue
-            for s in self._entry_ins(k):
-                if s not in buf and s in reach and self._differentiable(s):
-                    take(s)
-            if out >= self.n_inputs:
+            for s in ins_lists[k]:
+                if reach[s] and s not in buf:
+                    pool = free.get(nbytes[s])
+                    if pool:
+                        buf[s] = pool.pop()
+                    else:
+                        buf[s] = count
+                        count += 1
+            if out >= n_in:
                 free.setdefault(nbytes[out], []).append(buf[out])
         return buf, count
 
