@@ -167,15 +167,17 @@ def lower(rows, input_slots, input_metas, output_slots, guards=(), roots=(), inp
     is neither an input nor computed by an earlier row is an error. A param that *is* an input's
     array (an integer label array used as an index) is replayed with that input's new value.
     """
-    by_slot = {r.slot: r for r in rows}
     input_ids = {id(a): k for k, a in enumerate(input_arrays) if isinstance(a, np.ndarray)}
     same = _common_subexpressions(rows, input_ids) if cse else {}
     need = {same.get(s, s) for s in output_slots} | {same.get(s, s) for s, _ in guards} | set(roots)
     keep = []
+    get = same.get
     for r in reversed(rows):  # dead entries (and the repeats CSE merged) are left out
         if r.slot in need and r.slot not in same:
             keep.append(r)
-            need.update(same.get(s, s) for s in r.ins if s >= 0)
+            for s in r.ins:
+                if s >= 0:
+                    need.add(get(s, s))
     keep.reverse()
     number = {s: k for k, s in enumerate(input_slots)}
     n_in = len(input_slots)
@@ -200,7 +202,7 @@ def lower(rows, input_slots, input_metas, output_slots, guards=(), roots=(), inp
                 continue
             s = same.get(s, s)
             if s not in number:
-                if s in by_slot:
+                if any(x.slot == s for x in rows):
                     raise AssertionError("rows out of order")
                 raise ValueError(
                     f"compile: entry {d.name} reads a value (shape {r.in_meta[i][0]}) that is neither an input "
