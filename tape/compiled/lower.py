@@ -415,17 +415,20 @@ def assign_buffers(order, nbytes, pinned=()):
         size = nbytes[w]
         pool = free.get(size)
         if pool:
-            buf[w] = pool.pop()
+            b = pool.pop()
         else:
-            buf[w] = count
+            b = count
             count += 1
+        buf[w] = b
         live += size
-        peak = max(peak, live)
+        if live > peak:
+            peak = live
         if w not in last and w not in pinned:  # written, never read: free at once
-            free.setdefault(size, []).append(buf[w])
+            free.setdefault(size, []).append(b)
             live -= size
-        for s in set(rd):
+        for s in rd:
             if last.get(s) == k and s in buf and s not in pinned:
+                last[s] = -1  # freed: a second read in the same step (mul(x, x)) must not free it again
                 free.setdefault(nbytes[s], []).append(buf[s])
                 live -= nbytes[s]
     return buf, count, peak
