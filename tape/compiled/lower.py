@@ -159,25 +159,27 @@ class Lowered(NamedTuple):
 def lower(rows, input_slots, input_metas, output_slots, guards=(), roots=(), input_arrays=(), cse=True) -> Lowered:
     """Columns for the `rows` that `output_slots` (and the guards, and `roots`) depend on.
 
-    With `cse`, an entry that repeats an earlier one (see `_common_subexpressions`) is left out and
-    its readers read the earlier one's slot; the reverse pass then sums the merged slot's adjoint
-    from all of them, as it does for any value read twice.
+    With `cse` (value numbering), an entry that repeats an earlier one is left out and its readers
+    read the earlier one's slot; the reverse pass then sums that slot's adjoint from all of them, as
+    it does for any value read twice. Entries repeat when they have the same opcode, read the same
+    slots (after the merges before them) or equal constants, and have equal params (so their
+    outputs have the same shape and dtype too): walking in recording order, a whole repeated
+    expression (W1's 1,000 copies of one term) folds into its first copy. Merging never leaves an
+    entry dead: a merged reader's first copy reads the same slots.
 
     `input_slots` are the recording's slots of the program's inputs; an entry reading a slot that
     is neither an input nor computed by an earlier row is an error. A param that *is* an input's
     array (an integer label array used as an index) is replayed with that input's new value.
     """
     input_ids = {id(a): k for k, a in enumerate(input_arrays) if isinstance(a, np.ndarray)}
-    same = _common_subexpressions(rows, input_ids) if cse else {}
-    need = {same.get(s, s) for s in output_slots} | {same.get(s, s) for s, _ in guards} | set(roots)
+    need = set(output_slots) | {s for s, _ in guards} | set(roots)
     keep = []
-    get = same.get
-    for r in reversed(rows):  # dead entries (and the repeats CSE merged) are left out
-        if r.slot in need and r.slot not in same:
+    for r in reversed(rows):  # dead entries are left out
+        if r.slot in need:
             keep.append(r)
             for s in r.ins:
                 if s >= 0:
-                    need.add(get(s, s))
+                    need.add(s)
     keep.reverse()
     number = {s: k for k, s in enumerate(input_slots)}
     n_in = len(input_slots)
@@ -193,14 +195,14 @@ def lower(rows, input_slots, input_metas, output_slots, guards=(), roots=(), inp
         return ("c", const_ids[key])
 
     entries = []
+    first = {}  # CSE: (opcode, input numbers, params) -> the entry that computes it
     for r in keep:
         d = _lowerable(r)
         ins = []
         for i, s in enumerate(r.ins):
             if s < 0:
-                ins.append(const_slot(r.consts[i]))
+                ins.append(const_slot(r.consts[i]))  # equal constants share one pool entry
                 continue
-            s = same.get(s, s)
             if s not in number:
                 if any(x.slot == s for x in rows):
                     raise AssertionError("rows out of order")
@@ -209,6 +211,15 @@ def lower(rows, input_slots, input_metas, output_slots, guards=(), roots=(), inp
                     "nor computed in the recorded block; pass it in inputs="
                 )
             ins.append(number[s])
+        if cse and r.code < _CSE_BELOW:
+            pk = _param_key(r.params, input_ids) if r.params else ()
+            if pk is not None:  # a param we cannot compare is never merged
+                key = (r.code, tuple(ins), pk)
+                prev = first.get(key)
+                if prev is not None:  # a repeat: its readers read the first one
+                    number[r.slot] = prev
+                    continue
+                first[key] = ("e", len(entries))
         entries.append((r, d, ins))
         number[r.slot] = ("e", len(entries) - 1)
     n_c = len(consts)
@@ -238,8 +249,8 @@ def lower(rows, input_slots, input_metas, output_slots, guards=(), roots=(), inp
     for r, _, _ in entries:
         shapes.append(tuple(r.out_meta[0]))
         dtypes.append(np.dtype(r.out_meta[1]))
-    outputs = np.array([final(number[same.get(s, s)]) for s in output_slots], np.int32)
-    gs = [(final(number[same.get(s, s)]), v) for s, v in guards]
+    outputs = np.array([final(number[s]) for s in output_slots], np.int32)
+    gs = [(final(number[s]), v) for s, v in guards]
     return Lowered(opcode, ins_col, nin, output, params, consts, shapes, dtypes, n_in, outputs, gs)
 
 
@@ -252,40 +263,6 @@ _CSE_BELOW = PLAIN_CODE
 # A constant or param array of at most this many elements is compared by value; a larger one by
 # identity (hashing its bytes would cost more than the repeats it could find).
 _CSE_VALUE_SIZE = 64
-
-
-def _common_subexpressions(rows, input_ids) -> dict:
-    """Slot -> the slot of an earlier row that computes the same value (value numbering).
-
-    Two rows compute the same value when they have the same opcode, read the same slots (after
-    the merges before them) or equal constants, and have equal params (and so equal output
-    shape and dtype). Walking in recording order, a row is keyed after its inputs were mapped, so
-    a whole repeated expression (W1's 1,000 copies of one term) folds into its first copy.
-    """
-    same, first = {}, {}
-    get = same.get
-    for r in rows:  # the first call of a long loop lowers tens of thousands of rows: kept lean
-        if r.code >= _CSE_BELOW:
-            continue
-        params = r.params
-        if params:
-            if "seg" in params or "run" in params or "call" in params:
-                continue
-            pk = _param_key(params, input_ids)
-            if pk is None:  # a param we cannot compare: never merged
-                continue
-        else:
-            pk = ()
-        ins = r.ins
-        if -1 in ins:
-            ins = tuple(("c", _const_key(c)) if s < 0 else get(s, s) for s, c in zip(ins, r.consts))
-        else:
-            ins = tuple(map(get, ins, ins))
-        key = (r.code, ins, pk, r.out_meta[0], r.out_meta[1])
-        prev = first.setdefault(key, r.slot)
-        if prev != r.slot:
-            same[r.slot] = prev
-    return same
 
 
 def _const_key(v):
