@@ -187,3 +187,15 @@ def test_program_vjp_never_hands_back_the_callers_cotangent(backend):
     assert not np.shares_memory(g, ct) and g.flags.writeable
     ct[0, 0] = 100.0
     np.testing.assert_array_equal(g, [1.0, 2.0, 3.0, 4.0])
+
+
+def test_a_value_that_is_an_input_comes_back_as_a_copy(backend):
+    cf = tp.compile(lambda x: x[1:2])  # replayed, its value is a view of x
+    x = np.array([1.0, 2.0])
+    vg = tp.value_and_grad(cf)
+    vg(x)
+    value, g = vg(x)
+    assert not np.shares_memory(value, x)
+    value[...] = 9.0
+    np.testing.assert_array_equal(x, [1.0, 2.0])
+    np.testing.assert_array_equal(g, [0.0, 1.0])

@@ -299,6 +299,8 @@ class CompiledFunction:
             except replay.GuardFailed:
                 continue
             out = vals[out_buf]
+            if out.base is not None or any(out is a for a in xs):  # fn returned (a view of) an input
+                out = out.copy()
             got = replay.run_reverse(rplan, saved, {out_slot: np.ones_like(out)}, kernel)
             grads = prog._hand_out([got[n] for n in nums], nums, xs)
             counts = self._counts
