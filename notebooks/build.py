@@ -2302,8 +2302,10 @@ NOTEBOOKS["08_compiled_programs"] = [
         """
         Five entries are fewer than a kernel call is worth (its fixed cost is tens of µs), so this
         program replays in Python. Repeat the expression, as the benchmarks' workload W1 does, and it
-        runs in the scalar kernel. Its 1,200 entries need a handful of buffers: a value dies as soon
-        as the running sum has taken it.
+        runs in the scalar kernel. The 200 copies record 1,200 entries, but they all compute the same
+        term: the lowering keeps the first copy of each repeated entry (common-subexpression
+        elimination), which leaves 5 entries for the term and 200 for the running sum. They need a
+        handful of buffers: a value dies as soon as the running sum has taken it.
         """
     ),
     code(
@@ -2321,7 +2323,7 @@ NOTEBOOKS["08_compiled_programs"] = [
         print("\\n".join(str(p200).splitlines()[:8]), "\\n...")
         stats = p200.stats()
         print({k: stats[k] for k in ("entries", "slots", "buffers", "bytes_forward", "kernel", "fallback_ops")})
-        assert stats["entries"] == 6 * 200 and stats["kernel"] == "scalar" and stats["fallback_ops"] == {}
+        assert stats["entries"] == 5 + 200 and stats["kernel"] == "scalar" and stats["fallback_ops"] == {}
         assert stats["buffers"] <= 10 and stats["bytes_forward"] <= 8 * stats["buffers"]
         """
     ),
@@ -2506,7 +2508,8 @@ NOTEBOOKS["08_compiled_programs"] = [
         scalar kernel runs the columns in one Numba loop each way. Below, one `value_and_grad` call of
         the chain with `terms` copies of f (6 entries each), eagerly and compiled (median of 7 calls),
         and the compiled function's *first* call (record, lower, replay: paid once per signature;
-        median of 3 fresh `tp.compile`s).
+        median of 3 fresh `tp.compile`s). "Entries" counts what eager records; the compiled program
+        holds 5 + terms of them after CSE.
 
         The first kernel call in a process loads the Numba kernels (on a fresh install, compiles and
         caches them: several seconds); that already happened above.

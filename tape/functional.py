@@ -53,10 +53,23 @@ def _watch(x) -> Tensor:
         return make_dual(_watch(x._primal), x._tangent, x._level)
     if isinstance(x, Tensor) and x._role:
         return apply(IDENTITY, (x,))
-    t = _as_float_tensor(x)
-    leaf = _new_tensor(t.array)
+    if type(x) is np.ndarray and x.dtype.kind == "f":
+        # the caller's array itself, not a copy (8 MB per W4 step): the tape never writes a leaf's
+        # array, and f cannot either (an in-place change to a tracked tensor is refused while recording)
+        leaf = _new_tensor(x)
+    else:
+        leaf = _new_tensor(_as_float_tensor(x).array)
     leaf._role = TRACKED_LEAF
     return leaf
+
+
+def _unshared(value: Tensor, watched) -> Tensor:
+    """`value`, copied if it is (a view of) an input `_watch` did not copy: f's result is the caller's
+    to keep and write, as when the inputs were copied."""
+    a = value.array
+    if isinstance(a, np.ndarray) and any(np.may_share_memory(a, w.array) for ws in watched for w in ws):
+        return _new_tensor(a.copy())
+    return value
 
 
 def _on_tape(x):
@@ -136,8 +149,14 @@ def value_and_grad(f, argnums=0):
     (tensor(5.), tensor([2., 4.]))
     """
 
+    fast = getattr(f, "_value_and_grad", None)  # a compiled function replays without a tape
+
     def wrapped(*args, **kwargs):
         nums = _argnums(argnums, len(args))
+        if fast is not None and not kwargs:
+            got = fast(args, tuple(n % len(args) for n in nums))
+            if got is not None:
+                return _fast_result(got, args, nums, argnums)
         nested = state().recording
         plain = _plain_call(args)
         given = args
@@ -164,7 +183,7 @@ def value_and_grad(f, argnums=0):
             _, shape = flatten(args[n])
             results.append(shape.unflatten(gs[k : k + count]))
             k += count
-        value = out_t if nested or type(out_t) is DualTensor else out_t.detach()
+        value = out_t if nested or type(out_t) is DualTensor else _unshared(out_t.detach(), watched.values())
         if isinstance(argnums, int):
             result, like = results[0], given[nums[0]]
         else:
@@ -174,6 +193,18 @@ def value_and_grad(f, argnums=0):
         return value, result
 
     return wrapped
+
+
+def _fast_result(got, args, nums, argnums):
+    """A compiled function's (value, gradient arrays) in the form the general path returns: NumPy
+    values for a plain call (a float for a Python number), else Tensors without history."""
+    value, gs = got
+    if any(isinstance(a, Tensor) for a in args):
+        value, gs = _new_tensor(value), [_new_tensor(g) for g in gs]
+    else:
+        value = value[()] if value.ndim == 0 else value
+        gs = [float(g) if _is_number(args[n]) else g for g, n in zip(gs, nums)]
+    return value, (gs[0] if isinstance(argnums, int) else tuple(gs))
 
 
 def grad(f, argnums=0):
@@ -224,7 +255,7 @@ def vjp(f, *primals):
             return _to_numpy(tuple(result), tuple(primals))
         return tuple(result)
 
-    value = out if nested else tree_map(lambda o: o.detach() if _detachable(o) else o, out)
+    value = out if nested else tree_map(lambda o: _unshared(o.detach(), watched) if _detachable(o) else o, out)
     return (_to_numpy(value) if plain else value), vjp_fn
 
 
