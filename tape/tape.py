@@ -34,10 +34,11 @@ import numpy as np
 
 from .devices import cupy
 from .opcodes import Op
-from .tensor import RESULT, Tensor, _tensor_with_history
+from .tensor import RC_COLUMN, RESULT, Tensor, _tensor_with_history
 
 # Columns of an entry.
 OP, INS, PARAMS, SAVED, META, TRACE, RC, FLAGS, SRC = range(9)
+assert RC == RC_COLUMN  # Tensor.__del__ decrements it without importing this module
 # Fields of an entry's TRACE record, a small list kept for printing (it may outlive the entry).
 VALUE, ADJ, CONSTS = range(3)
 # Flags.
@@ -68,39 +69,10 @@ def summary(value):
     its (shape, dtype)."""
     if getattr(value, "size", 1) <= TRACE_MAX_SIZE:
         return value
-    return meta_of(value)
+    return (value.shape, value.dtype)
 
 
-_METAS: dict = {}
-
-
-def meta_of(a) -> tuple:
-    """(a.shape, a.dtype), one shared tuple per distinct pair.
-
-    Entries keep their inputs' (shape, dtype) for the sweep; sharing the tuples means an entry
-    allocates no container for them, and the cyclic garbage collector, whose work grows with the
-    containers alive, has fewer to walk (it cost up to 2 µs per recorded op on small arrays).
-    """
-    key = (a.shape, a.dtype)
-    meta = _METAS.get(key)
-    if meta is None:
-        if len(_METAS) > 4096:  # a program with ever-new shapes: start again rather than grow
-            _METAS.clear()
-            _ONE_META.clear()
-            _TWO_METAS.clear()
-        meta = _METAS[key] = key
-    return meta
-
-
-# An entry's META column, (meta,) or (meta0, meta1), shared the same way (None metas included).
-_ONE_META: dict = {}
-_TWO_METAS: dict = {}
-
-
-def _metas(*metas) -> tuple:
-    table = _ONE_META if len(metas) == 1 else _TWO_METAS
-    key = metas[0] if len(metas) == 1 else metas
-    return table.setdefault(key, metas)
+_new = object.__new__
 
 
 class Store:
@@ -163,55 +135,103 @@ class Store:
         `args` are the op's arguments (Tensors or raw values), `arrays` their raw values, `out`
         the forward's result; `src` is the user's source line, recorded under detect_anomaly only.
         """
+        # This runs once per recorded op: the one- and two-input cases are written out inline (each
+        # Python call costs about as much as the bookkeeping it would hide). An input's meta is a
+        # fresh (shape, dtype) tuple: the cyclic GC untracks a tuple of untracked items the first
+        # time it sees it, so it costs the GC nothing later, and building it is cheaper than looking
+        # a shared one up.
+        entries = self.entries
         consts = None  # the numbers among the constant inputs, for the trace
-        if len(args) == 1:  # most ops: build the tuples directly (fewer short-lived containers for the GC)
-            s0, m0 = self._input(args[0], arrays[0])
-            ins, meta = (s0,), _ONE_META.get(m0) or _metas(m0)
-        elif len(args) == 2:
-            s0, m0 = self._input(args[0], arrays[0])
-            s1, m1 = self._input(args[1], arrays[1])
-            ins, meta = (s0, s1), _TWO_METAS.get((m0, m1)) or _metas(m0, m1)
-            if s1 < 0:
-                a1 = arrays[1]
-                consts = (None, a1 if isinstance(a1, _SCALARS) else None)
-            elif s0 < 0:
-                a0 = arrays[0]
-                consts = (a0 if isinstance(a0, _SCALARS) else None, None)
+        n = len(args)
+        if n == 2:
+            a, b = args
+            x, y = arrays
+            if isinstance(a, Tensor) and a._role:
+                s0 = a._slot if a._role is RESULT and a._store is self else self._tracked_slot(a)
+                entries[s0][RC] += 1
+                try:
+                    m0 = (x.shape, x.dtype)
+                except AttributeError:  # a non-array value (the core works on Python floats too)
+                    m0 = None
+            else:
+                s0 = -1
+                m0 = None
+            if isinstance(b, Tensor) and b._role:
+                s1 = b._slot if b._role is RESULT and b._store is self else self._tracked_slot(b)
+                entries[s1][RC] += 1
+                try:
+                    m1 = (y.shape, y.dtype)
+                except AttributeError:
+                    m1 = None
+            else:
+                s1 = -1
+                m1 = None
+                consts = (None, y if isinstance(y, _SCALARS) else None)
+            if s0 < 0:
+                consts = (x if isinstance(x, _SCALARS) else None, None)
+            ins = (s0, s1)
+            meta = (m0, m1)
+        elif n == 1:
+            x = arrays[0]
+            a = args[0]
+            s0 = a._slot if a._role is RESULT and a._store is self else self._tracked_slot(a)
+            entries[s0][RC] += 1
+            ins = (s0,)
+            try:
+                meta = ((x.shape, x.dtype),)
+            except AttributeError:
+                meta = (None,)
         else:
-            pairs = [self._input(a, arr) for a, arr in zip(args, arrays)]
-            ins, meta = tuple(p[0] for p in pairs), tuple(p[1] for p in pairs)
+            ins, meta = self._inputs(args, arrays)
             if -1 in ins:
                 consts = _constants(ins, arrays)
-        value = out if getattr(out, "size", 1) <= TRACE_MAX_SIZE else _METAS.get((out.shape, out.dtype)) or meta_of(out)
+        try:
+            value = out if out.size <= TRACE_MAX_SIZE else (out.shape, out.dtype)
+        except AttributeError:  # a Python number
+            value = out
         trace = [value, None, consts]
         slot = self.next
         self.next = slot + 1
-        self.entries[slot] = [op, ins, params, op.saved(out, arrays, ins), meta, trace, 1, self.new_flags, src]
+        entries[slot] = [op, ins, params, op.saved(out, arrays, ins), meta, trace, 1, self.new_flags, src]
         if slot < self.log_until:
             if value is out and type(out) is np.ndarray and out.base is not None:
                 trace[VALUE] = out.copy()  # a small view (x[:2]) must not keep its base alive in the log
             self.log.extend((op, ins, slot, trace))
-        return _tensor_with_history(out, slot, self)
+        t = _new(Tensor)  # tensor._tensor_with_history, inline
+        t.array = out
+        t._slot = slot
+        t._store = self
+        t._role = RESULT
+        t.grad = None
+        return t
 
-    def _input(self, a, arr):
-        """(slot, meta) of one input: its slot (-1 for a constant), counted as read by the new
-        entry, and its (shape, dtype) (None for a constant or a non-array value)."""
-        if isinstance(a, Tensor) and a._role:
-            if a._role is RESULT:
-                if a._store is not self:
-                    raise RuntimeError(
-                        f"a tensor recorded on another thread's tape (shape {a.shape}) was used here: "
-                        "tapes are per thread; compute it in this thread, or pass x.detach()"
-                    )
-                s = a._slot
+    def _tracked_slot(self, a) -> int:
+        """The slot of tracked input `a` that is not a result of this store: a leaf's (added on
+        first use), or an error for a result recorded on another thread's tape."""
+        if a._role is RESULT:
+            raise RuntimeError(
+                f"a tensor recorded on another thread's tape (shape {a.shape}) was used here: "
+                "tapes are per thread; compute it in this thread, or pass x.detach()"
+            )
+        return self.leaf_slot(a)
+
+    def _inputs(self, args, arrays):
+        """(input slots, input metas) of an op with any number of inputs; each tracked input is
+        counted as read by the new entry. A constant's slot is -1, its meta None."""
+        ins, meta = [], []
+        for a, arr in zip(args, arrays):
+            if isinstance(a, Tensor) and a._role:
+                s = a._slot if a._role is RESULT and a._store is self else self._tracked_slot(a)
+                self.entries[s][RC] += 1
+                ins.append(s)
+                try:
+                    meta.append((arr.shape, arr.dtype))
+                except AttributeError:
+                    meta.append(None)
             else:
-                s = self.leaf_slot(a)
-            self.entries[s][RC] += 1
-            try:
-                return s, _METAS.get((arr.shape, arr.dtype)) or meta_of(arr)
-            except AttributeError:  # a non-array value (the core works on Python floats too)
-                return s, None
-        return -1, None
+                ins.append(-1)
+                meta.append(None)
+        return tuple(ins), tuple(meta)
 
     def handle(self, slot: int, value) -> Tensor:
         """Another Tensor handle on `slot` (it holds a reference, like the first one)."""
@@ -248,7 +268,9 @@ class Store:
             if entry[OP] is LEAF:
                 del self.leaf_slots[id(self.leaves.pop(s))]
             else:
-                stack.extend(i for i in entry[INS] if i >= 0)
+                for i in entry[INS]:  # a loop, not extend(generator): no generator object per entry
+                    if i >= 0:
+                        stack.append(i)
 
     def forget_unread_leaf(self, slot: int) -> None:
         """Delete the entry of a leaf that no entry reads (a leaf given a slot only to seed a sweep)."""

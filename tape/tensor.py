@@ -20,6 +20,8 @@ import numpy as np
 from . import devices
 
 _FLOAT_KINDS = "f"
+#: The reference-count column of a tape entry (tape.RC): a handle's __del__ decrements it.
+RC_COLUMN = 6
 
 #: Set by `tape.compiled` while some thread records a compiled function (else None, and the
 #: conversions below cost one global lookup): a recorded value turned into a Python bool, int or
@@ -58,8 +60,15 @@ class Tensor:
 
     def __del__(self):
         if self._role is RESULT:
+            # Store.release's common case inline (the entry is still read by a later entry): this
+            # runs once per recorded result, and the call would cost as much as the work.
             try:
-                self._store.release(self._slot)
+                store = self._store
+                entry = store.entries.get(self._slot)
+                if entry is not None and entry[RC_COLUMN] > 1:
+                    entry[RC_COLUMN] -= 1
+                else:
+                    store.release(self._slot)
             except Exception:  # interpreter shutdown: the store may be gone already
                 pass
 
