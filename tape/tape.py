@@ -198,7 +198,7 @@ class Store:
                 trace[VALUE] = out.copy()  # a small view (x[:2]) must not keep its base alive in the log
             self.log.extend((op, ins, slot, trace))
         t = _new(Tensor)  # tensor._tensor_with_history, inline
-        t.array = out
+        t._a = out
         t._slot = slot
         t._store = self
         t._role = RESULT
@@ -288,8 +288,9 @@ class Store:
             entry[FLAGS] |= CONSUMED
             self.n_consumed += 1
 
-    def mark_overwritten(self, array) -> None:
-        """An in-place op is about to change `array`: flag every entry that saved (a view of) it.
+    def mark_overwritten(self, array, scalar=None) -> None:
+        """An in-place op is about to change `array`: flag every entry that saved (a view of) it,
+        or `scalar`, the float64 scalar the tensor held before `array` was made from it.
 
         This costs nothing at record time; the backward pass refuses a flagged entry when it gets
         there (API §8). `may_share_memory` also catches views, e.g. a saved slice of `array`.
@@ -300,7 +301,11 @@ class Store:
             if saved is None or entry[FLAGS] & STALE:
                 continue
             for v in saved:
-                if v is not None and hasattr(v, "shape") and type(v) is type(array) and may_share(v, array):
+                if v is None:
+                    continue
+                if (scalar is not None and v is scalar) or (
+                    hasattr(v, "shape") and type(v) is type(array) and may_share(v, array)
+                ):
                     entry[FLAGS] |= STALE
                     self.n_stale += 1
                     break
