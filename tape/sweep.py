@@ -28,6 +28,7 @@ from .forward import make_dual
 from .tape import (
     ADJ,
     CONSUMED,
+    F64_META,
     FAILED,
     FLAGS,
     INS,
@@ -49,6 +50,7 @@ from .tensor import CONSTANT, RESULT, TRACKED_LEAF, Tensor, _new_tensor
 
 _EMPTY: dict = {}
 _ndarray = np.ndarray
+_f64 = np.float64
 #: Adjoints this large are accumulated in place when the sweep owns them (a fresh large array costs
 #: page faults, several times the addition); smaller ones are never written into, so the trace
 #: may keep them by reference.
@@ -299,7 +301,9 @@ def _sweep_plain(adj: Adjoints, how: Pass):
             g_owned = False
         entry = entries[slot]
         trace = entry[TRACE]  # the trace's adjoint column: a small value itself, else its value's (shape, dtype)
-        if type(g) is _ndarray:
+        if type(g) is _f64:
+            trace[ADJ] = g
+        elif type(g) is _ndarray:
             trace[ADJ] = g if g.size <= TRACE_MAX_SIZE else trace[VALUE]
         elif isinstance(g, Tensor):
             trace[ADJ] = _small(g)
@@ -335,7 +339,9 @@ def _sweep_plain(adj: Adjoints, how: Pass):
                 ct = rule(g, *saved, **params) if params else rule(g, *saved)
                 fresh = g_owned if ct is g else type(ct) is _ndarray and ct.base is None
                 m = meta[i]
-                if m is not None and s not in pending and ct.shape == m[0] and ct.dtype == m[1]:
+                if s not in pending and (
+                    (m is F64_META and type(ct) is _f64) or (m is not None and ct.shape == m[0] and ct.dtype == m[1])
+                ):
                     pending[s] = ct
                     if fresh and ct.size >= IN_PLACE_MIN_SIZE:
                         owned.add(s)

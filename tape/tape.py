@@ -73,6 +73,10 @@ def summary(value):
 
 
 _new = object.__new__
+_F64 = np.float64
+#: The meta of a 0-d float64 value carried as a NumPy scalar (Tensor._a): one shared tuple, which the
+#: sweep recognises by identity.
+F64_META = ((), np.dtype(np.float64))
 
 
 class Store:
@@ -149,20 +153,26 @@ class Store:
             if isinstance(a, Tensor) and a._role:
                 s0 = a._slot if a._role is RESULT and a._store is self else self._tracked_slot(a)
                 entries[s0][RC] += 1
-                try:
-                    m0 = (x.shape, x.dtype)
-                except AttributeError:  # a non-array value (the core works on Python floats too)
-                    m0 = None
+                if type(x) is _F64:
+                    m0 = F64_META
+                else:
+                    try:
+                        m0 = (x.shape, x.dtype)
+                    except AttributeError:  # a non-array value (the core works on Python floats too)
+                        m0 = None
             else:
                 s0 = -1
                 m0 = None
             if isinstance(b, Tensor) and b._role:
                 s1 = b._slot if b._role is RESULT and b._store is self else self._tracked_slot(b)
                 entries[s1][RC] += 1
-                try:
-                    m1 = (y.shape, y.dtype)
-                except AttributeError:
-                    m1 = None
+                if type(y) is _F64:
+                    m1 = F64_META
+                else:
+                    try:
+                        m1 = (y.shape, y.dtype)
+                    except AttributeError:
+                        m1 = None
             else:
                 s1 = -1
                 m1 = None
@@ -177,10 +187,13 @@ class Store:
             s0 = a._slot if a._role is RESULT and a._store is self else self._tracked_slot(a)
             entries[s0][RC] += 1
             ins = (s0,)
-            try:
-                meta = ((x.shape, x.dtype),)
-            except AttributeError:
-                meta = (None,)
+            if type(x) is _F64:
+                meta = (F64_META,)
+            else:
+                try:
+                    meta = ((x.shape, x.dtype),)
+                except AttributeError:
+                    meta = (None,)
         else:
             ins, meta = self._inputs(args, arrays)
             if -1 in ins:
