@@ -262,28 +262,39 @@ class Store:
         if entry is not None and entry[RC] > 1:  # the common case: someone still reads it
             entry[RC] -= 1
             return
+        if entry is None:
+            return
+        # `stack` holds slots whose last reference is being dropped: each is deleted when popped, and
+        # an input is pushed only when this drop is its last reference (else just decremented).
         stack = [slot]
-        while stack:
-            s = stack.pop()
-            entry = entries.get(s)
-            if entry is None:
-                continue
-            entry[RC] -= 1
-            if entry[RC] > 0:
-                continue
-            del entries[s]
-            if self.tangents:
-                self.tangents.pop(s, None)
-            flags = entry[FLAGS]
-            if flags:
-                self.n_consumed -= flags & CONSUMED
-                self.n_stale -= (flags & STALE) >> 1
-            if entry[OP] is LEAF:
-                del self.leaf_slots[id(self.leaves.pop(s))]
-            else:
-                for i in entry[INS]:  # a loop, not extend(generator): no generator object per entry
+        consumed = stale = 0  # the counters' changes, written back once (a release may re-enter)
+        try:
+            while stack:
+                s = stack.pop()
+                entry = entries.pop(s, None)
+                if entry is None:  # released meanwhile (a tangent's handle, dropped above, re-entered)
+                    continue
+                entry[RC] = 0
+                if self.tangents:
+                    self.tangents.pop(s, None)
+                flags = entry[FLAGS]
+                if flags:
+                    consumed += flags & CONSUMED
+                    stale += (flags & STALE) >> 1
+                if entry[OP] is LEAF:
+                    del self.leaf_slots[id(self.leaves.pop(s))]
+                    continue
+                for i in entry[INS]:
                     if i >= 0:
-                        stack.append(i)
+                        e = entries.get(i)
+                        if e is not None:
+                            if e[RC] > 1:
+                                e[RC] -= 1
+                            else:
+                                stack.append(i)
+        finally:
+            self.n_consumed -= consumed
+            self.n_stale -= stale
 
     def forget_unread_leaf(self, slot: int) -> None:
         """Delete the entry of a leaf that no entry reads (a leaf given a slot only to seed a sweep)."""
