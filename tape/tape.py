@@ -79,7 +79,7 @@ def meta_of(a) -> tuple:
     """(a.shape, a.dtype), one shared tuple per distinct pair.
 
     Entries keep their inputs' (shape, dtype) for the sweep; sharing the tuples means an entry
-    allocates no container for them. Fresh tuples were measured fewer instructions but more time
+    allocates no container for them. Fresh tuples measured the same instructions but more time
     (20% on a chain of 100-element ops): more objects per entry, more memory traffic and GC work.
     """
     key = (a.shape, a.dtype)
