@@ -69,3 +69,18 @@ def test_a_0d_result_mixes_with_arrays_and_other_dtypes():
     np.testing.assert_allclose(v.grad.numpy(), [e, e, e], rtol=1e-15)
     assert f.grad.dtype == np.float32
     np.testing.assert_allclose(f.grad.numpy(), np.sin(0.5), rtol=1e-6)
+
+
+def test_a_0d_leaf_keeps_its_array_and_its_in_place_change_is_refused():
+    x1 = tp.tensor(2.0, requires_grad=True)
+    x2 = tp.tensor(5.0, requires_grad=True)
+    with tp.record():
+        y = tp.log(x1) + x1 * x2 - tp.sin(x2)  # Baydin et al.'s example: dy/dx1 = 1/x1 + x2, dy/dx2 = x1 - cos(x2)
+    x1.grad = None
+    y.backward(retain_graph=True)
+    np.testing.assert_allclose(x1.grad.numpy(), 0.5 + 5.0, rtol=1e-15)
+    np.testing.assert_allclose(x2.grad.numpy(), 2.0 - np.cos(5.0), rtol=1e-15)
+    assert type(x1.array) is np.ndarray  # the leaf keeps its array
+    x2 += 1.0  # outside the record block: mul and sin saved x2's value
+    with pytest.raises(RuntimeError, match="in-place"):
+        y.backward()
