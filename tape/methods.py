@@ -61,8 +61,9 @@ def _inplace(what: str, mutate):
         except (ValueError, TypeError, IndexError) as exc:
             vshape = getattr(v, "shape", ())
             raise type(exc)(f"{what}: {exc} (tensor shape {self.shape} {self.dtype}, value shape {vshape})") from exc
-        # Flag recorded entries that saved (a view of) this array: their backward would be wrong.
-        st.store.mark_overwritten(self.array)
+        # Flag recorded entries that saved (a view of) this array, or the float64 scalar it was made
+        # from (Tensor.array): their backward would be wrong.
+        st.store.mark_overwritten(self.array, getattr(self, "_scalar", None))
         return self
 
     return method

@@ -28,6 +28,7 @@ from .forward import ForwardModeError, make_dual
 from .tape import (
     ADJ,
     CONSUMED,
+    F64_META,
     FAILED,
     FLAGS,
     INS,
@@ -49,6 +50,7 @@ from .tensor import CONSTANT, RESULT, TRACKED_LEAF, Tensor, _new_tensor
 
 _EMPTY: dict = {}
 _ndarray = np.ndarray
+_f64 = np.float64
 #: Adjoints this large are accumulated in place when the sweep owns them (a fresh large array costs
 #: page faults, several times the addition); smaller ones are never written into, so the trace
 #: may keep them by reference.
@@ -252,6 +254,8 @@ def _sweep_entries(adj: Adjoints, how: Pass):
 
     Returns (leaves reached as (leaf Tensor, adjoint, owned), {wanted slot: (adjoint, owned)}).
     """
+    if not (how.differentiable or how.dual or how.anomaly):
+        return _sweep_plain(adj, how)
     store = how.store
     entries = store.entries
     pending = adj.adj
@@ -283,6 +287,99 @@ def _sweep_entries(adj: Adjoints, how: Pass):
                     check_finite(getattr(ct, "array", ct), op.name, what, entry[SRC], slot)
                 adj.add(s, ct, meta[i], fresh, op, i)
             how.done(entry)
+        if not pending:
+            break
+    return leaves, captured
+
+
+#: Backend kernels (`OpDef.kernel_vjp`) are asked only for cotangents at least this large: below it
+#: every kernel of both backends declines (in-place rules need an owned g, which is never smaller;
+#: Numba's fused ones need far more elements), and asking would cost a call per entry.
+KERNEL_MIN_SIZE = IN_PLACE_MIN_SIZE
+
+
+def _sweep_plain(adj: Adjoints, how: Pass):
+    """`_sweep_entries` for a plain pass (no create_graph, no tangents of tp.jvp, no detect_anomaly).
+
+    The same steps as the general loop, with what it calls per entry written out inline for the
+    common cases: `Adjoints.pop`, `cotangents` (one rule per input), the first `Adjoints.add` into an
+    adjoint of the input's shape and dtype, and `Pass.done`. This loop runs once per recorded entry
+    of every backward pass, where a Python call costs as much as the bookkeeping it would do; the
+    rest (fused kernels, `vjp_all`, sums, broadcasting) goes through the general functions.
+    """
+    store = how.store
+    entries = store.entries
+    pending, owned = adj.adj, adj.owned
+    wanted = how.wanted
+    free = not how.retain
+    released = how.released
+    leaves, captured = [], {}
+    top = how.top
+    for slot in reversed([s for s in entries if s <= top]):
+        g = pending.pop(slot, None)
+        if g is None:
+            continue
+        if slot in owned:
+            owned.discard(slot)
+            g_owned = True
+        else:
+            g_owned = False
+        entry = entries[slot]
+        trace = entry[TRACE]  # the trace's adjoint column: a small value itself, else its value's (shape, dtype)
+        if type(g) is _f64:
+            trace[ADJ] = g
+        elif type(g) is _ndarray:
+            trace[ADJ] = g if g.size <= TRACE_MAX_SIZE else trace[VALUE]
+        elif isinstance(g, Tensor):
+            trace[ADJ] = _small(g)
+        else:
+            trace[ADJ] = g if getattr(g, "size", 1) <= TRACE_MAX_SIZE else trace[VALUE]
+        if slot in wanted:
+            captured[slot] = (g, g_owned)
+            g_owned = False  # handed to the caller: never written into again
+        op = entry[OP]
+        if op is LEAF:
+            leaves.append((store.leaves[slot], g, g_owned))
+            if not pending:
+                break
+            continue
+        meta = entry[META]
+        if op.vjp_all is not None or (op.kernel_vjp is not None and type(g) is _ndarray and g.size >= KERNEL_MIN_SIZE):
+            for i, s, ct, fresh in cotangents(entry, slot, g, g_owned, how):
+                adj.add(s, ct, meta[i], fresh, op, i)
+        else:  # cotangents' last branch and Adjoints.add's first case, inline
+            ins = entry[INS]
+            saved = entry[SAVED] or op.no_saved
+            params = entry[PARAMS]
+            g_owned = g_owned and len(ins) == 1  # see cotangents: a rule may hand g to several inputs
+            i = -1
+            for s in ins:
+                i += 1
+                if s < 0:
+                    continue
+                rule = op.vjp[i]
+                if rule is None:
+                    adj.add(s, _zero_cotangent(meta[i], g), meta[i], False, op, i)
+                    continue
+                ct = rule(g, *saved, **params) if params else rule(g, *saved)
+                fresh = g_owned if ct is g else type(ct) is _ndarray and ct.base is None
+                m = meta[i]
+                if s not in pending and (
+                    (m is F64_META and type(ct) is _f64) or (m is not None and ct.shape == m[0] and ct.dtype == m[1])
+                ):
+                    pending[s] = ct
+                    if fresh and ct.size >= IN_PLACE_MIN_SIZE:
+                        owned.add(s)
+                else:
+                    adj.add(s, ct, m, fresh, op, i)
+        if free:  # Pass.done, inline
+            flags = entry[FLAGS]
+            if not flags & PERSISTENT:
+                entry[SAVED] = None
+                if not flags & CONSUMED:
+                    entry[FLAGS] = flags | CONSUMED
+                    store.n_consumed += 1
+                released.append(entry)
         if not pending:
             break
     return leaves, captured

@@ -34,10 +34,11 @@ import numpy as np
 
 from .devices import cupy
 from .opcodes import Op
-from .tensor import RESULT, Tensor, _tensor_with_history
+from .tensor import RC_COLUMN, RESULT, Tensor, _tensor_with_history
 
 # Columns of an entry.
 OP, INS, PARAMS, SAVED, META, TRACE, RC, FLAGS, SRC = range(9)
+assert RC == RC_COLUMN  # Tensor.__del__ decrements it without importing this module
 # Fields of an entry's TRACE record, a small list kept for printing (it may outlive the entry).
 VALUE, ADJ, CONSTS = range(3)
 # Flags.
@@ -78,8 +79,8 @@ def meta_of(a) -> tuple:
     """(a.shape, a.dtype), one shared tuple per distinct pair.
 
     Entries keep their inputs' (shape, dtype) for the sweep; sharing the tuples means an entry
-    allocates no container for them, and the cyclic garbage collector, whose work grows with the
-    containers alive, has fewer to walk (it cost up to 2 µs per recorded op on small arrays).
+    allocates no container for them. Fresh tuples measured the same instructions but more time
+    (20% on a chain of 100-element ops): more objects per entry, more memory traffic and GC work.
     """
     key = (a.shape, a.dtype)
     meta = _METAS.get(key)
@@ -88,6 +89,7 @@ def meta_of(a) -> tuple:
             _METAS.clear()
             _ONE_META.clear()
             _TWO_METAS.clear()
+            _METAS[F64_META] = F64_META
         meta = _METAS[key] = key
     return meta
 
@@ -101,6 +103,15 @@ def _metas(*metas) -> tuple:
     table = _ONE_META if len(metas) == 1 else _TWO_METAS
     key = metas[0] if len(metas) == 1 else metas
     return table.setdefault(key, metas)
+
+
+_new = object.__new__
+_F64 = np.float64
+#: The meta of a 0-d float64 value carried as a NumPy scalar (Tensor._a): one shared tuple, which the
+#: sweep recognises by identity (meta_of hands out the same one for 0-d float64 arrays).
+F64_META = ((), np.dtype(np.float64))
+_METAS[F64_META] = F64_META
+_F64_METAS = (F64_META,)
 
 
 class Store:
@@ -163,55 +174,111 @@ class Store:
         `args` are the op's arguments (Tensors or raw values), `arrays` their raw values, `out`
         the forward's result; `src` is the user's source line, recorded under detect_anomaly only.
         """
+        # This runs once per recorded op: the one- and two-input cases are written out inline (each
+        # Python call costs about as much as the bookkeeping it would hide). Metas are the shared
+        # tuples of meta_of; a float64 scalar's is F64_META, without reading its shape and dtype.
+        entries = self.entries
         consts = None  # the numbers among the constant inputs, for the trace
-        if len(args) == 1:  # most ops: build the tuples directly (fewer short-lived containers for the GC)
-            s0, m0 = self._input(args[0], arrays[0])
-            ins, meta = (s0,), _ONE_META.get(m0) or _metas(m0)
-        elif len(args) == 2:
-            s0, m0 = self._input(args[0], arrays[0])
-            s1, m1 = self._input(args[1], arrays[1])
-            ins, meta = (s0, s1), _TWO_METAS.get((m0, m1)) or _metas(m0, m1)
-            if s1 < 0:
-                a1 = arrays[1]
-                consts = (None, a1 if isinstance(a1, _SCALARS) else None)
-            elif s0 < 0:
-                a0 = arrays[0]
-                consts = (a0 if isinstance(a0, _SCALARS) else None, None)
+        n = len(args)
+        if n == 2:
+            a, b = args
+            x, y = arrays
+            if isinstance(a, Tensor) and a._role:
+                s0 = a._slot if a._role is RESULT and a._store is self else self._tracked_slot(a)
+                entries[s0][RC] += 1
+                if type(x) is _F64:
+                    m0 = F64_META
+                else:
+                    try:
+                        m0 = _METAS.get((x.shape, x.dtype)) or meta_of(x)
+                    except AttributeError:  # a non-array value (the core works on Python floats too)
+                        m0 = None
+            else:
+                s0 = -1
+                m0 = None
+            if isinstance(b, Tensor) and b._role:
+                s1 = b._slot if b._role is RESULT and b._store is self else self._tracked_slot(b)
+                entries[s1][RC] += 1
+                if type(y) is _F64:
+                    m1 = F64_META
+                else:
+                    try:
+                        m1 = _METAS.get((y.shape, y.dtype)) or meta_of(y)
+                    except AttributeError:
+                        m1 = None
+            else:
+                s1 = -1
+                m1 = None
+                consts = (None, y if isinstance(y, _SCALARS) else None)
+            if s0 < 0:
+                consts = (x if isinstance(x, _SCALARS) else None, None)
+            ins = (s0, s1)
+            meta = _TWO_METAS.get((m0, m1)) or _metas(m0, m1)
+        elif n == 1:
+            x = arrays[0]
+            a = args[0]
+            s0 = a._slot if a._role is RESULT and a._store is self else self._tracked_slot(a)
+            entries[s0][RC] += 1
+            ins = (s0,)
+            if type(x) is _F64:
+                meta = _F64_METAS
+            else:
+                try:
+                    m0 = _METAS.get((x.shape, x.dtype)) or meta_of(x)
+                except AttributeError:
+                    m0 = None
+                meta = _ONE_META.get(m0) or _metas(m0)
         else:
-            pairs = [self._input(a, arr) for a, arr in zip(args, arrays)]
-            ins, meta = tuple(p[0] for p in pairs), tuple(p[1] for p in pairs)
+            ins, meta = self._inputs(args, arrays)
             if -1 in ins:
                 consts = _constants(ins, arrays)
-        value = out if getattr(out, "size", 1) <= TRACE_MAX_SIZE else _METAS.get((out.shape, out.dtype)) or meta_of(out)
+        try:
+            value = out if out.size <= TRACE_MAX_SIZE else _METAS.get((out.shape, out.dtype)) or meta_of(out)
+        except AttributeError:  # a Python number
+            value = out
         trace = [value, None, consts]
         slot = self.next
         self.next = slot + 1
-        self.entries[slot] = [op, ins, params, op.saved(out, arrays, ins), meta, trace, 1, self.new_flags, src]
+        entries[slot] = [op, ins, params, op.saved(out, arrays, ins), meta, trace, 1, self.new_flags, src]
         if slot < self.log_until:
             if value is out and type(out) is np.ndarray and out.base is not None:
                 trace[VALUE] = out.copy()  # a small view (x[:2]) must not keep its base alive in the log
             self.log.extend((op, ins, slot, trace))
-        return _tensor_with_history(out, slot, self)
+        t = _new(Tensor)  # tensor._tensor_with_history, inline
+        t._a = out
+        t._slot = slot
+        t._store = self
+        t._role = RESULT
+        t.grad = None
+        return t
 
-    def _input(self, a, arr):
-        """(slot, meta) of one input: its slot (-1 for a constant), counted as read by the new
-        entry, and its (shape, dtype) (None for a constant or a non-array value)."""
-        if isinstance(a, Tensor) and a._role:
-            if a._role is RESULT:
-                if a._store is not self:
-                    raise RuntimeError(
-                        f"a tensor recorded on another thread's tape (shape {a.shape}) was used here: "
-                        "tapes are per thread; compute it in this thread, or pass x.detach()"
-                    )
-                s = a._slot
+    def _tracked_slot(self, a) -> int:
+        """The slot of tracked input `a` that is not a result of this store: a leaf's (added on
+        first use), or an error for a result recorded on another thread's tape."""
+        if a._role is RESULT:
+            raise RuntimeError(
+                f"a tensor recorded on another thread's tape (shape {a.shape}) was used here: "
+                "tapes are per thread; compute it in this thread, or pass x.detach()"
+            )
+        return self.leaf_slot(a)
+
+    def _inputs(self, args, arrays):
+        """(input slots, input metas) of an op with any number of inputs; each tracked input is
+        counted as read by the new entry. A constant's slot is -1, its meta None."""
+        ins, meta = [], []
+        for a, arr in zip(args, arrays):
+            if isinstance(a, Tensor) and a._role:
+                s = a._slot if a._role is RESULT and a._store is self else self._tracked_slot(a)
+                self.entries[s][RC] += 1
+                ins.append(s)
+                try:
+                    meta.append(meta_of(arr))
+                except AttributeError:
+                    meta.append(None)
             else:
-                s = self.leaf_slot(a)
-            self.entries[s][RC] += 1
-            try:
-                return s, _METAS.get((arr.shape, arr.dtype)) or meta_of(arr)
-            except AttributeError:  # a non-array value (the core works on Python floats too)
-                return s, None
-        return -1, None
+                ins.append(-1)
+                meta.append(None)
+        return tuple(ins), tuple(meta)
 
     def handle(self, slot: int, value) -> Tensor:
         """Another Tensor handle on `slot` (it holds a reference, like the first one)."""
@@ -229,26 +296,39 @@ class Store:
         if entry is not None and entry[RC] > 1:  # the common case: someone still reads it
             entry[RC] -= 1
             return
+        if entry is None:
+            return
+        # `stack` holds slots whose last reference is being dropped: each is deleted when popped, and
+        # an input is pushed only when this drop is its last reference (else just decremented).
         stack = [slot]
-        while stack:
-            s = stack.pop()
-            entry = entries.get(s)
-            if entry is None:
-                continue
-            entry[RC] -= 1
-            if entry[RC] > 0:
-                continue
-            del entries[s]
-            if self.tangents:
-                self.tangents.pop(s, None)
-            flags = entry[FLAGS]
-            if flags:
-                self.n_consumed -= flags & CONSUMED
-                self.n_stale -= (flags & STALE) >> 1
-            if entry[OP] is LEAF:
-                del self.leaf_slots[id(self.leaves.pop(s))]
-            else:
-                stack.extend(i for i in entry[INS] if i >= 0)
+        consumed = stale = 0  # the counters' changes, written back once (a release may re-enter)
+        try:
+            while stack:
+                s = stack.pop()
+                entry = entries.pop(s, None)
+                if entry is None:  # released meanwhile (a tangent's handle, dropped above, re-entered)
+                    continue
+                entry[RC] = 0
+                if self.tangents:
+                    self.tangents.pop(s, None)
+                flags = entry[FLAGS]
+                if flags:
+                    consumed += flags & CONSUMED
+                    stale += (flags & STALE) >> 1
+                if entry[OP] is LEAF:
+                    del self.leaf_slots[id(self.leaves.pop(s))]
+                    continue
+                for i in entry[INS]:
+                    if i >= 0:
+                        e = entries.get(i)
+                        if e is not None:
+                            if e[RC] > 1:
+                                e[RC] -= 1
+                            else:
+                                stack.append(i)
+        finally:
+            self.n_consumed -= consumed
+            self.n_stale -= stale
 
     def forget_unread_leaf(self, slot: int) -> None:
         """Delete the entry of a leaf that no entry reads (a leaf given a slot only to seed a sweep)."""
@@ -266,8 +346,9 @@ class Store:
             entry[FLAGS] |= CONSUMED
             self.n_consumed += 1
 
-    def mark_overwritten(self, array) -> None:
-        """An in-place op is about to change `array`: flag every entry that saved (a view of) it.
+    def mark_overwritten(self, array, scalar=None) -> None:
+        """An in-place op is about to change `array`: flag every entry that saved (a view of) it,
+        or `scalar`, the float64 scalar the tensor held before `array` was made from it.
 
         This costs nothing at record time; the backward pass refuses a flagged entry when it gets
         there (API §8). `may_share_memory` also catches views, e.g. a saved slice of `array`.
@@ -278,7 +359,11 @@ class Store:
             if saved is None or entry[FLAGS] & STALE:
                 continue
             for v in saved:
-                if v is not None and hasattr(v, "shape") and type(v) is type(array) and may_share(v, array):
+                if v is None:
+                    continue
+                if (scalar is not None and v is scalar) or (
+                    hasattr(v, "shape") and type(v) is type(array) and may_share(v, array)
+                ):
                     entry[FLAGS] |= STALE
                     self.n_stale += 1
                     break

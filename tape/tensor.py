@@ -20,6 +20,9 @@ import numpy as np
 from . import devices
 
 _FLOAT_KINDS = "f"
+#: The reference-count column of a tape entry (tape.RC): a handle's __del__ decrements it.
+RC_COLUMN = 6
+_F64 = np.float64
 
 #: Set by `tape.compiled` while some thread records a compiled function (else None, and the
 #: conversions below cost one global lookup): a recorded value turned into a Python bool, int or
@@ -50,39 +53,68 @@ class Tensor:
     tensor([ 0.,  4.,  8., 12.])
     """
 
-    __slots__ = ("array", "_slot", "_store", "_role", "grad", "__weakref__")
+    # `_a` is the value: an array, or, for a 0-d float64 result of an op, a NumPy float64 scalar
+    # (a ufunc on a 0-d array costs 5-10 times what it costs on the scalar, with the same bits; see
+    # `array`). `_scalar` is set only once such a scalar was turned into an array (see `array`).
+    __slots__ = ("_a", "_scalar", "_slot", "_store", "_role", "grad", "__weakref__")
 
     def __init__(self, data, dtype=None, requires_grad=False, device=None):
         t = tensor(data, dtype=dtype, requires_grad=requires_grad, device=device)
-        self.array, self._slot, self._store, self._role, self.grad = t.array, -1, None, t._role, None
+        self._a, self._slot, self._store, self._role, self.grad = t._a, -1, None, t._role, None
+
+    @property
+    def array(self):
+        """The underlying NumPy (or CuPy) array, no copy: writing into it changes the tensor.
+
+        Ops keep a 0-d float64 result as a NumPy float64 scalar, internally; the first time one is
+        asked for here, it becomes a 0-d array (kept, so later reads and in-place changes see the same
+        array). The scalar is remembered in `_scalar`, for the in-place check (`Store.mark_overwritten`):
+        entries recorded before saved that scalar.
+        """
+        a = self._a
+        if type(a) is _F64:
+            self._scalar = a
+            a = self._a = np.array(a)
+        return a
+
+    @array.setter
+    def array(self, value):
+        self._a = value
 
     def __del__(self):
         if self._role is RESULT:
+            # Store.release's common case inline (the entry is still read by a later entry): this
+            # runs once per recorded result, and the call would cost as much as the work.
             try:
-                self._store.release(self._slot)
+                store = self._store
+                entry = store.entries.get(self._slot)
+                if entry is not None and entry[RC_COLUMN] > 1:
+                    entry[RC_COLUMN] -= 1
+                else:
+                    store.release(self._slot)
             except Exception:  # interpreter shutdown: the store may be gone already
                 pass
 
     # -- what it is ---------------------------------------------------------------------------
     @property
     def shape(self) -> tuple:
-        return self.array.shape
+        return self._a.shape
 
     @property
     def dtype(self):
-        return self.array.dtype
+        return self._a.dtype
 
     @property
     def ndim(self) -> int:
-        return self.array.ndim
+        return self._a.ndim
 
     @property
     def size(self) -> int:
-        return self.array.size
+        return self._a.size
 
     @property
     def device(self) -> str:
-        return devices.device_of(self.array)
+        return devices.device_of(self._a)
 
     @property
     def requires_grad(self) -> bool:
@@ -93,9 +125,9 @@ class Tensor:
         return self._role is not RESULT
 
     def __len__(self):
-        if self.array.ndim == 0:
+        if self._a.ndim == 0:
             raise TypeError("len() of a 0-d tensor")
-        return self.array.shape[0]
+        return self._a.shape[0]
 
     def __iter__(self):
         for i in range(len(self)):
@@ -138,34 +170,34 @@ class Tensor:
     # -- ways out -----------------------------------------------------------------------------
     def numpy(self) -> np.ndarray:
         """A host (NumPy) copy of the values, without history."""
-        a = np.array(devices.to_host(self.array), copy=True)
+        a = np.array(devices.to_host(self._a), copy=True)
         if _capture is not None and self._role:
             _capture.guard(self, a)
         return a
 
     def item(self):
-        v = self.array.item()
+        v = self._a.item()
         if _capture is not None and self._role:
             _capture.guard(self, v)
         return v
 
     def tolist(self):
-        return self.array.tolist()
+        return self._a.tolist()
 
     def __bool__(self):
-        v = bool(self.array)
+        v = bool(self._a)
         if _capture is not None and self._role:
             _capture.guard(self, v)
         return v
 
     def __float__(self):
-        v = float(self.array)
+        v = float(self._a)
         if _capture is not None and self._role:
             _capture.guard(self, v)
         return v
 
     def __int__(self):
-        v = int(self.array)
+        v = int(self._a)
         if _capture is not None and self._role:
             _capture.guard(self, v)
         return v
@@ -228,7 +260,7 @@ def _check_grad_dtype(dtype, what: str) -> None:
 def _new_tensor(array) -> Tensor:
     """A Tensor without history around `array` (no copy)."""
     t = object.__new__(Tensor)
-    t.array = array
+    t._a = array
     t._slot = -1
     t._store = None
     t._role = CONSTANT
@@ -238,7 +270,7 @@ def _new_tensor(array) -> Tensor:
 
 def _tensor_with_history(array, slot: int, store) -> Tensor:
     t = object.__new__(Tensor)
-    t.array = array
+    t._a = array
     t._slot = slot
     t._store = store
     t._role = RESULT

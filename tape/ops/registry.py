@@ -327,6 +327,7 @@ def _multilinear_jvp(op, tangents, inputs, params):
 # recording is on and an input is tracked, a tape entry.
 
 _ndarray = np.ndarray
+_f64 = np.float64
 
 
 def _as_array(x):
@@ -350,17 +351,20 @@ def apply(op: OpDef, args: tuple, params: dict | None = None):
     n = len(args)
     if n == 1:  # the common arities without a comprehension's frame (it is a function in 3.11)
         a = args[0]
-        arrays = (a.array if isinstance(a, Tensor) else a,)
+        arrays = (a._a if isinstance(a, Tensor) else a,)
     elif n == 2:
         a, b = args
-        arrays = (a.array if isinstance(a, Tensor) else a, b.array if isinstance(b, Tensor) else b)
+        arrays = (a._a if isinstance(a, Tensor) else a, b._a if isinstance(b, Tensor) else b)
     else:
-        arrays = [a.array if isinstance(a, Tensor) else a for a in args]
+        arrays = [a._a if isinstance(a, Tensor) else a for a in args]
     try:
         out = op.forward(*arrays, **params) if params else op.forward(*arrays)
     except Exception as exc:
         raise op_error(op.name, arrays, exc) from exc
-    if type(out) is not _ndarray and isinstance(out, (np.generic, list)):  # what _as_array does, inline
+    # What _as_array does, inline, except for a float64 scalar (a ufunc's result on 0-d float64
+    # arrays), which stays one: the next ops and the rules then run on scalars, 5-10 times cheaper
+    # than on 0-d arrays with the same bits. `Tensor.array` hands it out as a 0-d array.
+    if type(out) is not _ndarray and type(out) is not _f64 and isinstance(out, (np.generic, list)):
         out = np.asarray(out)
     src = None
     if state.anomaly:
