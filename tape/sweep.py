@@ -344,14 +344,17 @@ def _sweep_plain(adj: Adjoints, how: Pass):
                 break
             continue
         meta = entry[META]
-        if op.vjp_all is not None or (op.kernel_vjp is not None and type(g) is _ndarray and g.size >= KERNEL_MIN_SIZE):
+        if (
+            op.vjp_all is not None
+            or (op.kernel_vjp is not None and type(g) is _ndarray and g.size >= KERNEL_MIN_SIZE)
+            or (g_owned and len(entry[INS]) > 1)  # an owned g may pass on to one input (`_hand_on`)
+        ):
             for i, s, ct, fresh in cotangents(entry, slot, g, g_owned, how):
                 adj.add(s, ct, meta[i], fresh, op, i)
         else:  # cotangents' last branch and Adjoints.add's first case, inline
             ins = entry[INS]
             saved = entry[SAVED] or op.no_saved
             params = entry[PARAMS]
-            g_owned = g_owned and len(ins) == 1  # see cotangents: a rule may hand g to several inputs
             i = -1
             for s in ins:
                 i += 1
