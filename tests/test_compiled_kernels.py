@@ -9,6 +9,7 @@ import pytest
 import tape as tp
 from tape.compiled import kernels
 from tape.compiled.kernels import SCALAR_OPS
+from tape.testing import check_grads
 
 from .op_cases import all_cases
 from .threads import run_on_threads
@@ -159,6 +160,59 @@ def test_small_matmuls_in_the_kernel_match_the_python_replay(sa, sb, backend):
     np.testing.assert_allclose(kv, pv, rtol=1e-13)
     for x, y in zip(kg, pg):
         np.testing.assert_allclose(x, y, rtol=1e-12, atol=1e-15)
+
+
+# Shapes past the matmul loops' blocks of four rows, with remainders of 1-3 rows: (m, k) @ (k,),
+# (k,) @ (k, n), (m, k) @ (k, n), and an outer-product-like (m, 1) @ (1, n).
+BLOCK_SHAPES = [
+    ((9, 7), (7,)),
+    ((4, 13), (13,)),
+    ((6,), (6, 11)),
+    ((5, 8), (8, 3)),
+    ((11, 11), (11, 11)),
+    ((7, 1), (1, 6)),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("sa, sb", BLOCK_SHAPES)
+@pytest.mark.parametrize("argnums", [(0, 1), (0,), (1,)])
+def test_matmul_blocks_and_remainders_match_the_python_replay_and_eager(sa, sb, dtype, argnums, backend):
+    rng = np.random.default_rng(7)
+    a, b = rng.normal(size=sa).astype(dtype), rng.normal(size=sb).astype(dtype)
+
+    def fn(a, b):
+        return tp.sum(tp.tanh(a @ b) * np.asarray(0.5, dtype))
+
+    cf = tp.compile(fn)
+    s = cf.program(a, b).stats()
+    assert s["kernel"] == "arrays" and s["fallback_ops"] == {}
+    got = []
+    for name in ("numba", "numpy"):
+        backend(name)
+        got.append(tp.value_and_grad(cf, argnums=argnums)(a, b))
+    (kv, kg), (pv, pg) = got
+    backend("numba")
+    ev, eg = tp.value_and_grad(fn, argnums=argnums)(a, b)  # eager: NumPy's matmul, its BLAS
+    rtol = 1e-12 if dtype == np.float64 else 2e-5
+    np.testing.assert_allclose(kv, pv, rtol=rtol)
+    np.testing.assert_allclose(kv, ev, rtol=rtol)
+    for x, y, z in zip(kg, pg, eg):
+        assert x.dtype == dtype
+        # float32 sums in another order differ by rounding relative to the largest term, not to each result
+        atol = rtol * np.abs(z).max()
+        np.testing.assert_allclose(x, y, rtol=rtol, atol=atol)
+        np.testing.assert_allclose(x, z, rtol=rtol, atol=atol)
+
+
+def test_a_matrix_times_itself_accumulates_both_cotangents_into_one_block(backend):
+    # A @ A: both operands are one slot, so the kernel's two passes add into the same adjoint block
+    rng = np.random.default_rng(8)
+    a = rng.normal(size=(6, 6)) / 2
+    cf = tp.compile(lambda a: tp.sum(tp.sin(a @ a) * a))
+    assert cf.program(a).stats()["fallback_ops"] == {}
+    np.testing.assert_allclose(tp.grad(cf)(a), tp.grad(lambda a: tp.sum(tp.sin(a @ a) * a))(a), rtol=1e-12)
+    check_grads(cf, (a,))  # and against finite differences
 
 
 def test_a_recurrent_loop_as_one_kernel_program(backend):

@@ -173,58 +173,113 @@ def _partials(c, x, y, r, g):  # pragma: no cover - compiled
 # The matmul loops may reorder their sums (as BLAS does), so that LLVM vectorises them; nothing
 # else in the kernels may (their results equal the Python replay's bit for bit at the edge points).
 # They index slices, not the arena: a slice's index needs no wraparound check, so the loop vectorises.
+# Every product is one of two shapes, each walking memory contiguously in its inner loop: `_matvec`
+# (rows of a matrix dotted with a vector) and `_vecmat` (a vector's combination of a matrix's rows).
+# Both take four rows per pass: `_matvec` loads the vector once for four dot products, `_vecmat`
+# loads and stores its result row once for four rows; each pass is one vectorised inner loop.
 _REASSOC = {"reassoc", "contract"}
 
 
 @njit(cache=True, error_model="numpy", fastmath=_REASSOC)
+def _matvec(A, x, y, m, kk, acc):  # pragma: no cover - compiled
+    """y[:m] (+)= A @ x for A (m, kk) and x (kk,), all C-contiguous; `acc`: add into y."""
+    a = 0
+    while a + 4 <= m:
+        r0 = A[a * kk : (a + 1) * kk]
+        r1 = A[(a + 1) * kk : (a + 2) * kk]
+        r2 = A[(a + 2) * kk : (a + 3) * kk]
+        r3 = A[(a + 3) * kk : (a + 4) * kk]
+        s0 = s1 = s2 = s3 = 0.0
+        for q in range(kk):
+            xq = x[q]
+            s0 += r0[q] * xq
+            s1 += r1[q] * xq
+            s2 += r2[q] * xq
+            s3 += r3[q] * xq
+        if acc:
+            y[a] += s0
+            y[a + 1] += s1
+            y[a + 2] += s2
+            y[a + 3] += s3
+        else:
+            y[a] = s0
+            y[a + 1] = s1
+            y[a + 2] = s2
+            y[a + 3] = s3
+        a += 4
+    while a < m:
+        r0 = A[a * kk : (a + 1) * kk]
+        s0 = 0.0
+        for q in range(kk):
+            s0 += r0[q] * x[q]
+        if acc:
+            y[a] += s0
+        else:
+            y[a] = s0
+        a += 1
+
+
+@njit(cache=True, error_model="numpy", fastmath=_REASSOC)
+def _vecmat(x, xs, B, c, kk, n, acc):  # pragma: no cover - compiled
+    """c[:n] (+)= sum_q x[q * xs] * B[q, :] for B (kk, n) C-contiguous (`xs`: x's stride, so that a
+    column of a matrix can be x); `acc`: add into c."""
+    if not acc:
+        c[:n] = 0.0
+    q = 0
+    while q + 4 <= kk:
+        x0, x1, x2, x3 = x[q * xs], x[(q + 1) * xs], x[(q + 2) * xs], x[(q + 3) * xs]
+        b0 = B[q * n : (q + 1) * n]
+        b1 = B[(q + 1) * n : (q + 2) * n]
+        b2 = B[(q + 2) * n : (q + 3) * n]
+        b3 = B[(q + 3) * n : (q + 4) * n]
+        for e in range(n):
+            c[e] += x0 * b0[e] + x1 * b1[e] + x2 * b2[e] + x3 * b3[e]
+        q += 4
+    while q < kk:
+        x0 = x[q * xs]
+        b0 = B[q * n : (q + 1) * n]
+        for e in range(n):
+            c[e] += x0 * b0[e]
+        q += 1
+
+
+@njit(cache=True, error_model="numpy", fastmath=_REASSOC)
 def _matmul_forward(v, oi, oj, oo, m, kk, n):  # pragma: no cover - compiled
+    """C = A @ B for A (m, kk), B (kk, n) at offsets oi, oj of the arena, C at oo."""
     A = v[oi : oi + m * kk]
     B = v[oj : oj + kk * n]
     C = v[oo : oo + m * n]
     if n == 1:
-        for a in range(m):
-            row = A[a * kk : (a + 1) * kk]
-            acc = 0.0
-            for q in range(kk):
-                acc += row[q] * B[q]
-            C[a] = acc
+        _matvec(A, B, C, m, kk, False)
         return
     for a in range(m):
-        c = C[a * n : (a + 1) * n]
-        c[:] = 0.0
-        for q in range(kk):
-            x = A[a * kk + q]
-            b = B[q * n : (q + 1) * n]
-            for e in range(n):
-                c[e] += x * b[e]
+        _vecmat(A[a * kk :], 1, B, C[a * n : (a + 1) * n], kk, n, False)
 
 
 @njit(cache=True, error_model="numpy", fastmath=_REASSOC)
 def _matmul_reverse(v, adj, oi, oj, oo, m, kk, n, wi, wj):  # pragma: no cover - compiled
+    """GA += G @ B.T (if `wi`) and GB += A.T @ G (if `wj`), G the cotangent of C = A @ B, which is
+    zeroed after. Two separate passes, each vectorised; GA and GB may be one block (A @ A)."""
     A = v[oi : oi + m * kk]
     B = v[oj : oj + kk * n]
     G = adj[oo : oo + m * n]
-    GA = adj[oi : oi + m * kk]
-    GB = adj[oj : oj + kk * n]
-    for a in range(m):
-        ga = GA[a * kk : (a + 1) * kk]
-        ar = A[a * kk : (a + 1) * kk]
-        for b in range(n):
-            g = G[a * n + b]
-            if wi:
-                if n == 1:
-                    for q in range(kk):
-                        ga[q] += g * B[q]
-                else:
-                    for q in range(kk):
-                        ga[q] += g * B[q * n + b]
-            if wj:
-                if n == 1:
-                    for q in range(kk):
-                        GB[q] += ar[q] * g
-                else:
-                    for q in range(kk):
-                        GB[q * n + b] += ar[q] * g
+    if wi:
+        GA = adj[oi : oi + m * kk]
+        for a in range(m):
+            ga = GA[a * kk : (a + 1) * kk]
+            if n == 1:  # a rank-1 update, row by row
+                g = G[a]
+                for q in range(kk):
+                    ga[q] += g * B[q]
+            else:
+                _matvec(B, G[a * n : (a + 1) * n], ga, kk, n, True)
+    if wj:
+        GB = adj[oj : oj + kk * n]
+        if n == 1:
+            _vecmat(G, 1, A, GB, m, kk, True)
+        else:
+            for q in range(kk):
+                _vecmat(A[q:], kk, G, GB[q * n : (q + 1) * n], m, n, True)
     G[:] = 0.0
 
 
