@@ -256,13 +256,81 @@ def _matmul_forward(v, oi, oj, oo, m, kk, n):  # pragma: no cover - compiled
         _vecmat(A[a * kk :], 1, B, C[a * n : (a + 1) * n], kk, n, False)
 
 
+#: Rank-1 weight gradients a reverse pass holds back, to add them DEFER at a time (see `_defer`).
+DEFER = 16
+_PEND = 5  # pend[:5]: count, target offset, rows, columns, 0: (cotangent, value) pairs / 1: (value, cotangent)
+
+
 @njit(cache=True, error_model="numpy", fastmath=_REASSOC)
-def _matmul_reverse(v, adj, oi, oj, oo, m, kk, n, wi, wj):  # pragma: no cover - compiled
+def _flush(v, adj, pend):  # pragma: no cover - compiled
+    """Add the held rank-1 updates into their target block T (rows R, columns C), four per pass over
+    a row of T, which stays in L1 across them: T[r, :] += sum_t u_t[r] * w_t[:]; then zero the held
+    matmul cotangents, as `_matmul_reverse` does when it does not hold one back."""
+    cnt = pend[0]
+    if cnt == 0:
+        return
+    t0, R, C, flip = pend[1], pend[2], pend[3], pend[4]
+    U = v if flip else adj
+    Wv = adj if flip else v
+    for r in range(R):
+        row = adj[t0 + r * C : t0 + (r + 1) * C]
+        t = 0
+        while t + 4 <= cnt:
+            p = _PEND + 2 * t
+            u0, u1, u2, u3 = U[pend[p] + r], U[pend[p + 2] + r], U[pend[p + 4] + r], U[pend[p + 6] + r]
+            w0 = Wv[pend[p + 1] : pend[p + 1] + C]
+            w1 = Wv[pend[p + 3] : pend[p + 3] + C]
+            w2 = Wv[pend[p + 5] : pend[p + 5] + C]
+            w3 = Wv[pend[p + 7] : pend[p + 7] + C]
+            for q in range(C):
+                row[q] += u0 * w0[q] + u1 * w1[q] + u2 * w2[q] + u3 * w3[q]
+            t += 4
+        while t < cnt:
+            p = _PEND + 2 * t
+            u0 = U[pend[p] + r]
+            w0 = Wv[pend[p + 1] : pend[p + 1] + C]
+            for q in range(C):
+                row[q] += u0 * w0[q]
+            t += 1
+    for t in range(cnt):
+        p = _PEND + 2 * t + (1 if flip else 0)
+        adj[pend[p] : pend[p] + (C if flip else R)] = 0.0
+    pend[0] = 0
+
+
+@njit(cache=True, error_model="numpy")
+def _defer(v, adj, pend, target, R, C, flip, u, w):  # pragma: no cover - compiled
+    """Hold back T += outer(u, w) (T at `target`, R x C; u, w offsets: u in adj and w in v, or with
+    `flip` u in v and w in adj, the matmul's cotangent being the one in adj); flush first what is held
+    for another block, and when DEFER are held."""
+    if pend[0] and (pend[1] != target or pend[4] != flip or pend[0] == DEFER):
+        _flush(v, adj, pend)
+    if pend[0] == 0:
+        pend[1], pend[2], pend[3], pend[4] = target, R, C, flip
+    p = _PEND + 2 * pend[0]
+    pend[p], pend[p + 1] = u, w
+    pend[0] += 1
+
+
+@njit(cache=True, error_model="numpy", fastmath=_REASSOC)
+def _matmul_reverse(v, adj, oi, oj, oo, m, kk, n, wi, wj, defer, pend):  # pragma: no cover - compiled
     """GA += G @ B.T (if `wi`) and GB += A.T @ G (if `wj`), G the cotangent of C = A @ B, which is
-    zeroed after. Two separate passes, each vectorised; GA and GB may be one block (A @ A)."""
+    zeroed after. Two separate passes, each vectorised; GA and GB may be one block (A @ A).
+
+    `defer` (1: GA when B is a vector, 2: GB when A is one; 0: neither) says that operand is a
+    weight, computed before this run: its gradient, a rank-1 update, is held back in `pend` and
+    added with the next ones (a recurrent loop's W @ x_t: sum_t g_t x_t^T), reading and writing the
+    weight's gradient once per DEFER steps instead of at every step. G then stays until they are added."""
     A = v[oi : oi + m * kk]
     B = v[oj : oj + kk * n]
     G = adj[oo : oo + m * n]
+    held = False
+    if wi and defer == 1:
+        _defer(v, adj, pend, oi, m, kk, 0, oo, oj)
+        wi, held = False, True
+    if wj and defer == 2:
+        _defer(v, adj, pend, oj, kk, n, 1, oi, oo)
+        wj, held = False, True
     if wi:
         GA = adj[oi : oi + m * kk]
         for a in range(m):
@@ -280,7 +348,8 @@ def _matmul_reverse(v, adj, oi, oj, oo, m, kk, n, wi, wj):  # pragma: no cover -
         else:
             for q in range(kk):
                 _vecmat(A[q:], kk, G, GB[q * n : (q + 1) * n], m, n, True)
-    G[:] = 0.0
+    if not held:
+        G[:] = 0.0
 
 
 @njit(cache=True, error_model="numpy")
@@ -331,6 +400,7 @@ def flat_reverse(op, ins, out, off, z, mkn, bix, pool, v, adj, want, hit):  # pr
     """`want[s]`: slot s takes a cotangent (on a path from a wanted input); `hit[s]`: one reached it
     (an entry no cotangent reached is skipped, as the Python replay skips it). An operand read by a
     broadcasting entry gets the sum of its cotangents (broadcasting undone, as `sweep.fit` does)."""
+    pend = np.zeros(_PEND + 2 * DEFER, np.int64)  # the matmul weight gradients held back
     for k in range(op.shape[0] - 1, -1, -1):
         o = out[k]
         if not (want[o] and hit[o]):
@@ -343,7 +413,7 @@ def flat_reverse(op, ins, out, off, z, mkn, bix, pool, v, adj, want, hit):  # pr
         wj = j >= 0 and want[j]
         bi = bix[k, 0]
         if c == MATMUL:
-            _matmul_reverse(v, adj, oi, oj, oo, mkn[k, 0], mkn[k, 1], mkn[k, 2], wi, wj)
+            _matmul_reverse(v, adj, oi, oj, oo, mkn[k, 0], mkn[k, 1], mkn[k, 2], wi, wj, mkn[k, 3], pend)
         elif c == SUM and not z[i]:
             if bi < 0:
                 g = adj[oo]
@@ -379,6 +449,7 @@ def flat_reverse(op, ins, out, off, z, mkn, bix, pool, v, adj, want, hit):  # pr
             hit[i] = True
         if wj:
             hit[j] = True
+    _flush(v, adj, pend)
 
 
 @njit(cache=True, error_model="numpy")
@@ -605,11 +676,21 @@ class FlatKernel:
         self.ins = ins
         self.out = program.output.astype(np.int32)
         self.z = np.array([sh == () for sh in program.shapes], np.bool_)
-        self.mkn = np.zeros((n, 3), np.int64)
+        # (m, k, n) of each matmul, and whether its reverse may hold back the gradient of a weight
+        # (an operand computed before the entry's run: nothing in the run reads that gradient)
+        self.mkn = np.zeros((n, 4), np.int64)
+        run_of = np.full(n, -1, np.int64)
+        for r, (a, b) in enumerate(runs):
+            run_of[a:b] = r
+        base = program._base
         for k, code in enumerate(program._op_list):
             if code == MATMUL and covered[k]:
                 a, b = program._ins_lists[k]
-                self.mkn[k] = _matmul_dims(program.shapes[a], program.shapes[b])
+                m, kk, nn = _matmul_dims(program.shapes[a], program.shapes[b])
+                start = runs[run_of[k]][0]
+                before = [s < base or s - base < start for s in (a, b)]
+                defer = 1 if nn == 1 and m > 1 and before[0] else (2 if m == 1 and nn > 1 and before[1] else 0)
+                self.mkn[k] = (m, kk, nn, defer)
         self.bix = np.full((n, 2), -1, np.int64)
         maps, used = [], 0
         for k in np.flatnonzero(covered).tolist():
