@@ -261,17 +261,26 @@ DEFER = 16
 _PEND = 5  # pend[:5]: count, target offset, rows, columns, 0: (cotangent, value) pairs / 1: (value, cotangent)
 
 
+@njit(cache=True, error_model="numpy")
+def _hold_size(mkn):  # pragma: no cover - compiled
+    """Elements of the copies `_defer` keeps: DEFER cotangents of the longest matmul vector output."""
+    most = 1
+    for k in range(mkn.shape[0]):
+        most = max(most, mkn[k, 0], mkn[k, 2])
+    return DEFER * most
+
+
 @njit(cache=True, error_model="numpy", fastmath=_REASSOC)
-def _flush(v, adj, pend):  # pragma: no cover - compiled
-    """Add the held rank-1 updates into their target block T (rows R, columns C), four per pass over
-    a row of T, which stays in L1 across them: T[r, :] += sum_t u_t[r] * w_t[:]; then zero the held
-    matmul cotangents, as `_matmul_reverse` does when it does not hold one back."""
+def _flush(v, adj, pend, hold):  # pragma: no cover - compiled
+    """Add the held rank-1 updates into their target block T (rows R, columns C) of `adj`, four per
+    pass over a row of T, which stays in L1 across them: T[r, :] += sum_t u_t[r] * w_t[:] (the
+    cotangents u_t in `hold`, the values w_t in `v`; with flip, the values u_t and cotangents w_t)."""
     cnt = pend[0]
     if cnt == 0:
         return
     t0, R, C, flip = pend[1], pend[2], pend[3], pend[4]
-    U = v if flip else adj
-    Wv = adj if flip else v
+    U = v if flip else hold
+    Wv = hold if flip else v
     for r in range(R):
         row = adj[t0 + r * C : t0 + (r + 1) * C]
         t = 0
@@ -292,45 +301,46 @@ def _flush(v, adj, pend):  # pragma: no cover - compiled
             for q in range(C):
                 row[q] += u0 * w0[q]
             t += 1
-    for t in range(cnt):
-        p = _PEND + 2 * t + (1 if flip else 0)
-        adj[pend[p] : pend[p] + (C if flip else R)] = 0.0
     pend[0] = 0
 
 
 @njit(cache=True, error_model="numpy")
-def _defer(v, adj, pend, target, R, C, flip, u, w):  # pragma: no cover - compiled
-    """Hold back T += outer(u, w) (T at `target`, R x C; u, w offsets: u in adj and w in v, or with
-    `flip` u in v and w in adj, the matmul's cotangent being the one in adj); flush first what is held
-    for another block, and when DEFER are held."""
+def _defer(v, adj, pend, hold, target, R, C, flip, u, w):  # pragma: no cover - compiled
+    """Hold back T += outer(u, w) (T at `target`, R x C; u the matmul's cotangent at offset u of adj
+    and w a value at offset w of v, or with `flip` u a value and w the cotangent). The cotangent is
+    copied into `hold`: the arena may give its place to another slot's before the flush. Flushes
+    first what is held for another block, and when DEFER are held."""
     if pend[0] and (pend[1] != target or pend[4] != flip or pend[0] == DEFER):
-        _flush(v, adj, pend)
+        _flush(v, adj, pend, hold)
     if pend[0] == 0:
         pend[1], pend[2], pend[3], pend[4] = target, R, C, flip
-    p = _PEND + 2 * pend[0]
-    pend[p], pend[p + 1] = u, w
+    t = pend[0]
+    p = _PEND + 2 * t
+    size = C if flip else R
+    h = t * (hold.shape[0] // DEFER)
+    hold[h : h + size] = adj[w : w + size] if flip else adj[u : u + size]
+    pend[p], pend[p + 1] = (u, h) if flip else (h, w)
     pend[0] += 1
 
 
 @njit(cache=True, error_model="numpy", fastmath=_REASSOC)
-def _matmul_reverse(v, adj, oi, oj, oo, m, kk, n, wi, wj, defer, pend):  # pragma: no cover - compiled
+def _matmul_reverse(v, adj, oi, oj, oo, m, kk, n, wi, wj, defer, pend, hold):  # pragma: no cover - compiled
     """GA += G @ B.T (if `wi`) and GB += A.T @ G (if `wj`), G the cotangent of C = A @ B, which is
     zeroed after. Two separate passes, each vectorised; GA and GB may be one block (A @ A).
 
     `defer` (1: GA when B is a vector, 2: GB when A is one; 0: neither) says that operand is a
-    weight, computed before this run: its gradient, a rank-1 update, is held back in `pend` and
-    added with the next ones (a recurrent loop's W @ x_t: sum_t g_t x_t^T), reading and writing the
-    weight's gradient once per DEFER steps instead of at every step. G then stays until they are added."""
+    weight, computed before this run: its gradient, a rank-1 update, is held back (`pend`, `hold`)
+    and added with the next ones (a recurrent loop's W @ x_t: sum_t g_t x_t^T), reading and writing
+    the weight's gradient once per DEFER steps instead of at every step."""
     A = v[oi : oi + m * kk]
     B = v[oj : oj + kk * n]
     G = adj[oo : oo + m * n]
-    held = False
     if wi and defer == 1:
-        _defer(v, adj, pend, oi, m, kk, 0, oo, oj)
-        wi, held = False, True
+        _defer(v, adj, pend, hold, oi, m, kk, 0, oo, oj)
+        wi = False
     if wj and defer == 2:
-        _defer(v, adj, pend, oj, kk, n, 1, oi, oo)
-        wj, held = False, True
+        _defer(v, adj, pend, hold, oj, kk, n, 1, oi, oo)
+        wj = False
     if wi:
         GA = adj[oi : oi + m * kk]
         for a in range(m):
@@ -348,8 +358,7 @@ def _matmul_reverse(v, adj, oi, oj, oo, m, kk, n, wi, wj, defer, pend):  # pragm
         else:
             for q in range(kk):
                 _vecmat(A[q:], kk, G, GB[q * n : (q + 1) * n], m, n, True)
-    if not held:
-        G[:] = 0.0
+    G[:] = 0.0
 
 
 @njit(cache=True, error_model="numpy")
@@ -401,6 +410,7 @@ def flat_reverse(op, ins, out, off, z, mkn, bix, pool, v, adj, want, hit):  # pr
     (an entry no cotangent reached is skipped, as the Python replay skips it). An operand read by a
     broadcasting entry gets the sum of its cotangents (broadcasting undone, as `sweep.fit` does)."""
     pend = np.zeros(_PEND + 2 * DEFER, np.int64)  # the matmul weight gradients held back
+    hold = np.empty(_hold_size(mkn), v.dtype)
     for k in range(op.shape[0] - 1, -1, -1):
         o = out[k]
         if not (want[o] and hit[o]):
@@ -413,7 +423,7 @@ def flat_reverse(op, ins, out, off, z, mkn, bix, pool, v, adj, want, hit):  # pr
         wj = j >= 0 and want[j]
         bi = bix[k, 0]
         if c == MATMUL:
-            _matmul_reverse(v, adj, oi, oj, oo, mkn[k, 0], mkn[k, 1], mkn[k, 2], wi, wj, mkn[k, 3], pend)
+            _matmul_reverse(v, adj, oi, oj, oo, mkn[k, 0], mkn[k, 1], mkn[k, 2], wi, wj, mkn[k, 3], pend, hold)
         elif c == SUM and not z[i]:
             if bi < 0:
                 g = adj[oo]
@@ -449,7 +459,7 @@ def flat_reverse(op, ins, out, off, z, mkn, bix, pool, v, adj, want, hit):  # pr
             hit[i] = True
         if wj:
             hit[j] = True
-    _flush(v, adj, pend)
+    _flush(v, adj, pend, hold)
 
 
 @njit(cache=True, error_model="numpy")
