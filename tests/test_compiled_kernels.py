@@ -4,6 +4,7 @@ Python replay (tape/compiled/replay.py, the spec) and against eager, op case by 
 from __future__ import annotations
 
 import gc
+import math
 
 import numpy as np
 import pytest
@@ -327,6 +328,67 @@ def test_a_weight_from_an_earlier_run_is_held_back_and_one_from_its_own_run_is_n
         np.testing.assert_allclose(v, ve, rtol=1e-12)
         for a, b in zip(g, ge):
             np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-12 * np.abs(b).max())
+
+
+@pytest.mark.parametrize("code", sorted(SCALAR_OPS))
+def test_what_the_arena_keeps_for_the_reverse_is_what_the_partials_read(code):
+    """`_REVERSE_READS` (which values the arena keeps for the reverse) against `_partials` itself: a
+    value it says a cotangent does not read may be anything (here NaN) without changing it."""
+    reads = kernels._REVERSE_READS[code]
+    for x, y, g in ((0.3, 0.7, 1.5), (2.0, -1.5, -0.5), (-0.4, 3.0, 2.0), (0.0, 2.0, 1.0)):
+        r = kernels._value(code, x, y)
+        want = kernels._partials(code, x, y, r, g)
+        for q in range(2):
+            keep = reads[q]
+            got = kernels._partials(
+                code, x if keep & 1 else np.nan, y if keep & 2 else np.nan, r if keep & 4 else np.nan, g
+            )
+            assert got[q] == want[q] or (np.isnan(got[q]) and np.isnan(want[q])), (code, q, x, y)
+
+
+def _chain(x, W):
+    y = x
+    for _ in range(6):
+        y = tp.sin(W @ y) * y + tp.cos(y) / (2.0 + tp.tanh(y))
+        y = tp.sqrt(1.0 + y * y) - tp.arctan(y) + tp.log1p(y * y) * tp.exp(-y)
+        y = tp.maximum(y, 0.1 * y) ** 2.0 * 0.5
+    return tp.sum(y)
+
+
+def test_slots_share_the_arena_and_the_reverse_still_reads_what_it_needs(backend):
+    rng = np.random.default_rng(11)
+    x, W = rng.normal(size=5), rng.normal(size=(5, 5)) / 3
+    cf = tp.compile(_chain)
+    p = cf.program(x, W)
+    s = p.stats()
+    assert s["kernel"] == "arrays"
+    n_values = sum(math.prod(sh) for sh in p.shapes)
+    assert s["arena_bytes"] < 0.75 * 8 * n_values  # places are shared
+    got = []
+    for name in ("numba", "numpy"):
+        backend(name)
+        got.append(tp.value_and_grad(cf, argnums=(0, 1))(x, W))
+    ve, ge = tp.value_and_grad(_chain, argnums=(0, 1))(x, W)
+    for v, g in got:
+        np.testing.assert_allclose(v, ve, rtol=1e-12)
+        for a, b in zip(g, ge):
+            np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-13 * np.abs(b).max())
+    check_grads(cf, (x, W))
+
+
+@pytest.mark.parametrize("steps, d", [(50, 4), (200, 7)])
+def test_a_recurrent_loop_keeps_two_values_a_step(steps, d):
+    """x <- x + 0.1 tanh(W @ x): the reverse reads x_t (for dW) and tanh's output; W @ x_t and the
+    product with 0.1 share one place. Kept: x0, W, the constant, 2 values a step, that one place, and
+    the sum (float64); before places were shared, 4 values a step."""
+
+    def loop(x, W):
+        for _ in range(steps):
+            x = x + 0.1 * tp.tanh(W @ x)
+        return tp.sum(x)
+
+    p = tp.compile(loop).program(np.ones(d), np.eye(d))
+    assert p.stats()["arena_bytes"] == 8 * (d + d * d + 1 + 2 * steps * d + d + 1)
 
 
 def test_a_recurrent_loop_as_one_kernel_program(backend):

@@ -16,6 +16,10 @@ one kernel call over its slice of the columns, and every other entry (big matmul
 big arrays, where NumPy's vectorised loops win; other reductions; integers; draws; values of the
 arena's other float dtype) replays through the op table's Python rules between them, reading and
 writing the same arena. `Program.stats()["fallback_ops"]` lists those entries.
+
+The arena holds a slot for the whole pass only where something needs it then (the reverse pass, a
+Python entry, the caller); the other slots share places (`_arena_layout`: W5's 41 MB became 21 MB),
+and each kernel keeps its last value and adjoint arenas for the next call.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from numba import njit
 
 from ..ops.registry import Op
 from ..sweep import fit
+from .lower import assign_buffers
 from .replay import GuardFailed, _same, step_value
 
 # Opcodes with a scalar formula below (SUM and IDENTITY of a scalar are the identity).
@@ -593,6 +598,74 @@ def _broadcast_map(in_shape, out_shape):
     return np.broadcast_to(np.arange(math.prod(in_shape)).reshape(in_shape), out_shape).ravel()
 
 
+# What `_partials` reads to make the cotangent of x and of y (bits: 1 x, 2 y, 4 the output r); an
+# opcode missing here reads all three. tests/test_compiled_kernels.py checks it against `_partials`.
+_X, _Y, _R = 1, 2, 4
+_ALL = (_X | _Y | _R, _X | _Y | _R)
+_REVERSE_READS = {
+    ADD: (0, 0), SUB: (0, 0), MUL: (_Y, _X), DIV: (_Y, _Y | _R), POW: (_X | _Y, _X | _Y | _R),
+    MAXIMUM: (_X | _Y, _X | _Y), MINIMUM: (_X | _Y, _X | _Y), ARCTAN2: (_X | _Y, _X | _Y),
+    NEG: (0, 0), EXP: (_R, 0), LOG: (_X, 0), LOG1P: (_X, 0), EXPM1: (_R, 0), SQRT: (_R, 0),
+    ABS: (_X, 0), SIGN: (0, 0), SIN: (_X, 0), COS: (_X, 0), TAN: (_R, 0), ARCSIN: (_X, 0),
+    ARCCOS: (_X, 0), ARCTAN: (_X, 0), SINH: (_X, 0), COSH: (_X, 0), TANH: (_R, 0),
+    IDENTITY: (0, 0), SUM: (0, 0),
+}  # fmt: skip
+
+
+def _reverse_reads(program, k) -> set:
+    """The slots whose values the kernels' reverse of covered entry k may read (any input that is not
+    a constant may want a cotangent)."""
+    code, ins, out = program._op_list[k], program._ins_lists[k], program._out_list[k]
+    n_in, base = program.n_inputs, program._base
+    wanted = [not n_in <= s < base for s in ins]
+    if code == MATMUL:  # dA = G @ B.T reads B, dB = A.T @ G reads A
+        return {ins[1 - q] for q in range(2) if wanted[q]}
+    if code == SUM and program.shapes[ins[0]] != ():  # a sum of an array: only its cotangent
+        return set()
+    reads = _REVERSE_READS.get(code, _ALL)
+    bits = 0
+    for q in range(len(ins)):
+        if wanted[q]:
+            bits |= reads[q]
+    got = {s for q, s in enumerate(ins) if bits & (_X, _Y)[q]}
+    return got | {out} if bits & _R else got
+
+
+def _arena_layout(program, covered, in_arena, sizes):
+    """(start, end, length) of the arena: where each slot lives (start = end for a slot outside it).
+
+    Slots share a place when their values' lives do not overlap, as `assign_buffers` gives them out:
+    a value the kernels' reverse does not read (`_reverse_reads`) lives from the entry that computes it
+    to its last reader in the forward pass. Kept whole: inputs, constants, outputs, guarded values,
+    every value a Python entry reads or writes (their saved tuples view the arena), and what the
+    reverse reads. Adjoints live at the same places: a slot's cotangent lives, in the reverse pass,
+    between the same entries as its value in the forward pass, so two slots that share a place never
+    hold a cotangent at once.
+    """
+    n = len(program._op_list)
+    base = program._base
+    kept = set(range(base)) | {int(s) for s in program.outputs} | {int(s) for s, _ in program.guards}
+    order = []
+    for k in range(n):
+        ins, out = program._ins_lists[k], program._out_list[k]
+        if covered[k]:
+            kept |= _reverse_reads(program, k)
+            order.append((out, [s for s in ins if in_arena[s]]))
+        else:
+            kept.update(s for s in (*ins, out) if in_arena[s])
+    written = {w for w, _ in order}
+    first = [(s, ()) for s in range(len(sizes)) if in_arena[s] and s not in written]
+    buf, count, _ = assign_buffers(first + order, sizes, kept)
+    length = np.zeros(count + 1, np.int64)
+    for s, b in buf.items():
+        length[b + 1] = sizes[s]
+    place = np.cumsum(length)
+    start = np.zeros(len(sizes), np.int64)
+    for s, b in buf.items():
+        start[s] = place[b]
+    return start, start + np.asarray(sizes, np.int64), int(place[-1])
+
+
 def kernel_runs(program) -> list:
     """[(first, end)] of the maximal runs of covered entries worth a kernel call each."""
     runs, start = [], None
@@ -641,7 +714,7 @@ class FlatKernel:
     __slots__ = ("op", "ins", "out", "off", "z", "mkn", "shapes", "template", "guards", "outputs", "vbuf")
     __slots__ += ("n_buffers", "kind", "runs", "steps", "arena_in", "guards_at", "n_inputs", "fallback")
     __slots__ += ("in_arena", "pieces", "_consts", "_plan_steps", "_slots", "_program", "bix", "pool")
-    __slots__ += ("swept", "spare", "spare_v")
+    __slots__ += ("swept", "spare", "spare_v", "start", "end", "n_arena", "kout", "zs")
 
     @staticmethod
     def make(program, plan):
@@ -676,16 +749,23 @@ class FlatKernel:
         self.spare = []  # an adjoint arena, zeroed, kept from the last reverse pass
         self.spare_v = []  # a value arena a pass is done with: its constants are as in `template`
         sizes = [math.prod(sh) if a else 0 for sh, a in zip(program.shapes, in_arena.tolist())]
-        self.off = np.zeros(len(sizes) + 1, np.int64)
-        np.cumsum(sizes, out=self.off[1:])
+        self.start, self.end, self.n_arena = _arena_layout(program, covered, in_arena, sizes)
+        # The kernels see slot s as slot 2s, and 2s + 1 as where it ends: they read a slot's size as
+        # off[s + 1] - off[s], and slots that share a place in the arena are not laid out in order.
+        n_slots = len(program.shapes)
+        self.off = np.empty(2 * n_slots + 1, np.int64)
+        self.off[0:-1:2], self.off[1:-1:2], self.off[-1] = self.start, self.end, self.n_arena
         one = len(runs) == 1 and runs[0] == (0, n)
         self.kind = ("arrays" if any(sh != () for sh in program.shapes) else "scalar") if one else "mixed"
         self.op = program.opcode.astype(np.int32)
         ins = np.full((n, 2), -1, np.int32)
         ins[:, : min(2, program.ins.shape[1])] = program.ins[:, :2]
-        self.ins = ins
+        self.ins = np.where(ins >= 0, 2 * ins, -1).astype(np.int32)  # the kernels' slot numbers
         self.out = program.output.astype(np.int32)
-        self.z = np.array([sh == () for sh in program.shapes], np.bool_)
+        self.kout = 2 * self.out
+        self.zs = np.array([sh == () for sh in program.shapes], np.bool_)
+        self.z = np.zeros(2 * n_slots, np.bool_)
+        self.z[::2] = self.zs
         # (m, k, n) of each matmul, and whether its reverse may hold back the gradient of a weight
         # (an operand computed before the entry's run: nothing in the run reads that gradient)
         self.mkn = np.zeros((n, 4), np.int64)
@@ -717,11 +797,11 @@ class FlatKernel:
                 maps.append(mp)
                 used += len(mp)
         self.pool = np.concatenate(maps).astype(np.int64) if maps else np.zeros(1, np.int64)
-        self.template = np.zeros(max(int(self.off[-1]), 1), arena_dtype(program))
+        self.template = np.zeros(max(self.n_arena, 1), arena_dtype(program))
         for k, c in enumerate(program.consts):
             s = program.n_inputs + k
             if in_arena[s]:
-                self.template[self.off[s] : self.off[s + 1]] = np.ravel(c)
+                self.template[self.start[s] : self.end[s]] = np.ravel(c)
         self.arena_in = [k for k in range(program.n_inputs) if in_arena[k]]
         self.guards = [(int(s), v) for s, v in program.guards]
         self.guards_at = {}
@@ -752,7 +832,7 @@ class FlatKernel:
         self._program = program
 
     def _all_scalar(self, program, a, b) -> int:
-        z = self.z
+        z = self.zs
         return int(
             all(
                 program._op_list[k] != MATMUL and z[program._out_list[k]] and all(z[s] for s in program._ins_lists[k])
@@ -761,9 +841,9 @@ class FlatKernel:
         )
 
     def _view(self, v, s):
-        if self.z[s]:
-            return v[self.off[s] : self.off[s] + 1].reshape(())
-        return v[self.off[s] : self.off[s + 1]].reshape(self.shapes[s])
+        if self.zs[s]:
+            return v[self.start[s] : self.start[s] + 1].reshape(())
+        return v[self.start[s] : self.end[s]].reshape(self.shapes[s])
 
     def _get(self, v, py, s):
         got = py.get(s)
@@ -783,10 +863,10 @@ class FlatKernel:
             v = self.spare_v.pop()
         except IndexError:
             v = self.template.copy()
-        off = self.off
+        off, start, end = self.off, self.start, self.end
         py = dict(enumerate(arrays))  # the values the Python side holds (a dict: most slots live in the arena)
         for k in self.arena_in:
-            v[off[k] : off[k + 1]] = np.ravel(arrays[k])
+            v[start[k] : end[k]] = np.ravel(arrays[k])
         n_in = self.n_inputs
         for k, c in enumerate(self._consts):
             py[n_in + k] = c
@@ -796,13 +876,13 @@ class FlatKernel:
         steps = self._plan_steps
         for a, b, kernel, scalar in self.pieces:
             if scalar:
-                scalar_forward(self.op[a:b], self.ins[a:b], self.out[a:b], off, v)
+                scalar_forward(self.op[a:b], self.ins[a:b], self.kout[a:b], off, v)
                 if self.guards_at:
                     self._check_guards(v, py, self.out[a:b].tolist())
                 continue
             if kernel:
                 flat_forward(
-                    self.op[a:b], self.ins[a:b], self.out[a:b], off, self.z, self.mkn[a:b], self.bix[a:b], self.pool, v
+                    self.op[a:b], self.ins[a:b], self.kout[a:b], off, self.z, self.mkn[a:b], self.bix[a:b], self.pool, v
                 )
                 if self.guards_at:
                     self._check_guards(v, py, self.out[a:b].tolist())
@@ -813,7 +893,7 @@ class FlatKernel:
                 out, params = step_value(fwd, code, args, params, has_ref, arrays)
                 py[out_slot] = out
                 if self.in_arena[out_slot]:
-                    v[off[out_slot] : off[out_slot + 1]] = np.ravel(out)
+                    v[start[out_slot] : end[out_slot]] = np.ravel(out)
                 if keep_saved:
                     saved[i] = (saver(out, args, range(len(args))), params)
                 if out_slot in self.guards_at:
@@ -836,33 +916,35 @@ class FlatKernel:
         return type(a) is np.ndarray and np.may_share_memory(a, v)
 
     def reverse(self, rplan, saved, seeds):
-        want = rplan.want
-        n_slots = len(self.z)
+        want = rplan.want  # in the kernels' numbering (slot s is 2s), as `hit`; `ws`, `hs`: by slot
+        n_slots = len(self.zs)
         if want is None:
-            want = np.zeros(n_slots, np.bool_)
+            want = np.zeros(2 * n_slots, np.bool_)
             for s in rplan.abuf:
-                want[s] = True
+                want[2 * s] = True
             rplan.want = want  # a benign race: two threads make the same mask
+        ws = want[::2]
         v, psaved = saved.v, saved.saved
         try:  # a fresh arena would cost a page fault per 4 KiB on first touch (W5: 41 MB, ~6 ms a call)
             adj = self.spare.pop()
         except IndexError:
             adj = np.zeros_like(v)
-        hit = np.zeros(n_slots, np.bool_)
+        hit = np.zeros(2 * n_slots, np.bool_)
+        hs = hit[::2]
         pa = {}  # cotangents of slots outside the arena
-        off = self.off
+        off, start, end = self.off, self.start, self.end
         in_arena = self.in_arena
 
         def add(s, ct):
             if in_arena[s]:
-                adj[off[s] : off[s + 1]] += np.ravel(ct)
+                adj[start[s] : end[s]] += np.ravel(ct)
             else:
                 prev = pa.get(s)
                 pa[s] = ct if prev is None else prev + ct
-            hit[s] = True
+            hs[s] = True
 
         for s, g in seeds.items():
-            if g is not None and want[s]:
+            if g is not None and ws[s]:
                 add(s, g)
         rsteps = rplan.kernel_steps
         if rsteps is None:  # the reverse steps of the Python entries only
@@ -870,13 +952,13 @@ class FlatKernel:
             rplan.kernel_steps = rsteps  # a benign race: two threads make equal dicts
         for a, b, kernel, scalar in reversed(self.pieces):
             if scalar:
-                scalar_reverse(self.op[a:b], self.ins[a:b], self.out[a:b], off, v, adj, want, hit)
+                scalar_reverse(self.op[a:b], self.ins[a:b], self.kout[a:b], off, v, adj, want, hit)
                 continue
             if kernel:
                 flat_reverse(
                     self.op[a:b],
                     self.ins[a:b],
-                    self.out[a:b],
+                    self.kout[a:b],
                     off,
                     self.z,
                     self.mkn[a:b],
@@ -891,7 +973,7 @@ class FlatKernel:
             for i in range(b - 1, a - 1, -1):
                 ob, d, rins, kins = rsteps[i]
                 o = int(self.out[i])
-                if ob is None or not hit[o]:
+                if ob is None or not hs[o]:
                     continue
                 g = self._view(adj, o).copy() if in_arena[o] else pa.pop(o, None)
                 sv, params = psaved[i]
@@ -919,15 +1001,15 @@ class FlatKernel:
                     add(slots[j], ct)
         out = []
         for s, b in enumerate(rplan.input_abufs):
-            if b is None or not hit[s]:
+            if b is None or not hs[s]:
                 out.append(None)
             elif in_arena[s]:
                 out.append(self._view(adj, s).copy())
             else:
                 ct = pa.get(s)  # a rule's result might view a value it read from the arena
                 out.append(ct.copy() if self._views(v, ct) else ct)
-        for s in np.flatnonzero(hit & ~self.swept).tolist():
-            adj[off[s] : off[s + 1]] = 0
+        for s in np.flatnonzero(hs & ~self.swept).tolist():
+            adj[start[s] : end[s]] = 0
         if not self.spare:  # only a pass that ran to the end leaves its arena, zeroed, for the next
             self.spare.append(adj)
         return out
