@@ -108,7 +108,8 @@ def test_a_kernel_reuses_its_arenas_and_leaves_the_adjoint_one_zero(case, backen
         value, vjp_fn = p.vjp(*args)
         grads = vjp_fn(np.broadcast_to(ct, np.shape(value)))
         del vjp_fn  # its arena goes back to the kernel
-        gc.collect()  # (a first call that compiles the kernels holds it a little longer)
+        if not kernel.spare_v:  # a first call that compiles the kernels holds it a little longer
+            gc.collect()
         got.append((np.asarray(value).copy(), [g.copy() for g in grads]))
         assert len(kernel.spare_v) == 1 and len(kernel.spare) == 1
         assert not kernel.spare[0].any()
