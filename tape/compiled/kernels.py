@@ -612,23 +612,24 @@ _REVERSE_READS = {
 }  # fmt: skip
 
 
-def _reverse_reads(program, k) -> set:
-    """The slots whose values the kernels' reverse of covered entry k may read (any input that is not
+def _reverse_reads(program, code, ins, out) -> tuple:
+    """The slots whose values the kernels' reverse of a covered entry may read (any input that is not
     a constant may want a cotangent)."""
-    code, ins, out = program._op_list[k], program._ins_lists[k], program._out_list[k]
     n_in, base = program.n_inputs, program._base
-    wanted = [not n_in <= s < base for s in ins]
     if code == MATMUL:  # dA = G @ B.T reads B, dB = A.T @ G reads A
-        return {ins[1 - q] for q in range(2) if wanted[q]}
+        a, b = ins
+        return ((b,) if not n_in <= a < base else ()) + ((a,) if not n_in <= b < base else ())
     if code == SUM and program.shapes[ins[0]] != ():  # a sum of an array: only its cotangent
-        return set()
+        return ()
     reads = _REVERSE_READS.get(code, _ALL)
     bits = 0
-    for q in range(len(ins)):
-        if wanted[q]:
+    for q, s in enumerate(ins):
+        if not n_in <= s < base:
             bits |= reads[q]
-    got = {s for q, s in enumerate(ins) if bits & (_X, _Y)[q]}
-    return got | {out} if bits & _R else got
+    if not bits:
+        return ()
+    got = tuple(s for q, s in enumerate(ins) if bits & (_X, _Y)[q])
+    return got + (out,) if bits & _R else got
 
 
 def _arena_layout(program, covered, in_arena, sizes):
@@ -642,19 +643,18 @@ def _arena_layout(program, covered, in_arena, sizes):
     between the same entries as its value in the forward pass, so two slots that share a place never
     hold a cotangent at once.
     """
-    n = len(program._op_list)
     base = program._base
     kept = set(range(base)) | {int(s) for s in program.outputs} | {int(s) for s, _ in program.guards}
     order = []
-    for k in range(n):
-        ins, out = program._ins_lists[k], program._out_list[k]
-        if covered[k]:
-            kept |= _reverse_reads(program, k)
-            order.append((out, [s for s in ins if in_arena[s]]))
+    arena = in_arena.tolist()
+    for code, ins, out, cov in zip(program._op_list, program._ins_lists, program._out_list, covered.tolist()):
+        if cov:
+            kept.update(_reverse_reads(program, code, ins, out))
+            order.append((out, ins))  # a covered entry's inputs are all in the arena
         else:
-            kept.update(s for s in (*ins, out) if in_arena[s])
+            kept.update(s for s in (*ins, out) if arena[s])
     written = {w for w, _ in order}
-    first = [(s, ()) for s in range(len(sizes)) if in_arena[s] and s not in written]
+    first = [(s, ()) for s in range(len(sizes)) if arena[s] and s not in written]
     buf, count, _ = assign_buffers(first + order, sizes, kept)
     length = np.zeros(count + 1, np.int64)
     for s, b in buf.items():
