@@ -612,14 +612,13 @@ _REVERSE_READS = {
 }  # fmt: skip
 
 
-def _reverse_reads(program, code, ins, out) -> tuple:
+def _reverse_reads(code, ins, out, n_in, base, shapes) -> tuple:
     """The slots whose values the kernels' reverse of a covered entry may read (any input that is not
-    a constant may want a cotangent)."""
-    n_in, base = program.n_inputs, program._base
+    a constant, slots n_in to base, may want a cotangent)."""
     if code == MATMUL:  # dA = G @ B.T reads B, dB = A.T @ G reads A
         a, b = ins
         return ((b,) if not n_in <= a < base else ()) + ((a,) if not n_in <= b < base else ())
-    if code == SUM and program.shapes[ins[0]] != ():  # a sum of an array: only its cotangent
+    if code == SUM and shapes[ins[0]] != ():  # a sum of an array: only its cotangent
         return ()
     reads = _REVERSE_READS.get(code, _ALL)
     bits = 0
@@ -628,7 +627,9 @@ def _reverse_reads(program, code, ins, out) -> tuple:
             bits |= reads[q]
     if not bits:
         return ()
-    got = tuple(s for q, s in enumerate(ins) if bits & (_X, _Y)[q])
+    got = (ins[0],) if bits & _X else ()
+    if bits & _Y and len(ins) > 1:
+        got += (ins[1],)
     return got + (out,) if bits & _R else got
 
 
@@ -643,13 +644,13 @@ def _arena_layout(program, covered, in_arena, sizes):
     between the same entries as its value in the forward pass, so two slots that share a place never
     hold a cotangent at once.
     """
-    base = program._base
+    base, n_in, shapes = program._base, program.n_inputs, program.shapes
     kept = set(range(base)) | {int(s) for s in program.outputs} | {int(s) for s, _ in program.guards}
     order = []
     arena = in_arena.tolist()
     for code, ins, out, cov in zip(program._op_list, program._ins_lists, program._out_list, covered.tolist()):
         if cov:
-            kept.update(_reverse_reads(program, code, ins, out))
+            kept.update(_reverse_reads(code, ins, out, n_in, base, shapes))
             order.append((out, ins))  # a covered entry's inputs are all in the arena
         else:
             kept.update(s for s in (*ins, out) if arena[s])
