@@ -17,7 +17,19 @@ from __future__ import annotations
 
 import numpy as np
 
-from .tensor import CONSTANT, RESULT, DualTensor, Tensor
+from .errors import op_error
+from .tape import state
+from .tensor import CONSTANT, RESULT, DualTensor, Tensor, _new_tensor
+
+_EMPTY: dict = {}
+
+
+class ForwardModeError(NotImplementedError):
+    """What forward mode cannot do (`tp.hvp` then goes reverse over reverse instead)."""
+
+
+class NoJvpError(ForwardModeError):
+    """An op without a jvp rule met a dual number."""
 
 
 def make_dual(primal, tangent, level: int) -> DualTensor:
@@ -30,20 +42,77 @@ def make_dual(primal, tangent, level: int) -> DualTensor:
 
 def apply_dual(op, args, params, apply):
     """Run `op` on arguments some of which are duals: primal by `apply`, tangent by `op.jvp`."""
-    level = max(a._level for a in args if type(a) is DualTensor)
-    primals = [a._primal if type(a) is DualTensor and a._level == level else a for a in args]
-    tangents = [a._tangent if type(a) is DualTensor and a._level == level else None for a in args]
-    out = apply(op, tuple(primals), params)
+    level = -1
+    for a in args:
+        if type(a) is DualTensor and a._level > level:
+            level = a._level
+    primals, tangents = [], []
+    raw = plain = True  # raw: the tangents are arrays (tp.hvp's); plain: no primal is a dual itself
+    for a in args:
+        if type(a) is DualTensor:
+            if a._level == level:
+                p, t = a._primal, a._tangent
+                primals.append(p)
+                tangents.append(t)
+                if isinstance(t, Tensor):
+                    raw = False
+                if type(p) is DualTensor:
+                    plain = False
+                continue
+            plain = False
+        primals.append(a)
+        tangents.append(None)
     if op.jvp is None:
-        raise NotImplementedError(f"{op.name}: no jvp rule, it cannot be used in forward mode (give one with defjvp)")
-    tangent = op.jvp(tuple(tangents), out, *primals, **(params or {}))
-    if tangent is None:
-        tangent = np.zeros_like(out)
-    elif tangent.dtype != out.dtype:  # one place, as sweep.fit for cotangents: float32 stays float32
-        tangent = tangent.astype(out.dtype)
+        raise NoJvpError(f"{op.name}: no jvp rule, it cannot be used in forward mode (give one with defjvp)")
+    if raw:
+        out, tangent = _apply_raw(op, primals, tuple(tangents), params, plain, apply)
+    else:
+        out = apply(op, tuple(primals), params)
+        tangent = op.jvp(tuple(tangents), out, *primals, **(params or _EMPTY))
+        if tangent is None:
+            tangent = np.zeros_like(out)
+        elif tangent.dtype != out.dtype:  # one place, as sweep.fit for cotangents: float32 stays float32
+            tangent = tangent.astype(out.dtype)
     if out._role is RESULT:  # recorded for reverse mode inside this jvp: forward over reverse
         _note_tangents(out, primals, tangents, tangent, level)
-    return make_dual(out, tangent, level)
+    d = object.__new__(DualTensor)  # make_dual, inline
+    d.array = out.array
+    d._slot, d._store, d._role, d.grad = -1, None, CONSTANT, None
+    d._primal, d._tangent, d._level = out, tangent, level
+    return d
+
+
+def _apply_raw(op, primals, tangents, params, plain, apply):
+    """(primal Tensor, tangent array) for tangents that are raw arrays, which only `tp.hvp` makes.
+
+    Their creator promised that nothing differentiates them, so the jvp rule runs on the raw
+    arrays rather than through the op table on Tensors (no Tensors, no tape entries for it); and
+    when nothing records the primal either, the op's forward runs as a plain function.
+    """
+    arrays = [a.array if isinstance(a, Tensor) else a for a in primals]
+    st = state()
+    if st.recording or st.anomaly or not plain:
+        out = apply(op, tuple(primals), params)
+        value = out.array
+    else:
+        params = params or _EMPTY
+        try:
+            value = op.forward(*arrays, **params)
+        except Exception as exc:
+            raise op_error(op.name, arrays, exc) from exc
+        if type(value) is not np.ndarray and isinstance(value, (np.generic, list)):
+            value = np.asarray(value)
+        out = _new_tensor(value)
+    tangent = op.jvp(tangents, value, *arrays, **(params or _EMPTY))
+    if tangent is None:
+        return out, np.zeros_like(value)
+    if isinstance(tangent, Tensor):
+        tangent = tangent.array
+    elif isinstance(tangent, (np.generic, float, int)):
+        tangent = np.asarray(tangent)
+    if tangent.dtype != value.dtype:
+        tangent = tangent.astype(value.dtype)
+    return out, tangent
 
 
 def _note_tangents(out, primals, tangents, tangent, level):

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from .composite import stack
-from .forward import DualTensor, forget_tangents, make_dual
+from .forward import DualTensor, ForwardModeError, forget_tangents, make_dual
 from .ops import reshape, sum
 from .ops.registry import apply
 from .ops.shape import IDENTITY
@@ -53,10 +53,23 @@ def _watch(x) -> Tensor:
         return make_dual(_watch(x._primal), x._tangent, x._level)
     if isinstance(x, Tensor) and x._role:
         return apply(IDENTITY, (x,))
-    t = _as_float_tensor(x)
-    leaf = _new_tensor(t.array)
+    if type(x) is np.ndarray and x.dtype.kind == "f":
+        # the caller's array itself, not a copy (8 MB per W4 step): the tape never writes a leaf's
+        # array, and f cannot either (an in-place change to a tracked tensor is refused while recording)
+        leaf = _new_tensor(x)
+    else:
+        leaf = _new_tensor(_as_float_tensor(x).array)
     leaf._role = TRACKED_LEAF
     return leaf
+
+
+def _unshared(value: Tensor, watched) -> Tensor:
+    """`value`, copied if it is (a view of) an input `_watch` did not copy: f's result is the caller's
+    to keep and write, as when the inputs were copied."""
+    a = value.array
+    if isinstance(a, np.ndarray) and any(np.may_share_memory(a, w.array) for ws in watched for w in ws):
+        return _new_tensor(a.copy())
+    return value
 
 
 def _on_tape(x):
@@ -136,8 +149,14 @@ def value_and_grad(f, argnums=0):
     (tensor(5.), tensor([2., 4.]))
     """
 
+    fast = getattr(f, "_value_and_grad", None)  # a compiled function replays without a tape
+
     def wrapped(*args, **kwargs):
         nums = _argnums(argnums, len(args))
+        if fast is not None and not kwargs:
+            got = fast(args, tuple(n % len(args) for n in nums))
+            if got is not None:
+                return _fast_result(got, args, nums, argnums)
         nested = state().recording
         plain = _plain_call(args)
         given = args
@@ -164,7 +183,7 @@ def value_and_grad(f, argnums=0):
             _, shape = flatten(args[n])
             results.append(shape.unflatten(gs[k : k + count]))
             k += count
-        value = out_t if nested or type(out_t) is DualTensor else out_t.detach()
+        value = out_t if nested or type(out_t) is DualTensor else _unshared(out_t.detach(), watched.values())
         if isinstance(argnums, int):
             result, like = results[0], given[nums[0]]
         else:
@@ -174,6 +193,18 @@ def value_and_grad(f, argnums=0):
         return value, result
 
     return wrapped
+
+
+def _fast_result(got, args, nums, argnums):
+    """A compiled function's (value, gradient arrays) in the form the general path returns: NumPy
+    values for a plain call (a float for a Python number), else Tensors without history."""
+    value, gs = got
+    if any(isinstance(a, Tensor) for a in args):
+        value, gs = _new_tensor(value), [_new_tensor(g) for g in gs]
+    else:
+        value = value[()] if value.ndim == 0 else value
+        gs = [float(g) if _is_number(args[n]) else g for g, n in zip(gs, nums)]
+    return value, (gs[0] if isinstance(argnums, int) else tuple(gs))
 
 
 def grad(f, argnums=0):
@@ -224,7 +255,7 @@ def vjp(f, *primals):
             return _to_numpy(tuple(result), tuple(primals))
         return tuple(result)
 
-    value = out if nested else tree_map(lambda o: o.detach() if _detachable(o) else o, out)
+    value = out if nested else tree_map(lambda o: _unshared(o.detach(), watched) if _detachable(o) else o, out)
     return (_to_numpy(value) if plain else value), vjp_fn
 
 
@@ -290,13 +321,28 @@ def hessian(f, argnums=0):
 def hvp(f, primals, tangents):
     """The Hessian of scalar-valued `f` at `primals` times `tangents`, shaped like `primals`.
 
-    Computed as the gradient of ⟨∇f, v⟩ (reverse over reverse), never forming the Hessian.
+    Never forms the Hessian. Called from plain code, it is the tangent of the gradient along
+    `tangents` (forward over reverse: one recording of `f` with dual numbers, one sweep); inside a
+    record block or another transform, which may differentiate the result again, it is the gradient
+    of ⟨∇f, v⟩ (reverse over reverse), as it is for an `f` using an op without a jvp rule.
 
     >>> import tape as tp
     >>> tp.hvp(lambda x: tp.sum(x ** 3), (tp.tensor([1.0, 2.0]),), (tp.tensor([1.0, 1.0]),))
     tensor([ 6., 12.])
     """
-    primals = tuple(primals)
+    primals, tangents = tuple(primals), tuple(tangents)
+    if len(primals) != len(tangents):
+        raise ValueError(f"hvp: {len(primals)} primals but {len(tangents)} tangents")
+    st = state()
+    if not (st.recording or st.dual_depth or st.anomaly):
+        try:
+            hv = _hvp_forward_over_reverse(f, primals, tangents)
+        except ForwardModeError:
+            # an op (or an op in a rule) without a jvp rule, or f takes a derivative itself with
+            # create_graph: f runs again, reverse over reverse
+            hv = None
+        if hv is not None:
+            return hv
     vs = [_as_float_tensor(v) for v in tangents]
 
     def inner(*xs):
@@ -309,6 +355,55 @@ def hvp(f, primals, tangents):
 
     out = grad(inner, tuple(range(len(primals))))(*primals)
     return out[0] if len(primals) == 1 else out
+
+
+def _hvp_forward_over_reverse(f, primals, tangents):
+    """H·v as the tangent of the gradient (forward over reverse), with raw-array tangents; None
+    for primals that are not NumPy arrays (reverse over reverse serves those).
+
+    Only for a call whose result nothing differentiates (outside any record block and transform):
+    the tangents can then be plain arrays, and forward mode runs every jvp rule on arrays
+    (`forward.apply_dual`), in `f` and in the sweep's rules alike. Reverse over reverse records
+    the whole sweep as a second tape and sweeps that; this records `f` once and sweeps once.
+    """
+    xs = [_as_float_tensor(p) for p in primals]
+    if not all(type(x.array) is np.ndarray for x in xs):
+        return None
+    plain = _plain_call(primals, tangents)
+    leaves, ts = [], []
+    for x, v in zip(xs, tangents):
+        t = np.asarray(v.array if isinstance(v, Tensor) else v, dtype=x.dtype)
+        if t.shape != x.shape:
+            raise ValueError(f"hvp: tangent shape {t.shape} does not match the primal's shape {x.shape}")
+        leaf = _new_tensor(x.array)
+        leaf._role = TRACKED_LEAF
+        leaves.append(leaf)
+        ts.append(t)
+    st = state()
+    st.dual_depth += 1
+    st.dual_levels += 1
+    level = st.dual_levels
+    try:
+        with record():
+            out = f(*[make_dual(leaf, t, level) for leaf, t in zip(leaves, ts)])
+        out_t = out if isinstance(out, Tensor) else tensor(out)
+        if out_t.size != 1:
+            raise TypeError(f"hvp: f must return a scalar, got shape {out_t.shape}")
+        target = _on_tape(out_t)
+        gs = grads(target, leaves, allow_unused=True) if target._role else [None] * len(leaves)
+        hv = []
+        for g, x in zip(gs, xs):
+            if type(g) is DualTensor and g._level == level:
+                # a copy: the tangent may be the caller's own v (f = sum(x * x) / 2) or a saved value
+                hv.append(_new_tensor(np.array(g._tangent, dtype=x.dtype, copy=True)))
+            else:
+                hv.append(_zeros_like(x))
+    finally:
+        st.dual_depth -= 1
+        forget_tangents(st.store, level)
+    if plain:
+        return _to_numpy(tuple(hv), primals) if len(primals) > 1 else _to_numpy(hv[0], primals[0])
+    return hv[0] if len(primals) == 1 else tuple(hv)
 
 
 # -- forward mode ---------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ import numpy as np
 
 from . import devices
 from .errors import check_finite
-from .forward import make_dual
+from .forward import ForwardModeError, make_dual
 from .tape import (
     ADJ,
     CONSUMED,
@@ -188,15 +188,13 @@ def cotangents(entry, slot, g, g_owned, how: Pass):
     else:
         saved = entry[SAVED] or op.no_saved
         if op.kernel_vjp is not None and type(g) is np.ndarray:
-            cts = op.kernel_vjp(g, saved, ins, g_owned and len(ins) == 1)
+            # a kernel given an owned g returns it for one input at most (tests/test_backends.py)
+            cts = op.kernel_vjp(g, saved, ins, g_owned)
             if cts is not None:
                 return [(i, s, cts[i], True) for i, s in enumerate(ins) if s >= 0 and cts[i] is not None]
     if op.vjp_all is not None:  # a custom rule may return anything: never written into
         cts = op.vjp_all(g, *saved, **params)
         return [(i, s, cts[i], False) for i, s in enumerate(ins) if s >= 0 and cts[i] is not None]
-    # g passes its ownership on only in a one-input entry: a rule may return g for several inputs
-    # (add), and two adjoints sharing one array must never be added into in place.
-    g_owned = g_owned and len(ins) == 1
     out = []
     for i, s in enumerate(ins):
         if s < 0:
@@ -208,8 +206,35 @@ def cotangents(entry, slot, g, g_owned, how: Pass):
             out.append((i, s, _zero_cotangent(entry[META][i], g), False))
             continue
         ct = rule(g, *saved, **params)
-        fresh = g_owned if ct is g else type(ct) is np.ndarray and ct.base is None
+        fresh = type(ct) is np.ndarray and ct.base is None and ct is not g
         out.append((i, s, ct, fresh))
+    if g_owned:
+        return _hand_on(out, g, entry[META])
+    return out
+
+
+def _hand_on(out, g, meta):
+    """Pass the sweep's ownership of `g` on to the one input that keeps `g` itself as its cotangent.
+
+    A rule may return g for several inputs (add's): an input whose shape or dtype differs gets a
+    new array from `Adjoints.add` (g summed or cast), the rest would share g, and two adjoints
+    sharing one array must never be added into in place. So g passes on when exactly one input
+    keeps it and no other cotangent may be a view of it (`a + b` with b a broadcast bias: a's
+    adjoint takes g, b's is g summed).
+    """
+    keeper = None
+    for k, (i, _s, ct, fresh) in enumerate(out):
+        if ct is g:
+            m = meta[i]
+            if m is None or (m[0] == g.shape and m[1] == g.dtype):
+                if keeper is not None:
+                    return out
+                keeper = k
+        elif not fresh and isinstance(ct, np.ndarray) and ct.base is not None:
+            return out  # a view, which might be of g: keep g unowned
+    if keeper is not None:
+        i, s, ct, _ = out[keeper]
+        out[keeper] = (i, s, ct, True)
     return out
 
 
@@ -337,7 +362,7 @@ def sweep(store, seeds: dict, retain: bool, wanted=frozenset(), create_graph: bo
     st = state()
     dual = bool(st.dual_depth and store.tangents)
     if dual and create_graph:
-        raise NotImplementedError(
+        raise ForwardModeError(
             "create_graph=True inside tp.jvp (reverse over forward over reverse) is not supported; "
             "take the outer derivative with tp.jvp or tp.jacfwd instead"
         )

@@ -83,10 +83,60 @@ def test_kernels_decline_what_they_do_not_cover():
     mul = numba_backend.VJP_KERNELS[Op.MUL]
     assert mul(big[:10], (None, big[:10], big[:10]), (0, 1)) is None  # small
     assert mul(big, (None, big, 2.0), (0, -1)) is None  # a constant: the rules do it
-    assert mul(big, (None, big, big[:1]), (0, 1)) is None  # broadcast
+    assert mul(big, (None, big, big[:2]), (0, 1)) is None  # broadcast
     assert mul(big.astype(np.int64), (None, big, big), (0, 1)) is None  # not float
     wide = np.ones((2, numba_backend.MIN_SIZE))
     assert mul(wide[:, ::2], (None, wide[:, ::2], wide[:, ::2]), (0, 1)) is None  # not contiguous
+
+
+def _mul_rules(g, x, y, ins):
+    """The op table's cotangents for x * y, summed to each input's shape (what the sweep does)."""
+    d = OPS[Op.MUL]
+    saved = d.saved(x * y, [x, y], ins) or d.no_saved
+    return [
+        None if s < 0 else np.sum(d.vjp[i](g, *saved)).reshape(()) if np.ndim(a) == 0 else d.vjp[i](g, *saved)
+        for i, (s, a) in enumerate(zip(ins, (x, y)))
+    ]
+
+
+@pytest.mark.parametrize("owned", [False, True])
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda t: np.dtype(t).name)
+def test_mul_kernel_with_one_value_and_with_one_input_twice(dtype, owned):
+    # a * x with a 0-d (W3's a * x): Σ g·x as a dot product and g·a; 2.0 * x with 2.0 a constant;
+    # x * x (one slot twice): one cotangent 2·g·x. An owned g is written into, for one input at most.
+    rng = np.random.default_rng(5)
+    n = numba_backend.MIN_SIZE
+    x = rng.standard_normal(n).astype(dtype)
+    a = np.asarray(0.7, dtype=dtype)
+    mul = numba_backend.VJP_KERNELS[Op.MUL]
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    for saved, ins in [
+        ((None, a, x), (0, 1)),
+        ((None, x, a), (0, 1)),
+        ((None, None, a), (0, -1)),
+        ((None, a, None), (-1, 1)),
+    ]:
+        g = rng.standard_normal(n).astype(dtype)
+        xs = [x if v is None else v for v in saved[1:]]
+        expected = _mul_rules(g.copy(), xs[0], xs[1], ins)
+        got = mul(g, saved, ins, owned)
+        assert got is not None
+        assert sum(c is g for c in got) == (1 if owned else 0)
+        for c, e in zip(got, expected):
+            assert (c is None) == (e is None)
+            if c is not None:
+                assert c.dtype == dtype and c.shape == e.shape
+                np.testing.assert_allclose(c, e, rtol=tol, atol=tol * n**0.5)
+    g = rng.standard_normal(n).astype(dtype)
+    expected = sum(_mul_rules(g.copy(), x, x, (0, 1)))
+    gx, gy = mul(g, (None, x, x), (3, 3), owned)
+    assert gy is None and (gx is g) == owned
+    np.testing.assert_allclose(gx, expected, rtol=tol, atol=tol)
+    # a compiled replay passes 0 for every input it wants: two inputs holding one array stay two
+    g = rng.standard_normal(n).astype(dtype)
+    gx, gy = mul(g, (None, x, x), (0, 0), owned)
+    np.testing.assert_allclose(gx, g * x, rtol=tol, atol=tol)
+    np.testing.assert_allclose(gy, g * x, rtol=tol, atol=tol)
 
 
 def _graph_gradients():

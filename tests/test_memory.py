@@ -191,3 +191,35 @@ def test_no_entry_outlives_its_transform():
     del vjp_fn
     gc.collect()
     assert len(store.entries) == before and not store.tangents
+
+
+def test_the_large_array_backward_allocates_two_arrays_at_most(traced):
+    # sum(tanh(a·x + b)·exp(−x·x)) (the harness's W3), a and b 0-d: the backward pass needs two
+    # arrays of x's size beyond what the forward saved (the two cotangents of the last product).
+    # x·x's cotangent goes into the one it is given (not g·x twice, then their sum), add hands its g
+    # on to a·x (b's is g summed), and a·x's cotangents are a dot product and g·a written into g.
+    n = 1 << 18
+    rng = np.random.default_rng(0)
+
+    def recorded():
+        x = tp.tensor(rng.standard_normal(n), requires_grad=True)
+        a, b = tp.tensor(0.7, requires_grad=True), tp.tensor(-0.3, requires_grad=True)
+        with tp.record():
+            total = tp.sum(tp.tanh(a * x + b) * tp.exp(-(x * x)))
+        return x, a, b, total
+
+    recorded()[-1].backward()  # the first pass compiles (or loads) the kernels, which allocates too
+    x, a, b, total = recorded()
+    gc.collect()
+    start = _current()
+    tracemalloc.reset_peak()
+    total.backward()
+    peak = tracemalloc.get_traced_memory()[1] - start
+    assert peak <= 2 * 8 * n + 64 * 1024, f"{peak / (8 * n):.2f} arrays"
+    # the values, against the closed form: t = tanh(a x + b), e = exp(−x²), u = e (1 − t²)
+    xv = x.numpy()
+    t, e = np.tanh(0.7 * xv - 0.3), np.exp(-xv * xv)
+    u = e * (1 - t * t)
+    np.testing.assert_allclose(x.grad.numpy(), 0.7 * u - 2 * xv * t * e, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(float(a.grad), np.dot(u, xv), rtol=1e-10)
+    np.testing.assert_allclose(float(b.grad), np.sum(u), rtol=1e-10)

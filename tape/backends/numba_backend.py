@@ -15,11 +15,15 @@ allocating the result either way. Matrix products stay on BLAS (through NumPy), 
 written here beats.
 
 Each kernel takes g, the entry's saved values, its input slots (-1: a constant, no cotangent
-needed) and whether the sweep owns g (then g may be written into), and returns one cotangent per
-input, or None when it does not apply (small, broadcast, non-contiguous or non-float arrays), in
-which case the sweep uses the op table's rules. A g that is a broadcast scalar (the cotangent `sum`
-hands back) is read as that scalar. Kernels are tested against those rules, one by one
-(tests/test_backends.py). The NumPy backend's in-place rules come along for the ops not fused here.
+needed) and whether the sweep owns g (then g may be written into, and returned for one input at
+most), and returns one cotangent per input (None: none for that input), or None when it does not
+apply (small, broadcast, non-contiguous or non-float arrays), in which case the sweep uses the op
+table's rules. A g that is a broadcast scalar (the cotangent `sum` hands back) is read as that
+scalar. `mul` has three more cases, none of which allocates when g is owned: `x * x` (one slot
+twice: 2·g·x for it, once), a product with one value (`a * x`, a 0-d weight: Σ g·x as a dot
+product, no full-size product to sum) and a constant one-value factor (`2.0 * x`). Kernels are
+tested against those rules, one by one (tests/test_backends.py). The NumPy backend's in-place
+rules come along for the ops not fused here.
 """
 
 from __future__ import annotations
@@ -115,10 +119,37 @@ def _two_outputs(kernel, g, *operands):
     return gx, gy
 
 
+@njit(parallel=True, cache=True)
+def _square_vjp(g, x, gx):
+    for i in prange(g.size):
+        gx[i] = 2.0 * g[i] * x[i]
+
+
+def _one_value(a):
+    """True for an array of one element (a 0-d weight, a (1, 1) scale)."""
+    return type(a) is np.ndarray and a.size == 1 and a.dtype in _FLOATS
+
+
 def mul_vjp(g, saved, ins, g_owned=False):
     _, x, y = saved
-    if not (ins[0] >= 0 and ins[1] >= 0):
+    if ins[0] < 0 or ins[1] < 0:  # one tracked factor, the other one value (2.0 * x): g times it
+        if ins[0] >= 0 and _one_value(y) and _fits(g) and y.dtype == g.dtype:
+            return np.multiply(g, y.reshape(()), out=g if g_owned else None), None
+        if ins[1] >= 0 and _one_value(x) and _fits(g) and x.dtype == g.dtype:
+            return None, np.multiply(g, x.reshape(()), out=g if g_owned else None)
         return None
+    if ins[0] == ins[1] > 0 and x is y and _fits(g, x):
+        # x * x: one cotangent 2·g·x for the one input (into g when the sweep owns it), rather than
+        # g·x twice and their sum. Only the eager sweep passes slots (> 0 here); a compiled replay
+        # passes 0 for every input it wants, which says nothing about two inputs being one.
+        gx = g if g_owned else np.empty_like(g)
+        _square_vjp(_flat(g), _flat(x), _flat(gx))
+        return gx, None
+    if _one_value(x) != _one_value(y) and not _scalar_g(g):
+        if _one_value(x):
+            return _mul_by_one_value(g, x, y, g_owned)
+        cts = _mul_by_one_value(g, y, x, g_owned)
+        return None if cts is None else cts[::-1]
     if _scalar_g(g) and _fits(x, y):
         gx, gy = np.empty_like(x), np.empty_like(x)
         _mul_both_scalar_g(g.dtype.type(g.flat[0]), _flat(x), _flat(y), _flat(gx), _flat(gy))
@@ -126,6 +157,16 @@ def mul_vjp(g, saved, ins, g_owned=False):
     if not _fits(g, x, y):
         return None
     return _two_outputs(_mul_both, g, g, x, y)
+
+
+def _mul_by_one_value(g, a, x, g_owned):
+    """(cotangent of a, cotangent of x) for a · x with `a` one value: Σ g·x as a dot product (no
+    full-size product to sum), and g·a, into g when the sweep owns it."""
+    if not _fits(g, x) or a.dtype != g.dtype:
+        return None
+    ga = np.asarray(np.dot(_flat(g), _flat(x))).reshape(a.shape)
+    gx = np.multiply(g, a.reshape(()), out=g if g_owned else None)
+    return ga, gx
 
 
 def div_vjp(g, saved, ins, g_owned=False):

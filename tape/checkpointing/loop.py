@@ -498,7 +498,8 @@ def checkpoint_loop(
     temporary directory under `disk_dir`, removed afterwards), spread with the snapshots in
     memory by `checkpoint_schedules`' multistage schedule: the steps re-run are then
     p(n_steps, snapshots + disk_snapshots). `progress=True` shows tqdm progress bars; `stats`
-    takes a `CheckpointStats` to fill. Outside a record block this is just the plain loop.
+    takes a `CheckpointStats` to fill. Outside a record block, and inside forward mode (`tp.jvp`,
+    `tp.hvp`), this is just the plain loop.
     """
     n_steps = _check_count(n_steps, "n_steps", 0)
     snapshots = default_snapshots(n_steps) if snapshots is None else _check_count(snapshots, "snapshots", 1)
@@ -573,7 +574,10 @@ def checkpoint_while(
 
 
 def _recording() -> bool:
-    return _recording_state().recording
+    """Whether to checkpoint: recording, and not inside forward mode (`tp.jvp`, `tp.hvp`), whose
+    tangents must flow through every step; there the loop runs plainly (and is recorded as such)."""
+    st = _recording_state()
+    return st.recording and not st.dual_depth
 
 
 def _check_count(value, name, least):

@@ -272,7 +272,8 @@ def checkpoint(fn, *args, **kwargs):
     The backward pass runs `fn` again, recording, to get its derivative: memory for time. The
     gradient reaches `fn`'s arguments and every tensor it closes over; random numbers drawn with
     `tp.rand`/`tp.randn` inside `fn` are the same when it is re-run. `fn` returns a Tensor or a
-    (nested) tuple, list or dict of them. Outside a record block it is just ``fn(*args, **kwargs)``.
+    (nested) tuple, list or dict of them. Outside a record block, and inside forward mode (`tp.jvp`,
+    `tp.hvp`: the tangents must flow through fn's ops), it is just ``fn(*args, **kwargs)``.
 
     >>> import numpy as np, tape as tp
     >>> W = tp.tensor(np.eye(2) * 0.5, requires_grad=True)
@@ -290,7 +291,8 @@ def checkpoint(fn, *args, **kwargs):
     While `fn` runs the first time its own recording is alive (that is how the tensors it closes
     over are found); it is released when `fn` returns.
     """
-    if not state().recording:
+    st = state()
+    if not st.recording or st.dual_depth:
         return fn(*args, **kwargs)
     rng = get_rng_state()
     with recording_into(SegmentStore()) as store:

@@ -112,7 +112,7 @@ def _end():
 
 
 class _Compiled:
-    __slots__ = ("program", "externals", "out_tree", "out_spec", "float_outs", "one_tensor", "layout")
+    __slots__ = ("program", "externals", "out_tree", "out_spec", "float_outs", "one_tensor", "layout", "fast")
 
 
 class _Call:
@@ -226,6 +226,21 @@ class CompiledFunction:
 
     # -- calls -------------------------------------------------------------------------------
     def __call__(self, *args, **kwargs):
+        st = state()
+        if not (st.recording or st.dual_depth or kwargs or self.static_argnums):
+            # the common replay, f(x, W, ...) outside any recording: nothing to compose, no tree to walk
+            key = tuple(map(_leaf_key, args))
+            paths = self._cache.get(("flat", key))  # a dict read: no lock (lists are replaced, not edited)
+            if paths and None not in key:
+                for c in paths:
+                    try:
+                        result = self._replay_plain(c, args)
+                    except replay.GuardFailed:
+                        continue
+                    with self._lock:
+                        self._counts["calls"] += 1
+                        self._counts["replays"] += 1
+                    return result
         if _store() is not None:  # inside another compiled function's recording: inline
             return self.fn(*args, **kwargs)
         self._count("calls")
@@ -249,11 +264,51 @@ class CompiledFunction:
                 return self._eager(dyn, rebuild)
         c, result, rng = self._record(dyn, rebuild)
         self._count("recordings")
-        with self._lock:
-            self._cache.setdefault(sig, []).append(c)
+        with self._lock:  # a new list: readers without the lock see the old one or the new one
+            self._cache[sig] = [*self._cache.get(sig, ()), c]
         if self._composing(c, dyn):  # the caller's tape gets the one entry, as for a replay
             return self._replay(c, dyn, args, kwargs, rng=rng)
         return result
+
+    def _value_and_grad(self, args, nums):
+        """`tp.value_and_grad(cf, argnums)(*args)` without a tape: (value, gradients) as arrays, or
+        None where the general path is needed (recording, forward mode, anomaly checks, a first call,
+        pytrees, several or non-scalar outputs, a guard no cached path passes).
+
+        The general path records ONE entry for the call and sweeps it; here the program's forward and
+        reverse run back to back, which is what that entry's sweep does, minus the tape around it.
+        """
+        st = state()
+        if st.recording or st.dual_depth or st.anomaly or self.static_argnums:
+            return None
+        key = tuple(map(_leaf_key, args))
+        paths = self._cache.get(("flat", key))  # a dict read: no lock (a list is replaced, never edited in place)
+        if not paths or None in key:
+            return None
+        arrays = [x.array if type(x) is Tensor else _array_of(x) for x in args]
+        for c in paths:
+            fast = c.fast.get(nums, False) if c.fast is not None else False
+            if fast is False:
+                fast = _fast_path(c, nums, key)
+            if fast is None:
+                return None
+            prog, plan, out_slot, out_buf, rplan, kernel = fast
+            xs = arrays + [e.array for e in c.externals] if c.externals else arrays
+            try:
+                vals, saved = replay.run_forward(plan, xs, keep_saved=True)
+            except replay.GuardFailed:
+                continue
+            out = vals[out_buf]
+            if out.base is not None or any(out is a for a in xs):  # fn returned (a view of) an input
+                out = out.copy()
+            got = replay.run_reverse(rplan, saved, {out_slot: np.ones_like(out)}, kernel)
+            grads = prog._hand_out([got[n] for n in nums], nums, xs)
+            counts = self._counts
+            with self._lock:
+                counts["calls"] += 1
+                counts["replays"] += 1
+            return out, grads
+        return None
 
     def _eager(self, dyn, rebuild):
         """fn run eagerly on Tensors, as the recording ran it (so results are of the same kind)."""
@@ -268,7 +323,7 @@ class CompiledFunction:
         if not paths:
             c, _, _ = self._record(dyn, rebuild)
             with self._lock:
-                self._cache.setdefault(sig, []).append(c)
+                self._cache[sig] = [*self._cache.get(sig, ()), c]
             self._count("recordings")
             return c.program
         return paths[-1].program
@@ -319,6 +374,7 @@ class CompiledFunction:
         c.out_tree = out_tree
         c.out_spec = spec
         c.layout = None
+        c.fast = None  # argnums -> what `_value_and_grad` needs, made on first use
         c.one_tensor = (int(c.program.outputs[0]),) if out_tree.kind is None and spec == [0] else None
         c.float_outs = [k for k, s in enumerate(c.program.outputs) if c.program.dtypes[int(s)].kind == "f"]
         # fn's own result, without the private history (values as an eager call gives them)
@@ -326,20 +382,28 @@ class CompiledFunction:
         del store, out, out_leaves, proxies
         return c, result, rng
 
+    def _replay_plain(self, c, dyn):
+        """A replay whose result goes to no tape: fn's result rebuilt around the program's outputs."""
+        prog = c.program
+        arrays = [x.array if type(x) is Tensor else _array_of(x) for x in dyn]
+        if c.externals:
+            arrays += [e.array for e in c.externals]
+        vals, _ = replay.run_forward(prog._plan, arrays)
+        if c.one_tensor:  # fn returned one Tensor: the common case, without rebuilding a tree
+            return _new_tensor(vals[prog._plan.vbuf[c.one_tensor[0]]])
+        outs = prog._outputs(vals)
+        outs = (outs,) if prog.single else outs
+        return c.out_tree.unflatten([_wrap(outs[s]) if isinstance(s, int) else s[1] for s in c.out_spec])
+
     def _replay(self, c, dyn, args, kwargs, rng=None):
+        if not self._composing(c, dyn):
+            return self._replay_plain(c, dyn)
         prog = c.program
         arrays = [x.array if type(x) is Tensor else _array_of(x) for x in dyn]
         if c.externals:
             arrays += [e.array for e in c.externals]
         if rng is not None:  # the first call of a composed path: draw what the recording drew
             set_rng_state(rng)
-        if not self._composing(c, dyn):
-            vals, _ = replay.run_forward(prog._plan, arrays)
-            if c.one_tensor:  # fn returned one Tensor: the common case, without rebuilding a tree
-                return _new_tensor(vals[prog._plan.vbuf[c.one_tensor[0]]])
-            outs = prog._outputs(vals)
-            outs = (outs,) if prog.single else outs
-            return c.out_tree.unflatten([_wrap(outs[s]) if isinstance(s, int) else s[1] for s in c.out_spec])
         vals, saved = replay.run_forward(prog._plan, arrays, keep_saved=True)
         outs = prog._outputs(vals)
         outs = (outs,) if prog.single else outs
@@ -360,6 +424,28 @@ class CompiledFunction:
 
 
 _F8 = np.dtype(np.float64)
+
+
+def _fast_path(c, nums, key):
+    """What `_value_and_grad` needs for path `c` and these argnums, or None where it does not apply:
+    fn returned one float scalar Tensor, the differentiated arguments are float arrays/Tensors, each
+    differentiated once."""
+    prog = c.program
+    fast = None
+    ok = c.one_tensor is not None and len(set(nums)) == len(nums)
+    if ok:
+        s = c.one_tensor[0]
+        ok = prog.shapes[s] in ((), (1,)) and prog.dtypes[s].kind == "f"
+    if ok:
+        ok = all(key[n][1].kind == "f" for n in nums)  # a dual number cannot be here: forward mode is off
+    if ok:
+        wanted = [False] * prog.n_inputs
+        for n in nums:
+            wanted[n] = True
+        plan = prog._plan
+        fast = (prog, plan, s, plan.vbuf[s], prog._reverse_plan(wanted), plan.kernel)
+    c.fast = {**(c.fast or {}), nums: fast}  # a new dict: a benign race between threads
+    return fast
 
 
 _gc_lock = threading.Lock()

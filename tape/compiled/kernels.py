@@ -1,21 +1,28 @@
 """Numba kernels that run a whole compiled program, forward and reverse (issue 10).
 
-A program of float64 (or float32) values whose entries are elementwise ops (on scalars, or on
-arrays of up to `MAX_ELEMENTS`, broadcasting through precomputed index maps), sums (along any axes)
-and small 1-D/2-D matmuls runs as two `@njit` loops over its columns (specialised by Numba per
-arena dtype): `flat_forward` fills one arena (each slot at its offset), `flat_reverse` walks the
-entries down accumulating into an adjoint arena, each switching on the opcode as ADOL-C's
-`zos_forward`/`fos_reverse` do. That covers W1 (6,000 scalar ops), W2 (201 ops on 100 floats)
-and W5 (a 10,000-step recurrent loop, 40,001 entries). The kernels are compiled once per process
-and cached on disk, not per program: the program is data. Their formulas are the op table's rules
-on scalars; `tests/test_compiled_kernels.py` checks them against the Python replay (`replay.py`,
-the spec) and against eager.
+A program of float64 (or float32) values runs as two `@njit` loops over its columns (specialised
+by Numba per arena dtype): `flat_forward` fills one arena (each slot at its offset), `flat_reverse`
+walks the entries down accumulating into an adjoint arena, each switching on the opcode as ADOL-C's
+`zos_forward`/`fos_reverse` do. Every elementwise, reduction and shape op of API §4 has a kernel:
+elementwise ops (broadcasting through precomputed index maps; `where`, and the comparisons held as
+0/1), reductions along axes (sum, max/min with shared ties, prod exact at zeros, norm, and softmax's
+max shift) through a map from input element to output element, every shape op and indexing as one
+GATHER through a map of arena positions (index_add as the matching scatter), small 1-D/2-D matmuls
+in their own loops and BLAS-sized ones through numba's `np.dot`. That covers W1 (6,000 scalar ops),
+W2 (201 ops on 100 floats), W4's ops and W5 (a 10,000-step recurrent loop, 40,001 entries). The
+kernels are compiled once per process and cached on disk, not per program: the program is data.
+Their formulas are the op table's rules; `tests/test_compiled_kernels.py` and
+`tests/test_compiled_coverage.py` check them against the Python replay (`replay.py`, the spec)
+and against eager, op case by op case.
 
-A program the kernels cover only in part runs in *runs*: each maximal run of covered entries is
-one kernel call over its slice of the columns, and every other entry (big matmuls, which want BLAS;
-big arrays, where NumPy's vectorised loops win; other reductions; integers; draws; values of the
-arena's other float dtype) replays through the op table's Python rules between them, reading and
-writing the same arena. `Program.stats()["fallback_ops"]` lists those entries.
+A program runs in *runs*: each maximal run of kernel entries is one kernel call over its slice of
+the columns, and every other entry replays through the op table's Python rules between them,
+reading and writing the same arena. `Program.stats()` lists those entries in two keys:
+`fallback_ops`, entries with no kernel (`entry_kind`: linear algebra, scans, the rarer unary ops,
+integers, draws, values of the arena's other float dtype), and `numpy_ops`, entries NumPy runs by
+choice (`by_choice`: big arrays, where NumPy's SIMD loops were measured faster; BLAS-sized
+matmuls; runs shorter than `MIN_ENTRIES`). `FORCE_KERNELS` (TAPE_FORCE_KERNELS=1) lifts the size
+choices.
 
 The arena holds a slot for the whole pass only where something needs it then (the reverse pass, a
 Python entry, the caller); the other slots share places (`_arena_layout`: W5's 41 MB became 21 MB),
@@ -25,14 +32,15 @@ and each kernel keeps its last value and adjoint arenas for the next call.
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 from numba import njit
 
 from ..ops.registry import Op
 from ..sweep import fit
-from .lower import assign_buffers
-from .replay import GuardFailed, _same, step_value
+from .lower import PLAIN_CODE, assign_buffers, op_of
+from .replay import GuardFailed, _holds_input_ref, _resolve, _same, step_value
 
 # Opcodes with a scalar formula below (SUM and IDENTITY of a scalar are the identity).
 SCALAR_OPS = frozenset(
@@ -51,7 +59,31 @@ NEG, EXP, LOG, LOG1P, EXPM1, SQRT = int(Op.NEG), int(Op.EXP), int(Op.LOG), int(O
 ABS, SIGN, SIN, COS, TAN = int(Op.ABS), int(Op.SIGN), int(Op.SIN), int(Op.COS), int(Op.TAN)
 ARCSIN, ARCCOS, ARCTAN, SINH, COSH, TANH = (int(Op.ARCSIN), int(Op.ARCCOS), int(Op.ARCTAN), int(Op.SINH),
                                             int(Op.COSH), int(Op.TANH))  # fmt: skip
-SUM, IDENTITY, MATMUL = int(Op.SUM), int(Op.IDENTITY), int(Op.MATMUL)
+SUM, IDENTITY, MATMUL, INDEX_ADD = int(Op.SUM), int(Op.IDENTITY), int(Op.MATMUL), int(Op.INDEX_ADD)
+WHERE, PROD, MAX, MIN, NORM = int(Op.WHERE), int(Op.PROD), int(Op.MAX), int(Op.MIN), int(Op.NORM)
+# Codes of the kernels' op column only (a program's column keeps the op table's): every shape op and
+# indexing is one GATHER through a map of arena positions; index_add is a SCATTER (a sum into mapped
+# output elements); a matmul too big for the kernel's own loops is a BLAS call; the results without
+# history (comparisons, max_shift) that the kernels compute get codes from 901 up (no cotangent).
+GATHER, SCATTER, BLAS = 850, 851, 852
+GREATER, GREATER_EQUAL, LESS, LESS_EQUAL, EQUAL, NOT_EQUAL, ISFINITE, ISNAN = range(901, 909)
+MAX_SHIFT = 910
+#: Plain (history-free) functions with a kernel, by name.
+PLAIN_CODES = {"greater": GREATER, "greater_equal": GREATER_EQUAL, "less": LESS, "less_equal": LESS_EQUAL,
+               "equal": EQUAL, "not_equal": NOT_EQUAL, "isfinite": ISFINITE, "isnan": ISNAN,
+               "max_shift": MAX_SHIFT, "stop_gradient": GATHER}  # fmt: skip
+#: Shape ops (and indexing) that run as a GATHER.
+GATHER_OPS = frozenset(int(o) for o in (Op.RESHAPE, Op.TRANSPOSE, Op.BROADCAST_TO, Op.GETITEM, Op.CONCATENATE,
+                                        Op.PAD, Op.ASTYPE))  # fmt: skip
+#: Reductions along axes through a map from input element to output element.
+REDUCE_OPS = frozenset((SUM, PROD, MAX, MIN, NORM))
+#: Elementwise ops whose kernel calls libm per element: on arrays past `MAX_ELEMENTS` NumPy's SIMD
+#: ufuncs are faster, so those entries run in NumPy by choice (`stats()["numpy_ops"]`).
+TRANSCENDENTAL = frozenset(
+    int(o)
+    for o in (Op.POW, Op.ARCTAN2, Op.EXP, Op.LOG, Op.LOG1P, Op.EXPM1, Op.SIN, Op.COS, Op.TAN, Op.ARCSIN,
+              Op.ARCCOS, Op.ARCTAN, Op.SINH, Op.COSH, Op.TANH)
+)  # fmt: skip
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -107,6 +139,27 @@ def _value(c, x, y):  # pragma: no cover - compiled
     if c == TANH:
         return math.tanh(x)
     return x  # IDENTITY, and SUM of a scalar
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _compare(c, x, y):  # pragma: no cover - compiled
+    """The comparisons (results without history): 1.0 for True. Apart from `_value`, whose loop
+    LLVM specialises per opcode only while the switch stays small."""
+    if c == GREATER:
+        return 1.0 if x > y else 0.0
+    if c == GREATER_EQUAL:
+        return 1.0 if x >= y else 0.0
+    if c == LESS:
+        return 1.0 if x < y else 0.0
+    if c == LESS_EQUAL:
+        return 1.0 if x <= y else 0.0
+    if c == EQUAL:
+        return 1.0 if x == y else 0.0
+    if c == NOT_EQUAL:
+        return 1.0 if x != y else 0.0
+    if c == ISFINITE:
+        return 1.0 if math.isfinite(x) else 0.0
+    return 1.0 if math.isnan(x) else 0.0
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -173,6 +226,95 @@ def _partials(c, x, y, r, g):  # pragma: no cover - compiled
     if c == TANH:
         return g * (1 - r * r), 0.0
     return g, 0.0  # IDENTITY, SUM of a scalar
+
+
+# Elementwise entries without broadcasting: the opcode switch hoisted out of the element loop, one loop per
+# hot op (W2's chain: mul, add, tanh, exp, sin), each the same formula as `_value`/`_partials`, so results are
+# the same bits; any other op loops over `_value`/`_partials`. Measured on W2's 200-entry forward chain
+# (100 float64): 132 µs with the switch inside the loop, 95 µs hoisted (libm's exp/tanh/sin alone: ~84 µs).
+# X/Y/R/G/GX/GY are slices of the arena; `sx`/`sy`: 1 for an array operand, 0 for a scalar one (element 0).
+
+
+@njit(cache=True, error_model="numpy")
+def _map_forward(c, X, Y, R, sx, sy):  # pragma: no cover - compiled
+    n = R.shape[0]
+    if c == EXP:
+        for e in range(n):
+            R[e] = math.exp(X[e])
+    elif c == TANH:
+        for e in range(n):
+            R[e] = math.tanh(X[e])
+    elif c == SIN:
+        for e in range(n):
+            R[e] = math.sin(X[e])
+    elif c == COS:
+        for e in range(n):
+            R[e] = math.cos(X[e])
+    elif c == NEG:
+        for e in range(n):
+            R[e] = -X[e]
+    elif sx and sy and c == ADD:
+        for e in range(n):
+            R[e] = X[e] + Y[e]
+    elif sx and sy and c == MUL:
+        for e in range(n):
+            R[e] = X[e] * Y[e]
+    elif sx and not sy and c == MUL:
+        y = Y[0]
+        for e in range(n):
+            R[e] = X[e] * y
+    elif sx and not sy and c == ADD:
+        y = Y[0]
+        for e in range(n):
+            R[e] = X[e] + y
+    else:
+        for e in range(n):
+            R[e] = _value(c, X[e * sx], Y[e * sy])
+
+
+@njit(cache=True, error_model="numpy")
+def _map_reverse(c, X, Y, R, G, GX, GY, sx, sy, wi, wj):  # pragma: no cover - compiled
+    """GX/GY += the partials times G, then G = 0 (a scalar operand's partials summed into element 0)."""
+    n = R.shape[0]
+    if wi and not wj and sx:
+        if c == EXP:
+            for e in range(n):
+                GX[e] += G[e] * R[e]
+        elif c == TANH:
+            for e in range(n):
+                GX[e] += G[e] * (1 - R[e] * R[e])
+        elif c == SIN:
+            for e in range(n):
+                GX[e] += G[e] * math.cos(X[e])
+        elif c == NEG:
+            for e in range(n):
+                GX[e] += -G[e]
+        elif c == ADD or c == SUB:
+            for e in range(n):
+                GX[e] += G[e]
+        elif c == MUL and sy:
+            for e in range(n):
+                GX[e] += G[e] * Y[e]
+        elif c == MUL:
+            y = Y[0]
+            for e in range(n):
+                GX[e] += G[e] * y
+        else:
+            for e in range(n):
+                GX[e] += _partials(c, X[e], Y[e * sy], R[e], G[e])[0]
+    elif wi and wj and sx and sy and c == ADD:
+        for e in range(n):
+            GX[e] += G[e]
+        for e in range(n):
+            GY[e] += G[e]
+    elif wi or wj:
+        for e in range(n):
+            gx, gy = _partials(c, X[e * sx], Y[e * sy], R[e], G[e])
+            if wi:
+                GX[e * sx] += gx
+            if wj:
+                GY[e * sy] += gy
+    G[:] = 0.0
 
 
 # The matmul loops may reorder their sums (as BLAS does), so that LLVM vectorises them; nothing
@@ -366,54 +508,149 @@ def _matmul_reverse(v, adj, oi, oj, oo, m, kk, n, wi, wj, defer, pend, hold):  #
     G[:] = 0.0
 
 
+try:  # numba's np.dot calls SciPy's BLAS: without SciPy, big matmuls replay in Python
+    import scipy.linalg.cython_blas  # noqa: F401
+
+    HAVE_BLAS = True
+except ImportError:  # pragma: no cover - SciPy is in the dev and bench extras
+    HAVE_BLAS = False
+
+if HAVE_BLAS:
+
+    @njit(cache=True, error_model="numpy")
+    def _blas_forward(v, oi, oj, oo, m, kk, n):  # pragma: no cover - compiled
+        A = v[oi : oi + m * kk].reshape((m, kk))
+        B = v[oj : oj + kk * n].reshape((kk, n))
+        v[oo : oo + m * n] = np.dot(A, B).ravel()
+
+    @njit(cache=True, error_model="numpy")
+    def _blas_reverse(v, adj, oi, oj, oo, m, kk, n, wi, wj):  # pragma: no cover - compiled
+        G = adj[oo : oo + m * n].reshape((m, n))
+        if wi:
+            B = v[oj : oj + kk * n].reshape((kk, n))
+            adj[oi : oi + m * kk] += np.dot(G, B.T).ravel()
+        if wj:
+            A = v[oi : oi + m * kk].reshape((m, kk))
+            adj[oj : oj + kk * n] += np.dot(A.T, G).ravel()
+        adj[oo : oo + m * n] = 0.0
+
+else:  # pragma: no cover - entry_kind gives big matmuls no kernel without SciPy
+
+    @njit(cache=True, error_model="numpy")
+    def _blas_forward(v, oi, oj, oo, m, kk, n):
+        pass
+
+    @njit(cache=True, error_model="numpy")
+    def _blas_reverse(v, adj, oi, oj, oo, m, kk, n, wi, wj):
+        pass
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _at(o, z, b, pool, e):  # pragma: no cover - compiled
+    """Arena position of an elementwise operand's element for output element e (at o; z: a
+    scalar; b >= 0: through the broadcast map at pool[b:])."""
+    if b >= 0:
+        return o + pool[b + e]
+    return o if z else o + e
+
+
 @njit(cache=True, error_model="numpy")
 def flat_forward(op, ins, out, off, z, mkn, bix, pool, v):  # pragma: no cover - compiled
     """Slot s lives in v[off[s]:off[s+1]] (z[s]: a scalar, element off[s] only). A matmul entry
     multiplies an (m, k) by a (k, n) block, its shapes in mkn[k] (a vector operand as m or n = 1).
-    Index maps, precomputed per entry at `pool[bix[k, 0]:]` and `pool[bix[k, 1]:]` (-1: none): an
-    elementwise entry that broadcasts reads operand element `map[e]` for output element e; a sum
-    along axes adds input element e into output element `map[e]`."""
+    Index maps, precomputed per entry at `pool[bix[k, q]:]` (-1: none): an elementwise entry that
+    broadcasts reads operand q's element `map[e]` for output element e; a reduction along axes (and
+    index_add) folds input element e into output element `map[e]`; a GATHER (every shape op and
+    indexing) reads output element e from arena position `map[e]` (-1: a zero of the padding)."""
     for k in range(op.shape[0]):
         c = op[k]
         i = ins[k, 0]
         j = ins[k, 1]
         o = out[k]
         oi, oj, oo = off[i], off[j] if j >= 0 else 0, off[o]
-        if c == MATMUL:
-            _matmul_forward(v, oi, oj, oo, mkn[k, 0], mkn[k, 1], mkn[k, 2])
-            continue
+        m = off[o + 1] - oo
         bi = bix[k, 0]
-        if c == SUM and not z[i]:
+        if (c < SUM and c != WHERE) or c == IDENTITY or (c == SUM and z[i]):  # elementwise, the common case
+            if bi >= 0:
+                bj = bix[k, 1]
+                for e in range(m):
+                    x = v[oi + pool[bi + e]]
+                    y = v[oj + pool[bj + e]] if j >= 0 else 0.0
+                    v[oo + e] = _value(c, x, y)
+            else:
+                sx, sy = 0 if z[i] else 1, 0 if j < 0 or z[j] else 1
+                _map_forward(c, v[oi : oi + m * sx + 1 - sx], v[oj : oj + m * sy + 1 - sy], v[oo : oo + m], sx, sy)
+        elif c == MATMUL:
+            _matmul_forward(v, oi, oj, oo, mkn[k, 0], mkn[k, 1], mkn[k, 2])
+        elif c == GATHER:
+            for e in range(m):
+                p = pool[bi + e]
+                v[oo + e] = v[p] if p >= 0 else 0.0
+        elif (c == SUM and not z[i]) or c == SCATTER:
             if bi < 0:
                 acc = 0.0
                 for e in range(off[i + 1] - oi):
                     acc += v[oi + e]
                 v[oo] = acc
             else:
-                for e in range(off[o + 1] - oo):
+                for e in range(m):
                     v[oo + e] = 0.0
                 for e in range(off[i + 1] - oi):
                     v[oo + pool[bi + e]] += v[oi + e]
-            continue
-        m = off[o + 1] - oo
-        if bi >= 0:
+        elif c == MAX or c == MIN or c == MAX_SHIFT:
+            big = c != MIN
+            for e in range(m):
+                v[oo + e] = -math.inf if big else math.inf
+            for e in range(off[i + 1] - oi):
+                x = v[oi + e]
+                q = oo + pool[bi + e]
+                if math.isnan(x) or ((x > v[q]) if big else (x < v[q])):
+                    v[q] = x
+                elif math.isnan(v[q]):
+                    pass
+            if c == MAX_SHIFT:  # the softmax shift: 0 where the max is not finite
+                for e in range(m):
+                    if not math.isfinite(v[oo + e]):
+                        v[oo + e] = 0.0
+        elif c == PROD:
+            for e in range(m):
+                v[oo + e] = 1.0
+            for e in range(off[i + 1] - oi):
+                v[oo + pool[bi + e]] *= v[oi + e]
+        elif c == NORM:
+            for e in range(m):
+                v[oo + e] = 0.0
+            for e in range(off[i + 1] - oi):
+                x = v[oi + e]
+                v[oo + pool[bi + e]] += x * x
+            for e in range(m):
+                v[oo + e] = math.sqrt(v[oo + e])
+        elif c == WHERE:
+            h = ins[k, 2]
+            zc, zx, zy = z[i], z[j], z[h]
+            bj, bh = bix[k, 1], bix[k, 2]
+            oh = off[h]
+            for e in range(m):
+                if v[_at(oi, zc, bi, pool, e)] != 0:
+                    v[oo + e] = v[_at(oj, zx, bj, pool, e)]
+                else:
+                    v[oo + e] = v[_at(oh, zy, bh, pool, e)]
+        elif c >= GREATER:
+            zi = z[i]
+            zj = z[j] if j >= 0 else True
             bj = bix[k, 1]
             for e in range(m):
-                x = v[oi + pool[bi + e]]
-                y = v[oj + pool[bj + e]] if j >= 0 else 0.0
-                v[oo + e] = _value(c, x, y)
-            continue
-        for e in range(m):
-            x = v[oi if z[i] else oi + e]
-            y = v[oj if z[j] else oj + e] if j >= 0 else 0.0
-            v[oo + e] = _value(c, x, y)
+                x = v[_at(oi, zi, bi, pool, e)]
+                y = v[_at(oj, zj, bj, pool, e)] if j >= 0 else 0.0
+                v[oo + e] = _compare(c, x, y)
 
 
 @njit(cache=True, error_model="numpy")
 def flat_reverse(op, ins, out, off, z, mkn, bix, pool, v, adj, want, hit):  # pragma: no cover - compiled
     """`want[s]`: slot s takes a cotangent (on a path from a wanted input); `hit[s]`: one reached it
     (an entry no cotangent reached is skipped, as the Python replay skips it). An operand read by a
-    broadcasting entry gets the sum of its cotangents (broadcasting undone, as `sweep.fit` does)."""
+    broadcasting entry gets the sum of its cotangents (broadcasting undone, as `sweep.fit` does);
+    a GATHER adds each output cotangent into the arena position it read."""
     pend = np.zeros(_PEND + 2 * DEFER, np.int64)  # the matmul weight gradients held back
     hold = np.empty(_hold_size(mkn), v.dtype)
     for k in range(op.shape[0] - 1, -1, -1):
@@ -424,12 +661,43 @@ def flat_reverse(op, ins, out, off, z, mkn, bix, pool, v, adj, want, hit):  # pr
         i = ins[k, 0]
         j = ins[k, 1]
         oi, oj, oo = off[i], off[j] if j >= 0 else 0, off[o]
-        wi = want[i] and c != SIGN
+        m = off[o + 1] - oo
+        wi = want[i] and c != SIGN and c < GREATER
         wj = j >= 0 and want[j]
         bi = bix[k, 0]
-        if c == MATMUL:
+        if (c < SUM and c != WHERE) or c == IDENTITY or (c == SUM and z[i]):  # elementwise, the common case
+            if bi < 0:
+                sx, sy = 0 if z[i] else 1, 0 if j < 0 or z[j] else 1
+                X, GX = v[oi : oi + m * sx + 1 - sx], adj[oi : oi + m * sx + 1 - sx]
+                Y, GY = v[oj : oj + m * sy + 1 - sy], adj[oj : oj + m * sy + 1 - sy]
+                _map_reverse(c, X, Y, v[oo : oo + m], adj[oo : oo + m], GX, GY, sx, sy, wi, wj)
+            else:
+                bj = bix[k, 1]
+                for e in range(m):
+                    ei = oi + pool[bi + e]
+                    ej = oj + pool[bj + e] if j >= 0 else 0
+                    x = v[ei]
+                    y = v[ej] if j >= 0 else 0.0
+                    gx, gy = _partials(c, x, y, v[oo + e], adj[oo + e])
+                    adj[oo + e] = 0.0
+                    if wi:
+                        adj[ei] += gx
+                    if wj:
+                        adj[ej] += gy
+        elif c == MATMUL:
             _matmul_reverse(v, adj, oi, oj, oo, mkn[k, 0], mkn[k, 1], mkn[k, 2], wi, wj, mkn[k, 3], pend, hold)
-        elif c == SUM and not z[i]:
+        elif c == GATHER:
+            for e in range(m):
+                p = pool[bi + e]
+                if p >= 0:
+                    adj[p] += adj[oo + e]
+                adj[oo + e] = 0.0
+            for q in range(ins.shape[1]):  # every input (concatenate has several)
+                s = ins[k, q]
+                if s >= 0 and want[s]:
+                    hit[s] = True
+            continue
+        elif (c == SUM and not z[i]) or c == SCATTER:
             if bi < 0:
                 g = adj[oo]
                 adj[oo] = 0.0
@@ -440,26 +708,71 @@ def flat_reverse(op, ins, out, off, z, mkn, bix, pool, v, adj, want, hit):  # pr
                 if wi:
                     for e in range(off[i + 1] - oi):
                         adj[oi + e] += adj[oo + pool[bi + e]]
-                for e in range(off[o + 1] - oo):
+                for e in range(m):
                     adj[oo + e] = 0.0
-        else:
-            m = off[o + 1] - oo
-            bj = bix[k, 1]
+        elif c == MAX or c == MIN:
+            if wi:  # tied extremes share the cotangent equally
+                count = np.zeros(m)
+                for e in range(off[i + 1] - oi):
+                    q = pool[bi + e]
+                    if v[oi + e] == v[oo + q]:
+                        count[q] += 1.0
+                for e in range(off[i + 1] - oi):
+                    q = pool[bi + e]
+                    if v[oi + e] == v[oo + q]:
+                        adj[oi + e] += adj[oo + q] / count[q]
             for e in range(m):
-                if bi >= 0:
-                    ei = oi + pool[bi + e]
-                    ej = oj + pool[bj + e] if j >= 0 else 0
-                else:
-                    ei = oi if z[i] else oi + e
-                    ej = (oj if z[j] else oj + e) if j >= 0 else 0
-                x = v[ei]
-                y = v[ej] if j >= 0 else 0.0
-                gx, gy = _partials(c, x, y, v[oo + e], adj[oo + e])
                 adj[oo + e] = 0.0
-                if wi:
-                    adj[ei] += gx
+        elif c == PROD:
+            if wi:  # the product of the others, exact where elements are zero
+                zeros = np.zeros(m)
+                rest = np.ones_like(v[oo : oo + m])
+                for e in range(off[i + 1] - oi):
+                    q = pool[bi + e]
+                    x = v[oi + e]
+                    if x == 0:
+                        zeros[q] += 1.0
+                    else:
+                        rest[q] *= x
+                for e in range(off[i + 1] - oi):
+                    q = pool[bi + e]
+                    x = v[oi + e]
+                    if zeros[q] == 0:
+                        others = rest[q] / x
+                    elif zeros[q] == 1 and x == 0:
+                        others = rest[q]
+                    else:
+                        others = 0.0 * rest[q]
+                    adj[oi + e] += adj[oo + q] * others
+            for e in range(m):
+                adj[oo + e] = 0.0
+        elif c == NORM:
+            if wi:
+                for e in range(off[i + 1] - oi):
+                    q = pool[bi + e]
+                    r = v[oo + q]
+                    adj[oi + e] += 0.0 if r == 0 else adj[oo + q] * v[oi + e] / r
+            for e in range(m):
+                adj[oo + e] = 0.0
+        elif c == WHERE:
+            h = ins[k, 2]
+            zc, zx, zy = z[i], z[j], z[h]
+            bj, bh = bix[k, 1], bix[k, 2]
+            oh = off[h]
+            wh = want[h]
+            for e in range(m):
+                g = adj[oo + e]
+                adj[oo + e] = 0.0
+                yes = v[_at(oi, zc, bi, pool, e)] != 0
                 if wj:
-                    adj[ej] += gy
+                    adj[_at(oj, zx, bj, pool, e)] += g if yes else 0.0 * g
+                if wh:
+                    adj[_at(oh, zy, bh, pool, e)] += 0.0 * g if yes else g
+            if wj:
+                hit[j] = True
+            if wh:
+                hit[h] = True
+            continue
         if wi:
             hit[i] = True
         if wj:
@@ -500,19 +813,34 @@ def scalar_reverse(op, ins, out, off, v, adj, want, hit):  # pragma: no cover - 
 
 #: Largest value arena (slots × elements × 8 bytes) a flat kernel allocates; bigger programs replay in Python.
 ARENA_LIMIT = 64 * 2**20
-#: Largest array a flat kernel takes. Its loop calls libm once per element (no SIMD `exp`/`tanh`
-#: without Intel's SVML), so past a few hundred elements NumPy's vectorised ufuncs in the Python
-#: replay win. Measured on W2's chain (201 ops, fwd+bwd, 2-core EPYC): 100 elements 0.64 ms here vs
-#: 3.4 ms in Python; 400 elements 6.3 ms vs 4.1 ms.
+#: Largest array a transcendental elementwise op (`TRANSCENDENTAL`) runs on in a kernel. Its loop
+#: calls libm once per element (no SIMD `exp`/`tanh` without Intel's SVML), so past a few hundred
+#: elements NumPy's vectorised ufuncs in the Python replay win. Measured on W2's chain (201 ops,
+#: fwd+bwd, 2-core EPYC): 100 elements 0.64 ms here vs 3.4 ms in Python; 400 elements 6.3 ms vs
+#: 4.1 ms. Every other op runs in the kernel at any size.
 MAX_ELEMENTS = 128
+#: Largest array another elementwise op (add, mul, where, maximum, a comparison ...) runs on in a
+#: kernel, and largest input or output of a reduction along axes (a sum: `MAX_REDUCE`), a shape op
+#: or an indexing (through their index maps). Past these NumPy's loops win; measured fwd+bwd (2-core
+#: EPYC, median of 7, kernel vs `TAPE_BACKEND=numpy`): a 41-entry chain of mul/add/maximum/div on n elements,
+#: n = 512 0.32 ms here vs 0.44 ms in Python, n = 1024 0.88 vs 0.44 ms; max/min/prod along axes of
+#: (64, 64) 0.21 vs 0.27 ms, of (100, 100) 0.44 vs 0.40 ms, of (300, 300) 9.0 vs 2.3 ms;
+#: transpose/slices/concatenate of (64, 64) 0.16 vs 0.17 ms, of (300, 300) 3.6 vs 1.1 ms.
+MAX_ARITH = 512
+MAX_INDEXED = 8192
+#: Largest input of a sum along axes a kernel does by choice (its index map is as long as the input).
+MAX_REDUCE = 2**16
+#: True: every entry with a kernel runs in it, at every size (tests use it to reach the big-array
+#: paths); also set by the environment variable TAPE_FORCE_KERNELS=1.
+FORCE_KERNELS = os.environ.get("TAPE_FORCE_KERNELS", "") not in ("", "0")
 
 
 #: Fewest entries worth a kernel call (per run of covered entries): below this, the call's fixed
 #: cost exceeds the Python replay's few µs per entry (measured on W5's 4-entry step).
 MIN_ENTRIES = 16
-#: Largest input of a sum along axes a kernel does (its index map is as long as the input).
-MAX_REDUCE = 2**16
-#: Largest matmul (m·k·n multiply-adds) a kernel does with its own loops; bigger ones want BLAS.
+#: Largest matmul (m·k·n multiply-adds) a kernel does with its own loops; bigger ones have a BLAS
+#: kernel (numba's np.dot, which needs SciPy; without it they have none) that runs only when forced:
+#: measured 20 % slower than NumPy's matmul on W4's float32 layers (its copies of the products).
 MAX_MATMUL = 2**16
 
 _F8 = np.dtype(np.float64)
@@ -528,6 +856,7 @@ def _matmul_dims(a, b):
 
 
 _F4 = np.dtype(np.float32)
+_BOOL = np.dtype(np.bool_)
 
 
 def arena_dtype(program):
@@ -550,36 +879,96 @@ def _exact_constant(c, dtype) -> bool:
     return not a.size or int(np.abs(a.astype(np.int64)).max()) <= limit
 
 
-def entry_covered(program, k, dtype=_F8) -> bool:
-    """Whether entry `k` has a kernel: an elementwise op on one shape (a scalar operand broadcast),
-    a full sum, or a small 1-D/2-D matmul, all of whose values have the arena's `dtype`."""
+def _code(program, k) -> int:
+    """The code entry k runs under in a kernel (the op table's, or a kernel-only code), -1: none."""
     code = program._op_list[k]
-    if code not in SCALAR_OPS and code != MATMUL:
-        return False
+    if code == PLAIN_CODE:
+        params = program.params[k]
+        if set(params) - {"fn", "axis"} or ("axis" in params and params["fn"] != "max_shift"):
+            return -1
+        return PLAIN_CODES.get(params["fn"], -1)
+    if code in GATHER_OPS:
+        return GATHER
+    if code == INDEX_ADD:
+        return SCATTER
+    if code in SCALAR_OPS or code in REDUCE_OPS or code in (WHERE, MATMUL):
+        return code
+    return -1
+
+
+def entry_kind(program, k, dtype=_F8) -> int:
+    """The kernel code entry `k` runs under in an arena of `dtype` (-1: it has no kernel there):
+    elementwise ops (broadcasting through maps, a bool condition or comparison held as 0/1),
+    reductions along axes, shape ops and indexing (a GATHER), index_add, 1-D/2-D matmuls."""
+    code = _code(program, k)
+    if code < 0:
+        return -1
     ins, out = program._ins_lists[k], program._out_list[k]
-    if not 1 <= len(ins) <= 2 or program.dtypes[out] != dtype:
-        return False
+    if not ins:
+        return -1
     n_in, base = program.n_inputs, program._base
-    for s in ins:
+    shapes, dtypes = program.shapes, program.dtypes
+    bool_out = GREATER <= code < MAX_SHIFT
+    if dtypes[out] != (_BOOL if bool_out else dtype):
+        return -1
+    for q, s in enumerate(ins):
         if n_in <= s < base:
             if not _exact_constant(program.consts[s - n_in], dtype):
-                return False
-        elif program.dtypes[s] != dtype:
-            return False
-    shapes = program.shapes
+                return -1
+        elif dtypes[s] != dtype and not (code == WHERE and q == 0 and dtypes[s] == _BOOL):
+            return -1
+    params = program.params[k]
     if code == MATMUL:
         mkn = _matmul_dims(shapes[ins[0]], shapes[ins[1]]) if len(ins) == 2 else None
-        return mkn is not None and math.prod(mkn) <= MAX_MATMUL
-    if code == SUM:
-        if shapes[out] == ():  # a full sum
-            return True
-        return set(program.params[k]) <= {"axis", "keepdims", "shape"} and math.prod(shapes[ins[0]]) <= MAX_REDUCE
-    if math.prod(shapes[out]) > MAX_ELEMENTS:
-        return False
+        if mkn is None:
+            return -1
+        if math.prod(mkn) <= MAX_MATMUL:
+            return MATMUL
+        return BLAS if HAVE_BLAS else -1
+    if code == GATHER:
+        if program._op_list[k] == int(Op.PAD) and np.any(np.asarray(params["value"]) != 0):
+            return -1
+        return GATHER
+    if code == SCATTER:
+        return SCATTER if len(ins) == 1 else -1
+    if code in REDUCE_OPS or code == MAX_SHIFT:
+        if len(ins) != 1 or set(params) - {"axis", "keepdims", "shape", "fn"}:
+            return -1
+        return code
+    if len(ins) > (3 if code == WHERE else 2):
+        return -1
     try:
-        return np.broadcast_shapes(*[shapes[s] for s in ins]) == shapes[out]
+        return code if np.broadcast_shapes(*[shapes[s] for s in ins]) == shapes[out] else -1
     except ValueError:
+        return -1
+
+
+def by_choice(program, k, code) -> bool:
+    """Whether entry k, which has a kernel, runs in NumPy by choice, where NumPy was measured faster
+    (unless `FORCE_KERNELS`): a transcendental elementwise op past `MAX_ELEMENTS`, another
+    elementwise op past `MAX_ARITH`, a reduction (a sum: `MAX_REDUCE`), shape op or indexing past
+    `MAX_INDEXED` elements, and a BLAS-sized matmul."""
+    if FORCE_KERNELS:
         return False
+    if code == BLAS:
+        return True
+    shapes = program.shapes
+    size = max(math.prod(shapes[s]) for s in (program._out_list[k], *program._ins_lists[k]))
+    if code in TRANSCENDENTAL:
+        return size > MAX_ELEMENTS
+    if code == SUM:
+        return size > MAX_REDUCE
+    if code in (GATHER, SCATTER, MAX_SHIFT) or code in REDUCE_OPS:
+        return size > MAX_INDEXED
+    if code == MATMUL:
+        return False  # at most MAX_MATMUL multiply-adds
+    return size > MAX_ARITH
+
+
+def entry_covered(program, k, dtype=_F8) -> bool:
+    """Whether entry `k` runs in a kernel: it has one (`entry_kind`) and NumPy is not chosen for it."""
+    code = entry_kind(program, k, dtype)
+    return code >= 0 and not by_choice(program, k, code)
 
 
 def _sum_map(in_shape, out_shape, axis):
@@ -593,6 +982,36 @@ def _sum_map(in_shape, out_shape, axis):
     return np.broadcast_to(np.arange(math.prod(kept)).reshape(kept), in_shape).ravel()
 
 
+def _scatter_map(shape, idx):
+    """For each element of index_add's input (C order), the output element of `shape` it adds into."""
+    return np.arange(math.prod(shape)).reshape(shape)[idx].ravel()
+
+
+def _gather_map(program, k, start, params):
+    """For each element of a shape op's (or an indexing's) output, the arena position it reads
+    (-1: padding): the op's own forward run on its inputs' arena positions (`start`: where each
+    slot begins, by program slot, as `_arena_layout` places them)."""
+    bases = []
+    for s in program._ins_lists[k]:
+        shape = program.shapes[s]
+        bases.append(np.arange(start[s], start[s] + math.prod(shape), dtype=np.int64).reshape(shape))
+    code = program._op_list[k]
+    if code == int(Op.PAD):
+        got = np.pad(bases[0], params["pad_width"], constant_values=-1)
+    elif code in (int(Op.ASTYPE), PLAIN_CODE):  # a same-dtype cast, stop_gradient
+        got = bases[0]
+    else:
+        got = op_of(code).forward(*bases, **params)
+    got = np.asarray(got, dtype=np.int64).ravel()
+    want = math.prod(program.shapes[program._out_list[k]])
+    if got.size != want:
+        raise ValueError(
+            f"compiled program: {program._op_name(k)} gives {got.size} elements for this call's inputs, "
+            f"{want} when it was recorded (an index passed in as an argument changed its count)"
+        )
+    return got
+
+
 def _broadcast_map(in_shape, out_shape):
     """For each element of a broadcast result (C order), the operand element it reads."""
     return np.broadcast_to(np.arange(math.prod(in_shape)).reshape(in_shape), out_shape).ravel()
@@ -600,6 +1019,7 @@ def _broadcast_map(in_shape, out_shape):
 
 # What `_partials` reads to make the cotangent of x and of y (bits: 1 x, 2 y, 4 the output r); an
 # opcode missing here reads all three. tests/test_compiled_kernels.py checks it against `_partials`.
+# The other kernels' reverses (`where`, reductions along axes, gathers, scatters) are in `_reverse_reads`.
 _X, _Y, _R = 1, 2, 4
 _ALL = (_X | _Y | _R, _X | _Y | _R)
 _REVERSE_READS = {
@@ -620,6 +1040,16 @@ def _reverse_reads(code, ins, out, n_in, base, shapes) -> tuple:
         return ((b,) if not n_in <= a < base else ()) + ((a,) if not n_in <= b < base else ())
     if code == SUM and shapes[ins[0]] != ():  # a sum of an array: only its cotangent
         return ()
+    if code in GATHER_OPS or code in (INDEX_ADD, PLAIN_CODE):
+        return ()  # a gather/scatter moves cotangents through its map; a result without history takes none
+    if all(n_in <= s < base for s in ins):
+        return ()  # constants only: no cotangent is made
+    if code == WHERE:  # which operand the cotangent goes to: the condition only
+        return (ins[0],)
+    if code in (MAX, MIN, NORM):  # along axes: the ties (the norm's quotient) read input and result
+        return (ins[0], out)
+    if code == PROD:  # the product of the others
+        return (ins[0],)
     reads = _REVERSE_READS.get(code, _ALL)
     bits = 0
     for q, s in enumerate(ins):
@@ -668,18 +1098,24 @@ def _arena_layout(program, covered, in_arena, sizes):
 
 
 def kernel_runs(program) -> list:
-    """[(first, end)] of the maximal runs of covered entries worth a kernel call each."""
+    """[(first, end)] of the maximal runs of covered entries worth a kernel call each; a BLAS-sized
+    matmul is a run of its own (its own njit call, so that flat_forward/flat_reverse, and their
+    cold compile, do not carry numba's BLAS glue)."""
     runs, start = [], None
     n = len(program.opcode)
     dtype = arena_dtype(program)
     for k in range(n + 1):
-        if k < n and entry_covered(program, k, dtype):
+        code = entry_kind(program, k, dtype) if k < n else -1
+        covered = code >= 0 and not by_choice(program, k, code)
+        if covered and code != BLAS:
             if start is None:
                 start = k
-        elif start is not None:
-            if k - start >= MIN_ENTRIES:
-                runs.append((start, k))
-            start = None
+            continue
+        if start is not None and k - start >= MIN_ENTRIES:
+            runs.append((start, k))
+        start = None
+        if covered:
+            runs.append((k, k + 1))
     return runs
 
 
@@ -692,14 +1128,15 @@ _SLOTS = _Identity()  # slot -> itself: the kernel's Python entries address slot
 
 
 class _Saved:
-    """What a kernel forward keeps for the reverse: the arena, and the saved tuples of the entries
-    that replayed in Python (which hold the values their rules read). When the caller drops it, the
-    arena goes back to `spare` (None: it may not, something else may still view it)."""
+    """What a kernel forward keeps for the reverse: the arena, the saved tuples of the entries
+    that replayed in Python (which hold the values their rules read), and the index maps. When the
+    caller drops it, the arena goes back to `spare` (None: it may not, something else may still view
+    it)."""
 
-    __slots__ = ("v", "saved", "spare")
+    __slots__ = ("v", "saved", "pool", "spare")
 
-    def __init__(self, v, saved, spare):
-        self.v, self.saved, self.spare = v, saved, spare
+    def __init__(self, v, saved, pool, spare):
+        self.v, self.saved, self.pool, self.spare = v, saved, pool, spare
 
     def __del__(self):
         if self.spare is not None and not self.spare:
@@ -716,6 +1153,7 @@ class FlatKernel:
     __slots__ += ("n_buffers", "kind", "runs", "steps", "arena_in", "guards_at", "n_inputs", "fallback")
     __slots__ += ("in_arena", "pieces", "_consts", "_plan_steps", "_slots", "_program", "bix", "pool")
     __slots__ += ("swept", "spare", "spare_v", "start", "end", "n_arena", "kout", "zs")
+    __slots__ += ("dynamic", "dtypes", "arena")
 
     @staticmethod
     def make(program, plan):
@@ -743,10 +1181,6 @@ class FlatKernel:
             in_arena[program._out_list[k]] = True
             in_arena[program._ins_lists[k]] = True
         self.in_arena = in_arena
-        # slots whose adjoint a kernel run sets back to zero once it has used it (the outputs of its
-        # entries): after a reverse pass, the adjoint arena is zero but for the other slots it reached
-        self.swept = np.zeros(len(program.shapes), np.bool_)
-        self.swept[[program._out_list[k] for k in np.flatnonzero(covered).tolist()]] = True
         self.spare = []  # an adjoint arena, zeroed, kept from the last reverse pass
         self.spare_v = []  # a value arena a pass is done with: its constants are as in `template`
         sizes = [math.prod(sh) if a else 0 for sh, a in zip(program.shapes, in_arena.tolist())]
@@ -756,12 +1190,24 @@ class FlatKernel:
         n_slots = len(program.shapes)
         self.off = np.empty(2 * n_slots + 1, np.int64)
         self.off[0:-1:2], self.off[1:-1:2], self.off[-1] = self.start, self.end, self.n_arena
-        one = len(runs) == 1 and runs[0] == (0, n)
+        one = bool(covered.all())  # every entry in a kernel (a BLAS matmul is a run of its own)
         self.kind = ("arrays" if any(sh != () for sh in program.shapes) else "scalar") if one else "mixed"
+        dtype = arena_dtype(program)
+        self.arena = dtype
+        self.dtypes = program.dtypes
         self.op = program.opcode.astype(np.int32)
-        ins = np.full((n, 2), -1, np.int32)
-        ins[:, : min(2, program.ins.shape[1])] = program.ins[:, :2]
+        for k in np.flatnonzero(covered).tolist():
+            self.op[k] = entry_kind(program, k, dtype)  # the kernel's code (a GATHER for every shape op ...)
+        width = max([2] + [len(program._ins_lists[k]) for k in np.flatnonzero(covered).tolist()])
+        ins = np.full((n, width), -1, np.int32)
+        for k in np.flatnonzero(covered).tolist():
+            ins[k, : len(program._ins_lists[k])] = program._ins_lists[k]
         self.ins = np.where(ins >= 0, 2 * ins, -1).astype(np.int32)  # the kernels' slot numbers
+        # slots whose adjoint a kernel run sets back to zero once it has used it (the outputs of its
+        # entries; results without history, comparisons and max_shift, take no cotangent there): after
+        # a reverse pass, the adjoint arena is zero but for the other slots it reached
+        self.swept = np.zeros(len(program.shapes), np.bool_)
+        self.swept[[program._out_list[k] for k in np.flatnonzero(covered).tolist() if self.op[k] < GREATER]] = True
         self.out = program.output.astype(np.int32)
         self.kout = 2 * self.out
         self.zs = np.array([sh == () for sh in program.shapes], np.bool_)
@@ -775,30 +1221,51 @@ class FlatKernel:
             run_of[a:b] = r
         base = program._base
         for k, code in enumerate(program._op_list):
-            if code == MATMUL and covered[k]:
+            if code == MATMUL and covered[k] and self.op[k] in (MATMUL, BLAS):
                 a, b = program._ins_lists[k]
                 m, kk, nn = _matmul_dims(program.shapes[a], program.shapes[b])
                 start = runs[run_of[k]][0]
                 before = [s < base or s - base < start for s in (a, b)]
                 defer = 1 if nn == 1 and m > 1 and before[0] else (2 if m == 1 and nn > 1 and before[1] else 0)
+                defer = defer if self.op[k] == MATMUL else 0  # a BLAS matmul adds its own
                 self.mkn[k] = (m, kk, nn, defer)
-        self.bix = np.full((n, 2), -1, np.int64)
+        self.bix = np.full((n, width), -1, np.int64)
         maps, used = [], 0
+        self.dynamic = []  # (pool start, entry, map maker) of the maps that depend on an input's values
         for k in np.flatnonzero(covered).tolist():
-            code, out_slot, ins_k = program._op_list[k], program._out_list[k], program._ins_lists[k]
-            out_shape = program.shapes[out_slot]
-            if code == SUM and out_shape != () and program.shapes[ins_k[0]] != ():
-                got = [_sum_map(program.shapes[ins_k[0]], out_shape, program.params[k].get("axis"))]
-            elif code in SCALAR_OPS and code != SUM and any(program.shapes[s] not in ((), out_shape) for s in ins_k):
+            code, out_slot, ins_k = int(self.op[k]), program._out_list[k], program._ins_lists[k]
+            out_shape, params = program.shapes[out_slot], program.params[k]
+            in_shape = program.shapes[ins_k[0]]
+            make = None
+            if code == SUM:
+                if out_shape == () or in_shape == ():
+                    continue
+                got = [_sum_map(in_shape, out_shape, params.get("axis"))]
+            elif code in REDUCE_OPS or code == MAX_SHIFT:
+                got = [_sum_map(in_shape, out_shape, params.get("axis"))]
+            elif code == SCATTER:
+                make = lambda p: _scatter_map(p["shape"], p["idx"])  # noqa: E731
+            elif code == GATHER:
+                make = lambda p, k=k: _gather_map(program, k, self.start, p)  # noqa: E731
+            elif code in (MATMUL, BLAS):
+                continue
+            elif any(program.shapes[s] not in ((), out_shape) for s in ins_k):
                 got = [_broadcast_map(program.shapes[s], out_shape) for s in ins_k]
             else:
                 continue
+            if make is not None:
+                if _holds_input_ref(params):
+                    size = math.prod(in_shape) if code == SCATTER else math.prod(out_shape)
+                    got = [np.zeros(size, np.int64)]
+                    self.dynamic.append((used, k, make))
+                else:
+                    got = [make(params)]
             for q, mp in enumerate(got):
                 self.bix[k, q] = used
                 maps.append(mp)
                 used += len(mp)
         self.pool = np.concatenate(maps).astype(np.int64) if maps else np.zeros(1, np.int64)
-        self.template = np.zeros(max(self.n_arena, 1), arena_dtype(program))
+        self.template = np.zeros(max(self.n_arena, 1), dtype)
         for k, c in enumerate(program.consts):
             s = program.n_inputs + k
             if in_arena[s]:
@@ -821,8 +1288,11 @@ class FlatKernel:
         self.steps = gaps
         self.fallback = [k for k in range(n) if not covered[k]]
         # a run is (first, end, 1 kernel / 0 Python, 1 all its values scalars)
+        # kind 1: a flat (or scalar) kernel call; 2: one BLAS matmul; 0: entries replayed in Python
+        kinds = [2 if self.op[a] == BLAS else 1 for a, _ in runs]
         self.pieces = sorted(
-            [(a, b, 1, self._all_scalar(program, a, b)) for a, b in runs] + [(a, b, 0, 0) for a, b in gaps]
+            [(a, b, kd, self._all_scalar(program, a, b)) for (a, b), kd in zip(runs, kinds)]
+            + [(a, b, 0, 0) for a, b in gaps]
         )
         self._consts = list(program.consts)
         self._slots = [tuple(x) for x in program._ins_lists]
@@ -836,15 +1306,19 @@ class FlatKernel:
         z = self.zs
         return int(
             all(
-                program._op_list[k] != MATMUL and z[program._out_list[k]] and all(z[s] for s in program._ins_lists[k])
+                program._op_list[k] in SCALAR_OPS
+                and z[program._out_list[k]]
+                and all(z[s] for s in program._ins_lists[k])
                 for k in range(a, b)
             )
         )
 
     def _view(self, v, s):
         if self.zs[s]:
-            return v[self.start[s] : self.start[s] + 1].reshape(())
-        return v[self.start[s] : self.end[s]].reshape(self.shapes[s])
+            got = v[self.start[s] : self.start[s] + 1].reshape(())
+        else:
+            got = v[self.start[s] : self.end[s]].reshape(self.shapes[s])
+        return got if self.dtypes[s] == self.arena else got.astype(self.dtypes[s])  # a bool held as 0/1
 
     def _get(self, v, py, s):
         got = py.get(s)
@@ -875,15 +1349,29 @@ class FlatKernel:
             self._check_guards(v, py, range(n_in + len(self._consts)))
         saved = {} if keep_saved else None  # entry -> its saved tuple, for the Python entries only
         steps = self._plan_steps
+        pool = self.pool
+        if self.dynamic:  # maps read from this call's index arrays: a copy per call (threads)
+            pool = pool.copy()
+            for at, k, make in self.dynamic:
+                mp = make(_resolve(self._program.params[k], arrays))
+                if at + mp.size > pool.size or self.bix[k, 0] != at:
+                    raise AssertionError("index map outgrew its place")
+                pool[at : at + mp.size] = mp
         for a, b, kernel, scalar in self.pieces:
             if scalar:
                 scalar_forward(self.op[a:b], self.ins[a:b], self.kout[a:b], off, v)
                 if self.guards_at:
                     self._check_guards(v, py, self.out[a:b].tolist())
                 continue
+            if kernel == 2:
+                i, j, o = self.ins[a, 0], self.ins[a, 1], self.kout[a]
+                _blas_forward(v, off[i], off[j], off[o], *self.mkn[a, :3])
+                if self.guards_at:
+                    self._check_guards(v, py, (int(self.out[a]),))
+                continue
             if kernel:
                 flat_forward(
-                    self.op[a:b], self.ins[a:b], self.kout[a:b], off, self.z, self.mkn[a:b], self.bix[a:b], self.pool, v
+                    self.op[a:b], self.ins[a:b], self.kout[a:b], off, self.z, self.mkn[a:b], self.bix[a:b], pool, v
                 )
                 if self.guards_at:
                     self._check_guards(v, py, self.out[a:b].tolist())
@@ -910,7 +1398,7 @@ class FlatKernel:
             if spare is not None and not spare:
                 spare.append(v)
             return vals, None
-        return vals, _Saved(v, saved, spare)
+        return vals, _Saved(v, saved, pool, spare)
 
     @staticmethod
     def _views(v, a) -> bool:
@@ -955,6 +1443,13 @@ class FlatKernel:
             if scalar:
                 scalar_reverse(self.op[a:b], self.ins[a:b], self.kout[a:b], off, v, adj, want, hit)
                 continue
+            if kernel == 2:
+                i, j, o = self.ins[a, 0], self.ins[a, 1], self.kout[a]  # the kernels' numbering
+                if want[o] and hit[o]:
+                    _blas_reverse(v, adj, off[i], off[j], off[o], *self.mkn[a, :3], want[i], want[j])
+                    hit[i] |= want[i]
+                    hit[j] |= want[j]
+                continue
             if kernel:
                 flat_reverse(
                     self.op[a:b],
@@ -964,7 +1459,7 @@ class FlatKernel:
                     self.z,
                     self.mkn[a:b],
                     self.bix[a:b],
-                    self.pool,
+                    saved.pool,
                     v,
                     adj,
                     want,

@@ -156,51 +156,70 @@ class Lowered(NamedTuple):
     guards: list  # (slot, value)
 
 
-def lower(rows, input_slots, input_metas, output_slots, guards=(), roots=(), input_arrays=()) -> Lowered:
+def lower(rows, input_slots, input_metas, output_slots, guards=(), roots=(), input_arrays=(), cse=True) -> Lowered:
     """Columns for the `rows` that `output_slots` (and the guards, and `roots`) depend on.
+
+    With `cse` (value numbering), an entry that repeats an earlier one is left out and its readers
+    read the earlier one's slot; the reverse pass then sums that slot's adjoint from all of them, as
+    it does for any value read twice. Entries repeat when they have the same opcode, read the same
+    slots (after the merges before them) or equal constants, and have equal params (so their
+    outputs have the same shape and dtype too): walking in recording order, a whole repeated
+    expression (W1's 1,000 copies of one term) folds into its first copy. Merging never leaves an
+    entry dead: a merged reader's first copy reads the same slots.
 
     `input_slots` are the recording's slots of the program's inputs; an entry reading a slot that
     is neither an input nor computed by an earlier row is an error. A param that *is* an input's
     array (an integer label array used as an index) is replayed with that input's new value.
     """
-    by_slot = {r.slot: r for r in rows}
+    input_ids = {id(a): k for k, a in enumerate(input_arrays) if isinstance(a, np.ndarray)}
     need = set(output_slots) | {s for s, _ in guards} | set(roots)
     keep = []
-    for r in reversed(rows):
+    for r in reversed(rows):  # dead entries are left out
         if r.slot in need:
             keep.append(r)
-            need.update(s for s in r.ins if s >= 0)
+            for s in r.ins:
+                if s >= 0:
+                    need.add(s)
     keep.reverse()
     number = {s: k for k, s in enumerate(input_slots)}
     n_in = len(input_slots)
     consts, const_ids = [], {}
-    input_ids = {id(a): k for k, a in enumerate(input_arrays) if isinstance(a, np.ndarray)}
     shapes = [tuple(m[0]) for m in input_metas]
     dtypes = [np.dtype(m[1]) for m in input_metas]
 
     def const_slot(v):
-        key = id(v)
+        key = _const_key(v)
         if key not in const_ids:
             const_ids[key] = len(consts)
             consts.append(v)
         return ("c", const_ids[key])
 
     entries = []
+    first = {}  # CSE: (opcode, input numbers, params) -> the entry that computes it
     for r in keep:
         d = _lowerable(r)
         ins = []
         for i, s in enumerate(r.ins):
             if s < 0:
-                ins.append(const_slot(r.consts[i]))
+                ins.append(const_slot(r.consts[i]))  # equal constants share one pool entry
                 continue
             if s not in number:
-                if s in by_slot:
+                if any(x.slot == s for x in rows):
                     raise AssertionError("rows out of order")
                 raise ValueError(
                     f"compile: entry {d.name} reads a value (shape {r.in_meta[i][0]}) that is neither an input "
                     "nor computed in the recorded block; pass it in inputs="
                 )
             ins.append(number[s])
+        if cse and r.code < _CSE_BELOW:
+            pk = _param_key(r.params, input_ids) if r.params else ()
+            if pk is not None:  # a param we cannot compare is never merged
+                key = (r.code, tuple(ins), pk)
+                prev = first.get(key)
+                if prev is not None:  # a repeat: its readers read the first one
+                    number[r.slot] = prev
+                    continue
+                first[key] = ("e", len(entries))
         entries.append((r, d, ins))
         number[r.slot] = ("e", len(entries) - 1)
     n_c = len(consts)
@@ -235,6 +254,72 @@ def lower(rows, input_slots, input_metas, output_slots, guards=(), roots=(), inp
     return Lowered(opcode, ins_col, nin, output, params, consts, shapes, dtypes, n_in, outputs, gs)
 
 
+#: Entries CSE may merge: the op table's built-in rows, which are pure functions of their inputs
+#: and params. Not PLAIN (a NumPy function run on values, whatever it does), DRAW (a random draw:
+#: two draws are two numbers), nor custom primitives and compiled calls (codes from 999: their
+#: purity is the user's).
+_CSE_BELOW = PLAIN_CODE
+
+# A constant or param array of at most this many elements is compared by value; a larger one by
+# identity (hashing its bytes would cost more than the repeats it could find).
+_CSE_VALUE_SIZE = 64
+
+
+def _const_key(v):
+    """What identifies a constant: its value for numbers and small arrays (so `y * 0.9` written
+    twice reads one pool entry), its identity for anything else. The type is part of the key:
+    2.0, np.float64(2.0) and np.array(2.0) promote differently."""
+    if type(v) in (float, int, bool, complex):
+        return (type(v), repr(v))  # repr: -0.0 and 0.0 differ, as do their products
+    if isinstance(v, (np.ndarray, np.generic)) and v.size <= _CSE_VALUE_SIZE and v.dtype.kind in "biufc":
+        return (type(v), v.dtype.str, v.shape, v.tobytes())
+    return ("id", id(v))
+
+
+def _param_key(v, input_ids):
+    """A hashable stand-in for a param value, equal exactly when the values are; None if unknown."""
+    t = type(v)
+    if v is None or t in (bool, int, str):
+        return (t, v)
+    if t is float:
+        return (t, repr(v))
+    if t is dict:
+        items = []
+        for k in sorted(v):
+            x = _param_key(v[k], input_ids)
+            if x is None:
+                return None
+            items.append((k, x))
+        return (t, tuple(items))
+    if t in (tuple, list):
+        out = []
+        for x in v:
+            x = _param_key(x, input_ids)
+            if x is None:
+                return None
+            out.append(x)
+        return (t, tuple(out))
+    if t is np.ndarray:
+        k = input_ids.get(id(v))
+        if k is not None:  # an input's array: the replay substitutes that input's new value
+            return ("input", k)
+        if v.size <= _CSE_VALUE_SIZE and v.dtype.kind in "biufc":
+            return (t, v.dtype.str, v.shape, v.tobytes())
+        return ("id", id(v))
+    if isinstance(v, np.generic):
+        return (t, v.tobytes())
+    if t is slice:
+        parts = tuple(_param_key(x, input_ids) for x in (v.start, v.stop, v.step))
+        return None if None in parts else (t, parts)
+    if v is Ellipsis:
+        return (t,)
+    if t is np.dtype:
+        return (t, v.str)
+    if isinstance(v, type) and issubclass(v, np.generic):
+        return (np.dtype, np.dtype(v).str)
+    return None
+
+
 def _lowerable(r) -> OpDef:
     """The row of `r`'s op, or a ValueError naming what cannot become a program entry."""
     if "seg" in r.params or "run" in r.params:
@@ -257,7 +342,7 @@ class InputRef(NamedTuple):
 
 
 def _params_of(params: dict, input_ids: dict) -> dict:
-    if not input_ids:
+    if not input_ids or not params:
         return params
 
     def sub(v):
@@ -307,17 +392,20 @@ def assign_buffers(order, nbytes, pinned=()):
         size = nbytes[w]
         pool = free.get(size)
         if pool:
-            buf[w] = pool.pop()
+            b = pool.pop()
         else:
-            buf[w] = count
+            b = count
             count += 1
+        buf[w] = b
         live += size
-        peak = max(peak, live)
+        if live > peak:
+            peak = live
         if w not in last and w not in pinned:  # written, never read: free at once
-            free.setdefault(size, []).append(buf[w])
+            free.setdefault(size, []).append(b)
             live -= size
-        for s in set(rd):
+        for s in rd:
             if last.get(s) == k and s in buf and s not in pinned:
+                last[s] = -1  # freed: a second read in the same step (mul(x, x)) must not free it again
                 free.setdefault(nbytes[s], []).append(buf[s])
                 live -= nbytes[s]
     return buf, count, peak

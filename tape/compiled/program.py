@@ -18,7 +18,7 @@ import numpy as np
 from ..record import Entry
 from ..tensor import Tensor
 from . import replay
-from .kernels import FlatKernel
+from .kernels import FlatKernel, arena_dtype, entry_kind
 from .lower import DRAW_CODE, PLAIN_CODE, InputRef, Lowered, assign_buffers, lower, op_of, read_rows, saves
 
 FORMAT = "tape-program/1"
@@ -66,6 +66,8 @@ class Program:
         self.single = single  # one output, returned as is rather than in a tuple
         # Python views of the columns, for building the plans (numpy scalars are slow to index one by one)
         self._out_list, self._op_list = self.output.tolist(), self.opcode.tolist()
+        self._out_slots = [int(s) for s in self.outputs]
+        self._repeated_outs = [k for k, s in enumerate(self._out_slots) if s in self._out_slots[:k]]
         self._ins_lists = [row[:k] for row, k in zip(self.ins.tolist(), self.nin.tolist())]
         self._sizes = [math.prod(sh) * dt.itemsize for sh, dt in zip(self.shapes, self.dtypes)]
         self._plan = self._make_plan()
@@ -179,33 +181,43 @@ class Program:
     def _assign_adjoints(self, nbytes, wanted=None):
         """Adjoint buffers: a slot's adjoint lives from its first cotangent (its last reader, walking
         down) to the entry that computes it; inputs' adjoints live to the end."""
-        alive = set(int(s) for s in self.outputs if self._differentiable(int(s)))
-        # slots an adjoint can reach: those on a path from a wanted input to an output
-        reach = set(k for k in range(self.n_inputs) if wanted is None or wanted[k])
-        for k in range(len(self.opcode)):
-            if self._op_list[k] not in (PLAIN_CODE, DRAW_CODE) and any(s in reach for s in self._entry_ins(k)):
-                reach.add(self._out_list[k])
+        n_in, base, n = self.n_inputs, self._base, len(self._op_list)
+        ops, outs, ins_lists = self._op_list, self._out_list, self._ins_lists
+        no_adjoint = (PLAIN_CODE, DRAW_CODE)
+        # slots an adjoint can reach: those on a path from a wanted input to an output, and
+        # differentiable (a float input or entry; constants never get one). Lists, not sets: the
+        # first call of a 40,000-entry loop walks them twice.
+        reach = [False] * self.n_slots
+        for k in range(n_in):
+            reach[k] = wanted is None or bool(wanted[k])
+        for k in range(n):
+            if ops[k] not in no_adjoint:
+                for s in ins_lists[k]:
+                    if reach[s]:
+                        reach[outs[k]] = True
+                        break
+        kinds = self.dtypes
+        for s in range(self.n_slots):
+            if reach[s] and ((n_in <= s < base) or kinds[s].kind != "f"):
+                reach[s] = False
         buf, free, count = {}, {}, 0
-
-        def take(s):
-            nonlocal count
-            pool = free.get(nbytes[s])
-            if pool:
-                buf[s] = pool.pop()
-            else:
+        for s in sorted({int(s) for s in self.outputs}):
+            if reach[s]:
                 buf[s] = count
                 count += 1
-
-        for s in sorted(alive & reach):
-            take(s)
-        for k in range(len(self.opcode) - 1, -1, -1):
-            out = self._out_list[k]
-            if out not in buf or self._op_list[k] in (PLAIN_CODE, DRAW_CODE):
+        for k in range(n - 1, -1, -1):
+            out = outs[k]
+            if out not in buf or ops[k] in no_adjoint:
                 continue
-            for s in self._entry_ins(k):
-                if s not in buf and s in reach and self._differentiable(s):
-                    take(s)
-            if out >= self.n_inputs:
+            for s in ins_lists[k]:
+                if reach[s] and s not in buf:
+                    pool = free.get(nbytes[s])
+                    if pool:
+                        buf[s] = pool.pop()
+                    else:
+                        buf[s] = count
+                        count += 1
+            if out >= n_in:
                 free.setdefault(nbytes[out], []).append(buf[out])
         return buf, count
 
@@ -216,7 +228,7 @@ class Program:
         order = [(s, ()) for s in range(base)] + [(self._out_list[k], self._entry_ins(k)) for k in range(n)]
         pinned = set(int(s) for s in self.outputs) | set(range(base))
         _, count, peak = assign_buffers(order, nbytes, pinned)
-        saved_bytes, flops, fallback = 0, 0, {}
+        saved_bytes, flops, fallback, by_numpy = 0, 0, {}, {}
         kernel = self._plan.kernel
         fallen = set(kernel.fallback) if kernel is not None else set()
         saved_slots = set()
@@ -230,7 +242,8 @@ class Program:
             flops += _flops(code, [self.shapes[s] for s in ins], self.shapes[self._out_list[k]])
             if kernel is None or k in fallen:
                 name = self._op_name(k)
-                fallback[name] = fallback.get(name, 0) + 1
+                into = by_numpy if self._has_kernel(k) else fallback
+                into[name] = into.get(name, 0) + 1
         saved_bytes = sum(nbytes[s] for s in saved_slots if s >= self.n_inputs)
         adj_peak = self._adjoint_peak(nbytes)
         return {
@@ -248,7 +261,14 @@ class Program:
             "kernel": self._plan.kernel.kind if self._plan.kernel is not None else None,
             "arena_bytes": self._plan.kernel.template.nbytes if self._plan.kernel is not None else 0,
             "fallback_ops": dict(sorted(fallback.items())),
+            "numpy_ops": dict(sorted(by_numpy.items())),
         }
+
+    def _has_kernel(self, k) -> bool:
+        """Whether entry k has a kernel (it may still run in NumPy by choice: `numpy_ops`)."""
+        if any(sh is None for sh in self.shapes):
+            return False
+        return entry_kind(self, k, arena_dtype(self)) >= 0
 
     def _adjoint_peak(self, nbytes) -> int:
         abuf = self._reverse_plan().abuf
@@ -271,10 +291,21 @@ class Program:
         """ADOL-C's tapestats, from the columns alone: entries, slots, value `buffers` after reuse,
         `bytes_forward`/`bytes_reverse` (peak bytes each pass holds), `saved_bytes` (values kept for
         the reverse pass), `flops` (forward, estimated), `fallback_ops` (op name -> entries that
-        replay through the op table's Python rules rather than a kernel)."""
+        have no kernel and replay through the op table's Python rules) and `numpy_ops` (op name ->
+        entries that have a kernel but run through NumPy by choice: a transcendental op such as
+        `tanh` on an array past `kernels.MAX_ELEMENTS` elements, where NumPy's SIMD loops are
+        faster, or a run of kernel entries too short to be worth a kernel call).
+
+        >>> import numpy as np, tape as tp
+        >>> p = tp.compile(lambda x: tp.sum(tp.tanh(x) * 2.0)).program(np.ones(1000))
+        >>> p.stats()["fallback_ops"], p.stats()["numpy_ops"]
+        ({}, {'mul': 1, 'sum': 1, 'tanh': 1})
+        """
         if self._stats is None:
             self._stats = self._compute_stats()
-        return dict(self._stats, fallback_ops=dict(self._stats["fallback_ops"]))
+        return dict(
+            self._stats, fallback_ops=dict(self._stats["fallback_ops"]), numpy_ops=dict(self._stats["numpy_ops"])
+        )
 
     # -- looking at it -----------------------------------------------------------------------
     def __len__(self):
@@ -357,8 +388,10 @@ class Program:
 
     def _outputs(self, vals):
         vbuf = self._plan.vbuf
-        outs = tuple(vals[vbuf[int(s)]] for s in self.outputs)
-        return outs[0] if self.single else outs
+        outs = [vals[vbuf[s]] for s in self._out_slots]
+        for k in self._repeated_outs:  # one value returned twice (CSE merged them): two arrays, as eager gives
+            outs[k] = outs[k].copy()
+        return outs[0] if self.single else tuple(outs)
 
     def __call__(self, *arrays):
         """Replay the forward pass on `arrays` (one per input); return the output(s)."""
@@ -388,6 +421,30 @@ class Program:
             seeds[s] = seeds[s] + g if s in seeds else g
         return replay.run_reverse(self._reverse_plan(wanted), saved, seeds, self._plan.kernel)
 
+    def _hand_out(self, got, which, foreign):
+        """The input cotangents `got` (for inputs `which`) as arrays the caller may keep and write:
+        zeros where None; a copy where the array is not one this pass allocated and nobody else holds
+        (a view, a read-only broadcast, one of the arrays in `foreign` such as the caller's own
+        inputs or cotangents, or one already handed out for another input), else the array itself.
+        """
+        out, handed = [], {id(a) for a in foreign}
+        for k, g in zip(which, got):
+            shape, dtype = self.shapes[k], self.dtypes[k]
+            if g is None:
+                g = np.zeros(shape, dtype)
+            elif (
+                type(g) is not np.ndarray
+                or g.base is not None
+                or not g.flags.writeable
+                or id(g) in handed
+                or g.dtype != dtype
+                or g.shape != shape
+            ):
+                g = np.array(np.reshape(g, shape), dtype=dtype, copy=True)
+            handed.add(id(g))
+            out.append(g)
+        return out
+
     def vjp(self, *arrays):
         """(outputs, vjp_fn): `vjp_fn(cotangents)` returns a tuple of input cotangents (zeros where
         an input does not reach the outputs). `cotangents` matches the outputs (one array, or a tuple)."""
@@ -403,10 +460,7 @@ class Program:
         def vjp_fn(cotangents):
             cts = (cotangents,) if self.single else tuple(cotangents)
             got = self._pullback(saved, cts)
-            return tuple(
-                np.zeros(self.shapes[k], self.dtypes[k]) if g is None else np.array(g, dtype=self.dtypes[k], copy=True)
-                for k, g in enumerate(got)
-            )
+            return tuple(self._hand_out(got, range(self.n_inputs), list(arrays) + list(cts)))
 
         return outs, vjp_fn
 

@@ -32,8 +32,11 @@ def normalize_axis(axis, ndim: int, what: str) -> tuple:
 
 
 def keep(g, axis, keepdims):
-    """`g` with the reduced axes put back as size-1 axes."""
-    return g if keepdims or not axis else np.expand_dims(g, axis)
+    """`g` with the reduced axes put back as size-1 axes (a 0-d g, all axes reduced, broadcasts as
+    it is: expand_dims would cost more than the rest of a small rule)."""
+    if keepdims or not axis or getattr(g, "ndim", 0) == 0:
+        return g
+    return np.expand_dims(g, axis)
 
 
 def _sum_vjp(g, o, x, axis, keepdims, shape):
