@@ -3,12 +3,16 @@ Python replay (tape/compiled/replay.py, the spec) and against eager, op case by 
 
 from __future__ import annotations
 
+import gc
+import math
+
 import numpy as np
 import pytest
 
 import tape as tp
 from tape.compiled import kernels
 from tape.compiled.kernels import SCALAR_OPS
+from tape.testing import check_grads
 
 from .op_cases import all_cases
 from .threads import run_on_threads
@@ -91,6 +95,56 @@ def test_elementwise_kernel_matches_the_python_replay_and_eager(case, backend):
         np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-300)
 
 
+@pytest.mark.parametrize("case", SCALAR_CASES + FLAT_CASES, ids=[c.id for c in SCALAR_CASES + FLAT_CASES])
+def test_a_kernel_reuses_its_arenas_and_leaves_the_adjoint_one_zero(case, backend):
+    """The value and adjoint arenas of one pass are the next pass's: a call between two calls on the
+    same inputs changes nothing, and what a reverse pass leaves for the next one is all zeros."""
+    p = tp.compile(case.fn).program(*case.args)
+    kernel = p._plan.kernel
+    other = [np.asarray(a) * 0.75 for a in case.args]
+    ct = np.asarray(1.5)
+    got = []
+    for args in (case.args, other, case.args):
+        value, vjp_fn = p.vjp(*args)
+        grads = vjp_fn(np.broadcast_to(ct, np.shape(value)))
+        del vjp_fn  # its arena goes back to the kernel
+        if not kernel.spare_v:  # a first call that compiles the kernels holds it a little longer
+            gc.collect()
+        got.append((np.asarray(value).copy(), [g.copy() for g in grads]))
+        assert len(kernel.spare_v) == 1 and len(kernel.spare) == 1
+        assert not kernel.spare[0].any()
+    assert np.array_equal(got[0][0], got[2][0], equal_nan=True)
+    for a, b in zip(got[0][1], got[2][1]):
+        assert np.array_equal(a, b, equal_nan=True)
+
+
+def test_an_output_that_views_the_arena_keeps_it(backend, monkeypatch):
+    # reshape runs in Python on a view of the kernel's arena (a run of one entry, after cumsum, which
+    # has no kernel, is too short for a kernel call): the output is that view, so the arena may not
+    # go to the next call
+    monkeypatch.setattr(kernels, "MIN_ENTRIES", 16)
+
+    def fn(x):
+        y = x
+        for _ in range(6):
+            y = tp.sin(y) * 0.9 + x
+        c = tp.cumsum(x)
+        return y.reshape(2, 3), c
+
+    x = np.linspace(0.1, 0.6, 6)
+    p = tp.compile(fn).program(x)
+    s = p.stats()
+    assert s["kernel"] == "mixed" and s["numpy_ops"].get("reshape") == 1, s
+    first = p(x)[0]
+    want = first.copy()
+    out, vjp_fn = p.vjp(x)
+    del vjp_fn
+    p(x + 1.0)
+    p.vjp(x + 2.0)
+    np.testing.assert_array_equal(first, want)
+    np.testing.assert_array_equal(out[0], want)
+
+
 F32_CASES = [c for c in SCALAR_CASES + FLAT_CASES if np.float32 in c.dtypes]
 
 
@@ -159,6 +213,223 @@ def test_small_matmuls_in_the_kernel_match_the_python_replay(sa, sb, backend):
     np.testing.assert_allclose(kv, pv, rtol=1e-13)
     for x, y in zip(kg, pg):
         np.testing.assert_allclose(x, y, rtol=1e-12, atol=1e-15)
+
+
+# Shapes past the matmul loops' blocks of four rows, with remainders of 1-3 rows: (m, k) @ (k,),
+# (k,) @ (k, n), (m, k) @ (k, n), and an outer-product-like (m, 1) @ (1, n).
+BLOCK_SHAPES = [
+    ((9, 7), (7,)),
+    ((4, 13), (13,)),
+    ((6,), (6, 11)),
+    ((5, 8), (8, 3)),
+    ((11, 11), (11, 11)),
+    ((7, 1), (1, 6)),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("sa, sb", BLOCK_SHAPES)
+@pytest.mark.parametrize("argnums", [(0, 1), (0,), (1,)])
+def test_matmul_blocks_and_remainders_match_the_python_replay_and_eager(sa, sb, dtype, argnums, backend):
+    rng = np.random.default_rng(7)
+    a, b = rng.normal(size=sa).astype(dtype), rng.normal(size=sb).astype(dtype)
+
+    def fn(a, b):
+        return tp.sum(tp.tanh(a @ b) * np.asarray(0.5, dtype))
+
+    cf = tp.compile(fn)
+    s = cf.program(a, b).stats()
+    assert s["kernel"] == "arrays" and s["fallback_ops"] == {}
+    got = []
+    for name in ("numba", "numpy"):
+        backend(name)
+        got.append(tp.value_and_grad(cf, argnums=argnums)(a, b))
+    (kv, kg), (pv, pg) = got
+    backend("numba")
+    ev, eg = tp.value_and_grad(fn, argnums=argnums)(a, b)  # eager: NumPy's matmul, its BLAS
+    rtol = 1e-12 if dtype == np.float64 else 2e-5
+    np.testing.assert_allclose(kv, pv, rtol=rtol)
+    np.testing.assert_allclose(kv, ev, rtol=rtol)
+    for x, y, z in zip(kg, pg, eg):
+        assert x.dtype == dtype
+        # float32 sums in another order differ by rounding relative to the largest term, not to each result
+        atol = rtol * np.abs(z).max()
+        np.testing.assert_allclose(x, y, rtol=rtol, atol=atol)
+        np.testing.assert_allclose(x, z, rtol=rtol, atol=atol)
+
+
+def test_a_matrix_times_itself_accumulates_both_cotangents_into_one_block(backend):
+    # A @ A: both operands are one slot, so the kernel's two passes add into the same adjoint block
+    rng = np.random.default_rng(8)
+    a = rng.normal(size=(6, 6)) / 2
+    cf = tp.compile(lambda a: tp.sum(tp.sin(a @ a) * a))
+    assert cf.program(a).stats()["fallback_ops"] == {}
+    np.testing.assert_allclose(tp.grad(cf)(a), tp.grad(lambda a: tp.sum(tp.sin(a @ a) * a))(a), rtol=1e-12)
+    check_grads(cf, (a,))  # and against finite differences
+
+
+def _weights_loop(x, W, V):
+    """Recurrent steps with two weights, W on the left of the state and V on its right, alternating
+    (each switch adds what the reverse held back for the other), and one weight computed in the run."""
+    U = W * 0.5  # computed inside the run: its gradient is not held back
+    for _ in range(23):
+        x = x + 0.1 * tp.tanh(W @ x)
+        x = x + 0.1 * tp.tanh(x @ V)
+    return tp.sum(tp.sin(U @ x))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("argnums", [(0, 1, 2), (1,), (2,), (0,)])
+def test_weight_gradients_held_back_in_the_reverse_match_the_python_replay_and_eager(dtype, argnums, backend):
+    rng = np.random.default_rng(9)
+    x, W, V = rng.normal(size=6), rng.normal(size=(6, 6)) / 3, rng.normal(size=(6, 6)) / 3
+    x, W, V = x.astype(dtype), W.astype(dtype), V.astype(dtype)
+    cf = tp.compile(_weights_loop)
+    p = cf.program(x, W, V)
+    assert p.stats()["kernel"] == "arrays"
+    defer = p._plan.kernel.mkn[:, 3][np.array(p._op_list) == kernels.MATMUL]
+    assert list(defer) == [1, 2] * 23 + [0]  # W @ x_t, x_t @ V held back; U @ x not
+    got = []
+    for name in ("numba", "numpy"):
+        backend(name)
+        got.append(tp.value_and_grad(cf, argnums=argnums)(x, W, V))
+    (kv, kg), (pv, pg) = got
+    backend("numba")
+    ev, eg = tp.value_and_grad(_weights_loop, argnums=argnums)(x, W, V)
+    rtol = 1e-12 if dtype == np.float64 else 2e-5
+    np.testing.assert_allclose(kv, pv, rtol=rtol)
+    np.testing.assert_allclose(kv, ev, rtol=rtol)
+    for a, b, c in zip(kg, pg, eg):
+        atol = rtol * np.abs(c).max()
+        np.testing.assert_allclose(a, b, rtol=rtol, atol=atol)
+        np.testing.assert_allclose(a, c, rtol=rtol, atol=atol)
+    if dtype == np.float64:
+        check_grads(cf, (x, W, V))  # and against finite differences
+
+
+def test_a_weight_from_an_earlier_run_is_held_back_and_one_from_its_own_run_is_not(backend):
+    def fn(x, W):
+        W1 = tp.tanh(W) * 0.5  # the first run
+        W3 = tp.cumsum(W1, axis=0) * 0.3  # cumsum: Python; the mul starts the second run
+        for _ in range(20):
+            x = x + tp.sin(W1 @ x) * tp.cos(W3 @ x)
+        return tp.sum(x * x)
+
+    rng = np.random.default_rng(10)
+    x, W = rng.normal(size=5), rng.normal(size=(5, 5))
+    cf = tp.compile(fn)
+    p = cf.program(x, W)
+    k = p._plan.kernel
+    assert p.stats()["fallback_ops"] == {"cumsum": 1} and len(k.runs) == 2
+    defer = k.mkn[:, 3][np.array(p._op_list) == kernels.MATMUL]
+    # W1 comes from the first run: its gradient is complete when the first run's reverse reads it;
+    # W3's is read by the mul in the same run, so it is added at once
+    assert list(defer) == [1, 0] * 20
+    got = []
+    for name in ("numba", "numpy"):
+        backend(name)
+        got.append(tp.value_and_grad(cf, argnums=(0, 1))(x, W))
+    ve, ge = tp.value_and_grad(fn, argnums=(0, 1))(x, W)
+    for v, g in got:
+        np.testing.assert_allclose(v, ve, rtol=1e-12)
+        for a, b in zip(g, ge):
+            np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-12 * np.abs(b).max())
+
+
+@pytest.mark.parametrize("code", sorted(SCALAR_OPS))
+def test_what_the_arena_keeps_for_the_reverse_is_what_the_partials_read(code):
+    """`_REVERSE_READS` (which values the arena keeps for the reverse) against `_partials` itself: a
+    value it says a cotangent does not read may be anything (here NaN) without changing it."""
+    reads = kernels._REVERSE_READS[code]
+    for x, y, g in ((0.3, 0.7, 1.5), (2.0, -1.5, -0.5), (-0.4, 3.0, 2.0), (0.0, 2.0, 1.0)):
+        r = kernels._value(code, x, y)
+        want = kernels._partials(code, x, y, r, g)
+        for q in range(2):
+            keep = reads[q]
+            got = kernels._partials(
+                code, x if keep & 1 else np.nan, y if keep & 2 else np.nan, r if keep & 4 else np.nan, g
+            )
+            assert got[q] == want[q] or (np.isnan(got[q]) and np.isnan(want[q])), (code, q, x, y)
+
+
+def _chain(x, W):
+    y = x
+    for _ in range(6):
+        y = tp.sin(W @ y) * y + tp.cos(y) / (2.0 + tp.tanh(y))
+        y = tp.sqrt(1.0 + y * y) - tp.arctan(y) + tp.log1p(y * y) * tp.exp(-y)
+        y = tp.maximum(y, 0.1 * y) ** 2.0 * 0.5
+    return tp.sum(y)
+
+
+def test_slots_share_the_arena_and_the_reverse_still_reads_what_it_needs(backend):
+    rng = np.random.default_rng(11)
+    x, W = rng.normal(size=5), rng.normal(size=(5, 5)) / 3
+    cf = tp.compile(_chain)
+    p = cf.program(x, W)
+    s = p.stats()
+    assert s["kernel"] == "arrays"
+    n_values = sum(math.prod(sh) for sh in p.shapes)
+    assert s["arena_bytes"] < 0.75 * 8 * n_values  # places are shared
+    got = []
+    for name in ("numba", "numpy"):
+        backend(name)
+        got.append(tp.value_and_grad(cf, argnums=(0, 1))(x, W))
+    ve, ge = tp.value_and_grad(_chain, argnums=(0, 1))(x, W)
+    for v, g in got:
+        np.testing.assert_allclose(v, ve, rtol=1e-12)
+        for a, b in zip(g, ge):
+            np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-13 * np.abs(b).max())
+    check_grads(cf, (x, W))
+
+
+def _gathers(y, W):
+    for _ in range(4):
+        z = tp.transpose(y) * 1.1
+        m = tp.max(z, axis=1, keepdims=True)
+        pr = tp.prod(tp.tanh(z) + 1.5, axis=0)
+        nz = tp.norm(z, axis=0)
+        w = tp.where(z > 0.5 * m, z * 2.0, -z)
+        y = w * 0.3 + m - pr * 0.1 + nz * 0.2 + tp.sin(y[::-1]) + tp.concatenate([y[2:], y[:2]]) @ W
+    return tp.sum(y * y)
+
+
+def test_gathers_and_reductions_along_axes_read_the_shared_places(backend):
+    """Shape ops and indexing gather through maps of arena positions, which must be the shared
+    layout's; max/min/norm read their input and result in the reverse, prod its input, where its
+    condition: those stay whole (`_reverse_reads`), the rest share places."""
+    rng = np.random.default_rng(5)
+    x, W = rng.normal(size=(4, 4)), rng.normal(size=(4, 4)) / 3
+    cf = tp.compile(_gathers)
+    p = cf.program(x, W)
+    s = p.stats()
+    assert s["kernel"] == "arrays" and s["fallback_ops"] == {} and s["numpy_ops"] == {}, s
+    assert {kernels.GATHER, kernels.WHERE, kernels.MAX, kernels.PROD, kernels.NORM} <= set(p._plan.kernel.op.tolist())
+    assert s["arena_bytes"] < 0.5 * 8 * sum(math.prod(sh) for sh in p.shapes)  # places are shared
+    got = []
+    for name in ("numba", "numpy"):
+        backend(name)
+        got.append(tp.value_and_grad(cf, argnums=(0, 1))(x, W))
+    ve, ge = tp.value_and_grad(_gathers, argnums=(0, 1))(x, W)
+    for v, g in got:
+        np.testing.assert_allclose(v, ve, rtol=1e-12)
+        for a, b in zip(g, ge):
+            np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-13 * np.abs(b).max())
+    check_grads(cf, (x, W))
+
+
+@pytest.mark.parametrize("steps, d", [(50, 4), (200, 7)])
+def test_a_recurrent_loop_keeps_two_values_a_step(steps, d):
+    """x <- x + 0.1 tanh(W @ x): the reverse reads x_t (for dW) and tanh's output; W @ x_t and the
+    product with 0.1 share one place. Kept: x0, W, the constant, 2 values a step, that one place, and
+    the sum (float64); before places were shared, 4 values a step."""
+
+    def loop(x, W):
+        for _ in range(steps):
+            x = x + 0.1 * tp.tanh(W @ x)
+        return tp.sum(x)
+
+    p = tp.compile(loop).program(np.ones(d), np.eye(d))
+    assert p.stats()["arena_bytes"] == 8 * (d + d * d + 1 + 2 * steps * d + d + 1)
 
 
 def test_a_recurrent_loop_as_one_kernel_program(backend):

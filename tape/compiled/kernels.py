@@ -23,6 +23,10 @@ integers, draws, values of the arena's other float dtype), and `numpy_ops`, entr
 choice (`by_choice`: big arrays, where NumPy's SIMD loops were measured faster; BLAS-sized
 matmuls; runs shorter than `MIN_ENTRIES`). `FORCE_KERNELS` (TAPE_FORCE_KERNELS=1) lifts the size
 choices.
+
+The arena holds a slot for the whole pass only where something needs it then (the reverse pass, a
+Python entry, the caller); the other slots share places (`_arena_layout`: W5's 41 MB became 21 MB),
+and each kernel keeps its last value and adjoint arenas for the next call.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from numba import njit
 
 from ..ops.registry import Op
 from ..sweep import fit
-from .lower import PLAIN_CODE, op_of
+from .lower import PLAIN_CODE, assign_buffers, op_of
 from .replay import GuardFailed, _holds_input_ref, _resolve, _same, step_value
 
 # Opcodes with a scalar formula below (SUM and IDENTITY of a scalar are the identity).
@@ -316,58 +320,191 @@ def _map_reverse(c, X, Y, R, G, GX, GY, sx, sy, wi, wj):  # pragma: no cover - c
 # The matmul loops may reorder their sums (as BLAS does), so that LLVM vectorises them; nothing
 # else in the kernels may (their results equal the Python replay's bit for bit at the edge points).
 # They index slices, not the arena: a slice's index needs no wraparound check, so the loop vectorises.
+# Every product is one of two shapes, each walking memory contiguously in its inner loop: `_matvec`
+# (rows of a matrix dotted with a vector) and `_vecmat` (a vector's combination of a matrix's rows).
+# Both take four rows per pass: `_matvec` loads the vector once for four dot products, `_vecmat`
+# loads and stores its result row once for four rows; each pass is one vectorised inner loop.
 _REASSOC = {"reassoc", "contract"}
 
 
 @njit(cache=True, error_model="numpy", fastmath=_REASSOC)
+def _matvec(A, x, y, m, kk, acc):  # pragma: no cover - compiled
+    """y[:m] (+)= A @ x for A (m, kk) and x (kk,), all C-contiguous; `acc`: add into y."""
+    a = 0
+    while a + 4 <= m:
+        r0 = A[a * kk : (a + 1) * kk]
+        r1 = A[(a + 1) * kk : (a + 2) * kk]
+        r2 = A[(a + 2) * kk : (a + 3) * kk]
+        r3 = A[(a + 3) * kk : (a + 4) * kk]
+        s0 = s1 = s2 = s3 = 0.0
+        for q in range(kk):
+            xq = x[q]
+            s0 += r0[q] * xq
+            s1 += r1[q] * xq
+            s2 += r2[q] * xq
+            s3 += r3[q] * xq
+        if acc:
+            y[a] += s0
+            y[a + 1] += s1
+            y[a + 2] += s2
+            y[a + 3] += s3
+        else:
+            y[a] = s0
+            y[a + 1] = s1
+            y[a + 2] = s2
+            y[a + 3] = s3
+        a += 4
+    while a < m:
+        r0 = A[a * kk : (a + 1) * kk]
+        s0 = 0.0
+        for q in range(kk):
+            s0 += r0[q] * x[q]
+        if acc:
+            y[a] += s0
+        else:
+            y[a] = s0
+        a += 1
+
+
+@njit(cache=True, error_model="numpy", fastmath=_REASSOC)
+def _vecmat(x, xs, B, c, kk, n, acc):  # pragma: no cover - compiled
+    """c[:n] (+)= sum_q x[q * xs] * B[q, :] for B (kk, n) C-contiguous (`xs`: x's stride, so that a
+    column of a matrix can be x); `acc`: add into c."""
+    if not acc:
+        c[:n] = 0.0
+    q = 0
+    while q + 4 <= kk:
+        x0, x1, x2, x3 = x[q * xs], x[(q + 1) * xs], x[(q + 2) * xs], x[(q + 3) * xs]
+        b0 = B[q * n : (q + 1) * n]
+        b1 = B[(q + 1) * n : (q + 2) * n]
+        b2 = B[(q + 2) * n : (q + 3) * n]
+        b3 = B[(q + 3) * n : (q + 4) * n]
+        for e in range(n):
+            c[e] += x0 * b0[e] + x1 * b1[e] + x2 * b2[e] + x3 * b3[e]
+        q += 4
+    while q < kk:
+        x0 = x[q * xs]
+        b0 = B[q * n : (q + 1) * n]
+        for e in range(n):
+            c[e] += x0 * b0[e]
+        q += 1
+
+
+@njit(cache=True, error_model="numpy", fastmath=_REASSOC)
 def _matmul_forward(v, oi, oj, oo, m, kk, n):  # pragma: no cover - compiled
+    """C = A @ B for A (m, kk), B (kk, n) at offsets oi, oj of the arena, C at oo."""
     A = v[oi : oi + m * kk]
     B = v[oj : oj + kk * n]
     C = v[oo : oo + m * n]
     if n == 1:
-        for a in range(m):
-            row = A[a * kk : (a + 1) * kk]
-            acc = 0.0
-            for q in range(kk):
-                acc += row[q] * B[q]
-            C[a] = acc
+        _matvec(A, B, C, m, kk, False)
         return
     for a in range(m):
-        c = C[a * n : (a + 1) * n]
-        c[:] = 0.0
-        for q in range(kk):
-            x = A[a * kk + q]
-            b = B[q * n : (q + 1) * n]
-            for e in range(n):
-                c[e] += x * b[e]
+        _vecmat(A[a * kk :], 1, B, C[a * n : (a + 1) * n], kk, n, False)
+
+
+#: Rank-1 weight gradients a reverse pass holds back, to add them DEFER at a time (see `_defer`).
+DEFER = 16
+_PEND = 5  # pend[:5]: count, target offset, rows, columns, 0: (cotangent, value) pairs / 1: (value, cotangent)
+
+
+@njit(cache=True, error_model="numpy")
+def _hold_size(mkn):  # pragma: no cover - compiled
+    """Elements of the copies `_defer` keeps: DEFER cotangents of the longest matmul vector output."""
+    most = 1
+    for k in range(mkn.shape[0]):
+        most = max(most, mkn[k, 0], mkn[k, 2])
+    return DEFER * most
 
 
 @njit(cache=True, error_model="numpy", fastmath=_REASSOC)
-def _matmul_reverse(v, adj, oi, oj, oo, m, kk, n, wi, wj):  # pragma: no cover - compiled
+def _flush(v, adj, pend, hold):  # pragma: no cover - compiled
+    """Add the held rank-1 updates into their target block T (rows R, columns C) of `adj`, four per
+    pass over a row of T, which stays in L1 across them: T[r, :] += sum_t u_t[r] * w_t[:] (the
+    cotangents u_t in `hold`, the values w_t in `v`; with flip, the values u_t and cotangents w_t)."""
+    cnt = pend[0]
+    if cnt == 0:
+        return
+    t0, R, C, flip = pend[1], pend[2], pend[3], pend[4]
+    U = v if flip else hold
+    Wv = hold if flip else v
+    for r in range(R):
+        row = adj[t0 + r * C : t0 + (r + 1) * C]
+        t = 0
+        while t + 4 <= cnt:
+            p = _PEND + 2 * t
+            u0, u1, u2, u3 = U[pend[p] + r], U[pend[p + 2] + r], U[pend[p + 4] + r], U[pend[p + 6] + r]
+            w0 = Wv[pend[p + 1] : pend[p + 1] + C]
+            w1 = Wv[pend[p + 3] : pend[p + 3] + C]
+            w2 = Wv[pend[p + 5] : pend[p + 5] + C]
+            w3 = Wv[pend[p + 7] : pend[p + 7] + C]
+            for q in range(C):
+                row[q] += u0 * w0[q] + u1 * w1[q] + u2 * w2[q] + u3 * w3[q]
+            t += 4
+        while t < cnt:
+            p = _PEND + 2 * t
+            u0 = U[pend[p] + r]
+            w0 = Wv[pend[p + 1] : pend[p + 1] + C]
+            for q in range(C):
+                row[q] += u0 * w0[q]
+            t += 1
+    pend[0] = 0
+
+
+@njit(cache=True, error_model="numpy")
+def _defer(v, adj, pend, hold, target, R, C, flip, u, w):  # pragma: no cover - compiled
+    """Hold back T += outer(u, w) (T at `target`, R x C; u the matmul's cotangent at offset u of adj
+    and w a value at offset w of v, or with `flip` u a value and w the cotangent). The cotangent is
+    copied into `hold`: the arena may give its place to another slot's before the flush. Flushes
+    first what is held for another block, and when DEFER are held."""
+    if pend[0] and (pend[1] != target or pend[4] != flip or pend[0] == DEFER):
+        _flush(v, adj, pend, hold)
+    if pend[0] == 0:
+        pend[1], pend[2], pend[3], pend[4] = target, R, C, flip
+    t = pend[0]
+    p = _PEND + 2 * t
+    size = C if flip else R
+    h = t * (hold.shape[0] // DEFER)
+    hold[h : h + size] = adj[w : w + size] if flip else adj[u : u + size]
+    pend[p], pend[p + 1] = (u, h) if flip else (h, w)
+    pend[0] += 1
+
+
+@njit(cache=True, error_model="numpy", fastmath=_REASSOC)
+def _matmul_reverse(v, adj, oi, oj, oo, m, kk, n, wi, wj, defer, pend, hold):  # pragma: no cover - compiled
+    """GA += G @ B.T (if `wi`) and GB += A.T @ G (if `wj`), G the cotangent of C = A @ B, which is
+    zeroed after. Two separate passes, each vectorised; GA and GB may be one block (A @ A).
+
+    `defer` (1: GA when B is a vector, 2: GB when A is one; 0: neither) says that operand is a
+    weight, computed before this run: its gradient, a rank-1 update, is held back (`pend`, `hold`)
+    and added with the next ones (a recurrent loop's W @ x_t: sum_t g_t x_t^T), reading and writing
+    the weight's gradient once per DEFER steps instead of at every step."""
     A = v[oi : oi + m * kk]
     B = v[oj : oj + kk * n]
     G = adj[oo : oo + m * n]
-    GA = adj[oi : oi + m * kk]
-    GB = adj[oj : oj + kk * n]
-    for a in range(m):
-        ga = GA[a * kk : (a + 1) * kk]
-        ar = A[a * kk : (a + 1) * kk]
-        for b in range(n):
-            g = G[a * n + b]
-            if wi:
-                if n == 1:
-                    for q in range(kk):
-                        ga[q] += g * B[q]
-                else:
-                    for q in range(kk):
-                        ga[q] += g * B[q * n + b]
-            if wj:
-                if n == 1:
-                    for q in range(kk):
-                        GB[q] += ar[q] * g
-                else:
-                    for q in range(kk):
-                        GB[q * n + b] += ar[q] * g
+    if wi and defer == 1:
+        _defer(v, adj, pend, hold, oi, m, kk, 0, oo, oj)
+        wi = False
+    if wj and defer == 2:
+        _defer(v, adj, pend, hold, oj, kk, n, 1, oi, oo)
+        wj = False
+    if wi:
+        GA = adj[oi : oi + m * kk]
+        for a in range(m):
+            ga = GA[a * kk : (a + 1) * kk]
+            if n == 1:  # a rank-1 update, row by row
+                g = G[a]
+                for q in range(kk):
+                    ga[q] += g * B[q]
+            else:
+                _matvec(B, G[a * n : (a + 1) * n], ga, kk, n, True)
+    if wj:
+        GB = adj[oj : oj + kk * n]
+        if n == 1:
+            _vecmat(G, 1, A, GB, m, kk, True)
+        else:
+            for q in range(kk):
+                _vecmat(A[q:], kk, G, GB[q * n : (q + 1) * n], m, n, True)
     G[:] = 0.0
 
 
@@ -514,6 +651,8 @@ def flat_reverse(op, ins, out, off, z, mkn, bix, pool, v, adj, want, hit):  # pr
     (an entry no cotangent reached is skipped, as the Python replay skips it). An operand read by a
     broadcasting entry gets the sum of its cotangents (broadcasting undone, as `sweep.fit` does);
     a GATHER adds each output cotangent into the arena position it read."""
+    pend = np.zeros(_PEND + 2 * DEFER, np.int64)  # the matmul weight gradients held back
+    hold = np.empty(_hold_size(mkn), v.dtype)
     for k in range(op.shape[0] - 1, -1, -1):
         o = out[k]
         if not (want[o] and hit[o]):
@@ -546,7 +685,7 @@ def flat_reverse(op, ins, out, off, z, mkn, bix, pool, v, adj, want, hit):  # pr
                     if wj:
                         adj[ej] += gy
         elif c == MATMUL:
-            _matmul_reverse(v, adj, oi, oj, oo, mkn[k, 0], mkn[k, 1], mkn[k, 2], wi, wj)
+            _matmul_reverse(v, adj, oi, oj, oo, mkn[k, 0], mkn[k, 1], mkn[k, 2], wi, wj, mkn[k, 3], pend, hold)
         elif c == GATHER:
             for e in range(m):
                 p = pool[bi + e]
@@ -638,6 +777,7 @@ def flat_reverse(op, ins, out, off, z, mkn, bix, pool, v, adj, want, hit):  # pr
             hit[i] = True
         if wj:
             hit[j] = True
+    _flush(v, adj, pend, hold)
 
 
 @njit(cache=True, error_model="numpy")
@@ -847,13 +987,14 @@ def _scatter_map(shape, idx):
     return np.arange(math.prod(shape)).reshape(shape)[idx].ravel()
 
 
-def _gather_map(program, k, off, params):
+def _gather_map(program, k, start, params):
     """For each element of a shape op's (or an indexing's) output, the arena position it reads
-    (-1: padding): the op's own forward run on its inputs' arena positions."""
+    (-1: padding): the op's own forward run on its inputs' arena positions (`start`: where each
+    slot begins, by program slot, as `_arena_layout` places them)."""
     bases = []
     for s in program._ins_lists[k]:
         shape = program.shapes[s]
-        bases.append(np.arange(off[s], off[s] + math.prod(shape), dtype=np.int64).reshape(shape))
+        bases.append(np.arange(start[s], start[s] + math.prod(shape), dtype=np.int64).reshape(shape))
     code = program._op_list[k]
     if code == int(Op.PAD):
         got = np.pad(bases[0], params["pad_width"], constant_values=-1)
@@ -874,6 +1015,86 @@ def _gather_map(program, k, off, params):
 def _broadcast_map(in_shape, out_shape):
     """For each element of a broadcast result (C order), the operand element it reads."""
     return np.broadcast_to(np.arange(math.prod(in_shape)).reshape(in_shape), out_shape).ravel()
+
+
+# What `_partials` reads to make the cotangent of x and of y (bits: 1 x, 2 y, 4 the output r); an
+# opcode missing here reads all three. tests/test_compiled_kernels.py checks it against `_partials`.
+# The other kernels' reverses (`where`, reductions along axes, gathers, scatters) are in `_reverse_reads`.
+_X, _Y, _R = 1, 2, 4
+_ALL = (_X | _Y | _R, _X | _Y | _R)
+_REVERSE_READS = {
+    ADD: (0, 0), SUB: (0, 0), MUL: (_Y, _X), DIV: (_Y, _Y | _R), POW: (_X | _Y, _X | _Y | _R),
+    MAXIMUM: (_X | _Y, _X | _Y), MINIMUM: (_X | _Y, _X | _Y), ARCTAN2: (_X | _Y, _X | _Y),
+    NEG: (0, 0), EXP: (_R, 0), LOG: (_X, 0), LOG1P: (_X, 0), EXPM1: (_R, 0), SQRT: (_R, 0),
+    ABS: (_X, 0), SIGN: (0, 0), SIN: (_X, 0), COS: (_X, 0), TAN: (_R, 0), ARCSIN: (_X, 0),
+    ARCCOS: (_X, 0), ARCTAN: (_X, 0), SINH: (_X, 0), COSH: (_X, 0), TANH: (_R, 0),
+    IDENTITY: (0, 0), SUM: (0, 0),
+}  # fmt: skip
+
+
+def _reverse_reads(code, ins, out, n_in, base, shapes) -> tuple:
+    """The slots whose values the kernels' reverse of a covered entry may read (any input that is not
+    a constant, slots n_in to base, may want a cotangent)."""
+    if code == MATMUL:  # dA = G @ B.T reads B, dB = A.T @ G reads A
+        a, b = ins
+        return ((b,) if not n_in <= a < base else ()) + ((a,) if not n_in <= b < base else ())
+    if code == SUM and shapes[ins[0]] != ():  # a sum of an array: only its cotangent
+        return ()
+    if code in GATHER_OPS or code in (INDEX_ADD, PLAIN_CODE):
+        return ()  # a gather/scatter moves cotangents through its map; a result without history takes none
+    if all(n_in <= s < base for s in ins):
+        return ()  # constants only: no cotangent is made
+    if code == WHERE:  # which operand the cotangent goes to: the condition only
+        return (ins[0],)
+    if code in (MAX, MIN, NORM):  # along axes: the ties (the norm's quotient) read input and result
+        return (ins[0], out)
+    if code == PROD:  # the product of the others
+        return (ins[0],)
+    reads = _REVERSE_READS.get(code, _ALL)
+    bits = 0
+    for q, s in enumerate(ins):
+        if not n_in <= s < base:
+            bits |= reads[q]
+    if not bits:
+        return ()
+    got = (ins[0],) if bits & _X else ()
+    if bits & _Y and len(ins) > 1:
+        got += (ins[1],)
+    return got + (out,) if bits & _R else got
+
+
+def _arena_layout(program, covered, in_arena, sizes):
+    """(start, end, length) of the arena: where each slot lives (start = end for a slot outside it).
+
+    Slots share a place when their values' lives do not overlap, as `assign_buffers` gives them out:
+    a value the kernels' reverse does not read (`_reverse_reads`) lives from the entry that computes it
+    to its last reader in the forward pass. Kept whole: inputs, constants, outputs, guarded values,
+    every value a Python entry reads or writes (their saved tuples view the arena), and what the
+    reverse reads. Adjoints live at the same places: a slot's cotangent lives, in the reverse pass,
+    between the same entries as its value in the forward pass, so two slots that share a place never
+    hold a cotangent at once.
+    """
+    base, n_in, shapes = program._base, program.n_inputs, program.shapes
+    kept = set(range(base)) | {int(s) for s in program.outputs} | {int(s) for s, _ in program.guards}
+    order = []
+    arena = in_arena.tolist()
+    for code, ins, out, cov in zip(program._op_list, program._ins_lists, program._out_list, covered.tolist()):
+        if cov:
+            kept.update(_reverse_reads(code, ins, out, n_in, base, shapes))
+            order.append((out, ins))  # a covered entry's inputs are all in the arena
+        else:
+            kept.update(s for s in (*ins, out) if arena[s])
+    written = {w for w, _ in order}
+    first = [(s, ()) for s in range(len(sizes)) if arena[s] and s not in written]
+    buf, count, _ = assign_buffers(first + order, sizes, kept)
+    length = np.zeros(count + 1, np.int64)
+    for s, b in buf.items():
+        length[b + 1] = sizes[s]
+    place = np.cumsum(length)
+    start = np.zeros(len(sizes), np.int64)
+    for s, b in buf.items():
+        start[s] = place[b]
+    return start, start + np.asarray(sizes, np.int64), int(place[-1])
 
 
 def kernel_runs(program) -> list:
@@ -908,12 +1129,18 @@ _SLOTS = _Identity()  # slot -> itself: the kernel's Python entries address slot
 
 class _Saved:
     """What a kernel forward keeps for the reverse: the arena, the saved tuples of the entries
-    that replayed in Python (which hold the values their rules read), and the index maps."""
+    that replayed in Python (which hold the values their rules read), and the index maps. When the
+    caller drops it, the arena goes back to `spare` (None: it may not, something else may still view
+    it)."""
 
-    __slots__ = ("v", "saved", "pool")
+    __slots__ = ("v", "saved", "pool", "spare")
 
-    def __init__(self, v, saved, pool):
-        self.v, self.saved, self.pool = v, saved, pool
+    def __init__(self, v, saved, pool, spare):
+        self.v, self.saved, self.pool, self.spare = v, saved, pool, spare
+
+    def __del__(self):
+        if self.spare is not None and not self.spare:
+            self.spare.append(self.v)
 
 
 class FlatKernel:
@@ -925,6 +1152,7 @@ class FlatKernel:
     __slots__ = ("op", "ins", "out", "off", "z", "mkn", "shapes", "template", "guards", "outputs", "vbuf")
     __slots__ += ("n_buffers", "kind", "runs", "steps", "arena_in", "guards_at", "n_inputs", "fallback")
     __slots__ += ("in_arena", "pieces", "_consts", "_plan_steps", "_slots", "_program", "bix", "pool")
+    __slots__ += ("swept", "spare", "spare_v", "start", "end", "n_arena", "kout", "zs")
     __slots__ += ("dynamic", "dtypes", "arena")
 
     @staticmethod
@@ -953,9 +1181,15 @@ class FlatKernel:
             in_arena[program._out_list[k]] = True
             in_arena[program._ins_lists[k]] = True
         self.in_arena = in_arena
+        self.spare = []  # an adjoint arena, zeroed, kept from the last reverse pass
+        self.spare_v = []  # a value arena a pass is done with: its constants are as in `template`
         sizes = [math.prod(sh) if a else 0 for sh, a in zip(program.shapes, in_arena.tolist())]
-        self.off = np.zeros(len(sizes) + 1, np.int64)
-        np.cumsum(sizes, out=self.off[1:])
+        self.start, self.end, self.n_arena = _arena_layout(program, covered, in_arena, sizes)
+        # The kernels see slot s as slot 2s, and 2s + 1 as where it ends: they read a slot's size as
+        # off[s + 1] - off[s], and slots that share a place in the arena are not laid out in order.
+        n_slots = len(program.shapes)
+        self.off = np.empty(2 * n_slots + 1, np.int64)
+        self.off[0:-1:2], self.off[1:-1:2], self.off[-1] = self.start, self.end, self.n_arena
         one = bool(covered.all())  # every entry in a kernel (a BLAS matmul is a run of its own)
         self.kind = ("arrays" if any(sh != () for sh in program.shapes) else "scalar") if one else "mixed"
         dtype = arena_dtype(program)
@@ -968,14 +1202,33 @@ class FlatKernel:
         ins = np.full((n, width), -1, np.int32)
         for k in np.flatnonzero(covered).tolist():
             ins[k, : len(program._ins_lists[k])] = program._ins_lists[k]
-        self.ins = ins
+        self.ins = np.where(ins >= 0, 2 * ins, -1).astype(np.int32)  # the kernels' slot numbers
+        # slots whose adjoint a kernel run sets back to zero once it has used it (the outputs of its
+        # entries; results without history, comparisons and max_shift, take no cotangent there): after
+        # a reverse pass, the adjoint arena is zero but for the other slots it reached
+        self.swept = np.zeros(len(program.shapes), np.bool_)
+        self.swept[[program._out_list[k] for k in np.flatnonzero(covered).tolist() if self.op[k] < GREATER]] = True
         self.out = program.output.astype(np.int32)
-        self.z = np.array([sh == () for sh in program.shapes], np.bool_)
-        self.mkn = np.zeros((n, 3), np.int64)
+        self.kout = 2 * self.out
+        self.zs = np.array([sh == () for sh in program.shapes], np.bool_)
+        self.z = np.zeros(2 * n_slots, np.bool_)
+        self.z[::2] = self.zs
+        # (m, k, n) of each matmul, and whether its reverse may hold back the gradient of a weight
+        # (an operand computed before the entry's run: nothing in the run reads that gradient)
+        self.mkn = np.zeros((n, 4), np.int64)
+        run_of = np.full(n, -1, np.int64)
+        for r, (a, b) in enumerate(runs):
+            run_of[a:b] = r
+        base = program._base
         for k, code in enumerate(program._op_list):
             if code == MATMUL and covered[k] and self.op[k] in (MATMUL, BLAS):
                 a, b = program._ins_lists[k]
-                self.mkn[k] = _matmul_dims(program.shapes[a], program.shapes[b])
+                m, kk, nn = _matmul_dims(program.shapes[a], program.shapes[b])
+                start = runs[run_of[k]][0]
+                before = [s < base or s - base < start for s in (a, b)]
+                defer = 1 if nn == 1 and m > 1 and before[0] else (2 if m == 1 and nn > 1 and before[1] else 0)
+                defer = defer if self.op[k] == MATMUL else 0  # a BLAS matmul adds its own
+                self.mkn[k] = (m, kk, nn, defer)
         self.bix = np.full((n, width), -1, np.int64)
         maps, used = [], 0
         self.dynamic = []  # (pool start, entry, map maker) of the maps that depend on an input's values
@@ -993,7 +1246,7 @@ class FlatKernel:
             elif code == SCATTER:
                 make = lambda p: _scatter_map(p["shape"], p["idx"])  # noqa: E731
             elif code == GATHER:
-                make = lambda p, k=k: _gather_map(program, k, self.off, p)  # noqa: E731
+                make = lambda p, k=k: _gather_map(program, k, self.start, p)  # noqa: E731
             elif code in (MATMUL, BLAS):
                 continue
             elif any(program.shapes[s] not in ((), out_shape) for s in ins_k):
@@ -1012,11 +1265,11 @@ class FlatKernel:
                 maps.append(mp)
                 used += len(mp)
         self.pool = np.concatenate(maps).astype(np.int64) if maps else np.zeros(1, np.int64)
-        self.template = np.zeros(max(int(self.off[-1]), 1), dtype)
+        self.template = np.zeros(max(self.n_arena, 1), dtype)
         for k, c in enumerate(program.consts):
             s = program.n_inputs + k
             if in_arena[s]:
-                self.template[self.off[s] : self.off[s + 1]] = np.ravel(c)
+                self.template[self.start[s] : self.end[s]] = np.ravel(c)
         self.arena_in = [k for k in range(program.n_inputs) if in_arena[k]]
         self.guards = [(int(s), v) for s, v in program.guards]
         self.guards_at = {}
@@ -1050,7 +1303,7 @@ class FlatKernel:
         self._program = program
 
     def _all_scalar(self, program, a, b) -> int:
-        z = self.z
+        z = self.zs
         return int(
             all(
                 program._op_list[k] in SCALAR_OPS
@@ -1061,10 +1314,10 @@ class FlatKernel:
         )
 
     def _view(self, v, s):
-        if self.z[s]:
-            got = v[self.off[s] : self.off[s] + 1].reshape(())
+        if self.zs[s]:
+            got = v[self.start[s] : self.start[s] + 1].reshape(())
         else:
-            got = v[self.off[s] : self.off[s + 1]].reshape(self.shapes[s])
+            got = v[self.start[s] : self.end[s]].reshape(self.shapes[s])
         return got if self.dtypes[s] == self.arena else got.astype(self.dtypes[s])  # a bool held as 0/1
 
     def _get(self, v, py, s):
@@ -1078,11 +1331,17 @@ class FlatKernel:
                     raise GuardFailed(s)
 
     def forward(self, arrays, keep_saved, plan=None, program=None):
-        v = self.template.copy()
-        off = self.off
+        # A used arena does as well as a copy of the template: no entry writes a constant's slot, and
+        # every other slot is written (an input by the copy below, the rest by its entry) before it is
+        # read. It saves the page faults of a fresh one (W5: 41 MB, ~3 ms a call).
+        try:
+            v = self.spare_v.pop()
+        except IndexError:
+            v = self.template.copy()
+        off, start, end = self.off, self.start, self.end
         py = dict(enumerate(arrays))  # the values the Python side holds (a dict: most slots live in the arena)
         for k in self.arena_in:
-            v[off[k] : off[k + 1]] = np.ravel(arrays[k])
+            v[start[k] : end[k]] = np.ravel(arrays[k])
         n_in = self.n_inputs
         for k, c in enumerate(self._consts):
             py[n_in + k] = c
@@ -1093,26 +1352,26 @@ class FlatKernel:
         pool = self.pool
         if self.dynamic:  # maps read from this call's index arrays: a copy per call (threads)
             pool = pool.copy()
-            for start, k, make in self.dynamic:
+            for at, k, make in self.dynamic:
                 mp = make(_resolve(self._program.params[k], arrays))
-                if start + mp.size > pool.size or self.bix[k, 0] != start:
+                if at + mp.size > pool.size or self.bix[k, 0] != at:
                     raise AssertionError("index map outgrew its place")
-                pool[start : start + mp.size] = mp
+                pool[at : at + mp.size] = mp
         for a, b, kernel, scalar in self.pieces:
             if scalar:
-                scalar_forward(self.op[a:b], self.ins[a:b], self.out[a:b], off, v)
+                scalar_forward(self.op[a:b], self.ins[a:b], self.kout[a:b], off, v)
                 if self.guards_at:
                     self._check_guards(v, py, self.out[a:b].tolist())
                 continue
             if kernel == 2:
-                i, j, o = self.ins[a, 0], self.ins[a, 1], self.out[a]
-                _blas_forward(v, off[i], off[j], off[o], *self.mkn[a])
+                i, j, o = self.ins[a, 0], self.ins[a, 1], self.kout[a]
+                _blas_forward(v, off[i], off[j], off[o], *self.mkn[a, :3])
                 if self.guards_at:
-                    self._check_guards(v, py, (int(o),))
+                    self._check_guards(v, py, (int(self.out[a]),))
                 continue
             if kernel:
                 flat_forward(
-                    self.op[a:b], self.ins[a:b], self.out[a:b], off, self.z, self.mkn[a:b], self.bix[a:b], pool, v
+                    self.op[a:b], self.ins[a:b], self.kout[a:b], off, self.z, self.mkn[a:b], self.bix[a:b], pool, v
                 )
                 if self.guards_at:
                     self._check_guards(v, py, self.out[a:b].tolist())
@@ -1123,7 +1382,7 @@ class FlatKernel:
                 out, params = step_value(fwd, code, args, params, has_ref, arrays)
                 py[out_slot] = out
                 if self.in_arena[out_slot]:
-                    v[off[out_slot] : off[out_slot + 1]] = np.ravel(out)
+                    v[start[out_slot] : end[out_slot]] = np.ravel(out)
                 if keep_saved:
                     saved[i] = (saver(out, args, range(len(args))), params)
                 if out_slot in self.guards_at:
@@ -1132,33 +1391,49 @@ class FlatKernel:
         for s in self.outputs:
             g = py.get(s)
             vals[self.vbuf[s]] = g if g is not None and not self.in_arena[s] else self._view(v, s).copy()
-        return vals, (_Saved(v, saved, pool) if keep_saved else None)
+        # an output a Python entry computed may be a view of the arena (a reshape of a slot): then the
+        # arena stays that output's, and no later pass may reuse it
+        spare = self.spare_v if not any(self._views(v, py.get(s)) for s in self.outputs) else None
+        if not keep_saved:
+            if spare is not None and not spare:
+                spare.append(v)
+            return vals, None
+        return vals, _Saved(v, saved, pool, spare)
+
+    @staticmethod
+    def _views(v, a) -> bool:
+        return type(a) is np.ndarray and np.may_share_memory(a, v)
 
     def reverse(self, rplan, saved, seeds):
-        want = rplan.want
-        n_slots = len(self.z)
+        want = rplan.want  # in the kernels' numbering (slot s is 2s), as `hit`; `ws`, `hs`: by slot
+        n_slots = len(self.zs)
         if want is None:
-            want = np.zeros(n_slots, np.bool_)
+            want = np.zeros(2 * n_slots, np.bool_)
             for s in rplan.abuf:
-                want[s] = True
+                want[2 * s] = True
             rplan.want = want  # a benign race: two threads make the same mask
+        ws = want[::2]
         v, psaved = saved.v, saved.saved
-        adj = np.zeros_like(v)
-        hit = np.zeros(n_slots, np.bool_)
+        try:  # a fresh arena would cost a page fault per 4 KiB on first touch (W5: 41 MB, ~6 ms a call)
+            adj = self.spare.pop()
+        except IndexError:
+            adj = np.zeros_like(v)
+        hit = np.zeros(2 * n_slots, np.bool_)
+        hs = hit[::2]
         pa = {}  # cotangents of slots outside the arena
-        off = self.off
+        off, start, end = self.off, self.start, self.end
         in_arena = self.in_arena
 
         def add(s, ct):
             if in_arena[s]:
-                adj[off[s] : off[s + 1]] += np.ravel(ct)
+                adj[start[s] : end[s]] += np.ravel(ct)
             else:
                 prev = pa.get(s)
                 pa[s] = ct if prev is None else prev + ct
-            hit[s] = True
+            hs[s] = True
 
         for s, g in seeds.items():
-            if g is not None and want[s]:
+            if g is not None and ws[s]:
                 add(s, g)
         rsteps = rplan.kernel_steps
         if rsteps is None:  # the reverse steps of the Python entries only
@@ -1166,12 +1441,12 @@ class FlatKernel:
             rplan.kernel_steps = rsteps  # a benign race: two threads make equal dicts
         for a, b, kernel, scalar in reversed(self.pieces):
             if scalar:
-                scalar_reverse(self.op[a:b], self.ins[a:b], self.out[a:b], off, v, adj, want, hit)
+                scalar_reverse(self.op[a:b], self.ins[a:b], self.kout[a:b], off, v, adj, want, hit)
                 continue
             if kernel == 2:
-                i, j, o = self.ins[a, 0], self.ins[a, 1], self.out[a]
+                i, j, o = self.ins[a, 0], self.ins[a, 1], self.kout[a]  # the kernels' numbering
                 if want[o] and hit[o]:
-                    _blas_reverse(v, adj, off[i], off[j], off[o], *self.mkn[a], want[i], want[j])
+                    _blas_reverse(v, adj, off[i], off[j], off[o], *self.mkn[a, :3], want[i], want[j])
                     hit[i] |= want[i]
                     hit[j] |= want[j]
                 continue
@@ -1179,7 +1454,7 @@ class FlatKernel:
                 flat_reverse(
                     self.op[a:b],
                     self.ins[a:b],
-                    self.out[a:b],
+                    self.kout[a:b],
                     off,
                     self.z,
                     self.mkn[a:b],
@@ -1194,7 +1469,7 @@ class FlatKernel:
             for i in range(b - 1, a - 1, -1):
                 ob, d, rins, kins = rsteps[i]
                 o = int(self.out[i])
-                if ob is None or not hit[o]:
+                if ob is None or not hs[o]:
                     continue
                 g = self._view(adj, o).copy() if in_arena[o] else pa.pop(o, None)
                 sv, params = psaved[i]
@@ -1222,10 +1497,15 @@ class FlatKernel:
                     add(slots[j], ct)
         out = []
         for s, b in enumerate(rplan.input_abufs):
-            if b is None or not hit[s]:
+            if b is None or not hs[s]:
                 out.append(None)
             elif in_arena[s]:
                 out.append(self._view(adj, s).copy())
             else:
-                out.append(pa.get(s))
+                ct = pa.get(s)  # a rule's result might view a value it read from the arena
+                out.append(ct.copy() if self._views(v, ct) else ct)
+        for s in np.flatnonzero(hs & ~self.swept).tolist():
+            adj[start[s] : end[s]] = 0
+        if not self.spare:  # only a pass that ran to the end leaves its arena, zeroed, for the next
+            self.spare.append(adj)
         return out
