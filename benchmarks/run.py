@@ -13,8 +13,8 @@ JIT caches and allocator state out of another's timings; measuring a workload's 
 the other, round after round, spreads the bursts of load of a shared machine over all engines alike,
 so they stay out of the ratios between engines, which are what the table is for. Every process runs with one thread: the
 OpenMP/BLAS/Numba variables below are set before anything loads NumPy, torch is told
-`set_num_threads(1)`, and XLA gets the flags that keep its CPU backend on one thread. They are printed,
-and written into the results.
+`set_num_threads(1)`, XLA gets its thread flags, and (on Linux) the worker is bound to one CPU before
+any engine loads, since not every pool obeys its variable. They are printed, and written into the results.
 
 Run:
     python benchmarks/run.py                      # every workload at full size (what `make bench` runs)
@@ -68,15 +68,28 @@ WORKER_TIMEOUT_S = 1800  # one (workload, engine) process; a hang must not stall
 # -- the worker: one engine, one workload, in its own process --------------------------------------
 
 
+def pin_to_one_cpu() -> str:
+    """Bind this process to one CPU, before any engine loads its thread pools: the thread variables do
+    not reach every pool (jax 0.10's XLA CPU runtime ran W4 on two threads despite XLA_FLAGS: 26 ms of
+    CPU in 14 ms of wall clock), an affinity mask does. Returns what was set, for the report."""
+    if not hasattr(os, "sched_setaffinity"):
+        return "not available on this platform"
+    cpu = max(os.sched_getaffinity(0))
+    os.sched_setaffinity(0, {cpu})
+    return f"CPU {cpu}"
+
+
 def worker(engine_name: str, workload_key: str, size: str, repeats: int, min_seconds: float, memory: bool) -> dict:
     """Measure one engine on one workload (all its rows); returns what the parent collects."""
     from benchmarks import harness
 
+    affinity = pin_to_one_cpu()
     try:
         engine = engines.load(engine_name)
     except ImportError as missing:
         return {"engine": engine_name, "installed": False, "message": f"not installed ({missing})", "rows": []}
     threads = {**{k: os.environ.get(k) for k in PINNED_THREAD_ENV}, **engine.configure_threads()}
+    threads["affinity"] = affinity
     rows = harness.measure(engine, workload_key, size, repeats, min_seconds, memory=memory)
     for row in rows:
         row["size"] = size
