@@ -199,3 +199,40 @@ def test_a_value_that_is_an_input_comes_back_as_a_copy(backend):
     value[...] = 9.0
     np.testing.assert_array_equal(x, [1.0, 2.0])
     np.testing.assert_array_equal(g, [0.0, 1.0])
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_a_program_of_scalars_runs_forward_and_reverse_in_one_kernel_call(backend, fast_calls, dtype, monkeypatch):
+    """W1's shape (every value a scalar): `kernels.scalar_value_and_grad` does forward, seed and reverse
+    in one call; the same values and gradients as eager, for every subset of argnums, an input the
+    output does not reach getting zeros, and an output that is an input's value."""
+    calls = []
+    one_call = kernels.scalar_value_and_grad
+    monkeypatch.setattr(kernels, "scalar_value_and_grad", lambda *a: calls.append(1) or one_call(*a))
+
+    def f(a, b, unused):
+        total = a * 0.0
+        for _ in range(6):
+            total = total + (tp.log(a) + a * b - tp.sin(b))
+        return total * tp.exp(-b)
+
+    args = [np.asarray(v, dtype) for v in (1.5, 0.7, 2.0)]
+    cf = tp.compile(f)
+    for nums in ((0, 1, 2), (1,), (0, 2)):
+        want_value, want = tp.value_and_grad(f, argnums=nums)(*args)
+        tp.value_and_grad(cf, argnums=nums)(*args)  # the first call with these argnums may record
+        value, grads = tp.value_and_grad(cf, argnums=nums)(*args)
+        rtol = RTOL if dtype == np.float64 else 2e-5  # float32: sums of six terms, each rounded
+        _close(value, want_value, rtol)
+        for g, w, n in zip(grads, want, nums):
+            assert g.dtype == dtype and g.shape == ()
+            _close(g, w, rtol)
+            if n == 2:
+                assert g == 0
+    assert bool(calls) == (backend == "numba") and cf.program(*args)._plan.kernel.kind == "scalar"
+
+    cf_id = tp.compile(lambda a, b: tp.sin(a) * 0.0 + b)  # the output reads an input directly
+    for _ in range(2):
+        value, (ga, gb) = tp.value_and_grad(cf_id, argnums=(0, 1))(*args[:2])
+    _close(value, args[1])
+    assert ga == 0 and gb == 1

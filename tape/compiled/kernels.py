@@ -811,6 +811,17 @@ def scalar_reverse(op, ins, out, off, v, adj, want, hit):  # pragma: no cover - 
             hit[j] = True
 
 
+@njit(cache=True, error_model="numpy")
+def scalar_value_and_grad(op, ins, out, off, v, adj, want, hit, seed):  # pragma: no cover - compiled
+    """A whole program of scalars (W1) in one call: `scalar_forward`, the adjoint of the output
+    (`seed`, in the kernels' numbering) set to 1, then `scalar_reverse`."""
+    scalar_forward(op, ins, out, off, v)
+    if want[seed]:
+        adj[off[seed]] = 1.0
+        hit[seed] = True
+        scalar_reverse(op, ins, out, off, v, adj, want, hit)
+
+
 #: Largest value arena (slots × elements × 8 bytes) a flat kernel allocates; bigger programs replay in Python.
 ARENA_LIMIT = 64 * 2**20
 #: Largest array a transcendental elementwise op (`TRANSCENDENTAL`) runs on in a kernel. Its loop
@@ -1400,6 +1411,32 @@ class FlatKernel:
             return vals, None
         return vals, _Saved(v, saved, pool, spare)
 
+    def scalar_value_and_grad(self, arrays, out_slot, rplan):
+        """(value, input cotangents, None where none) of a program of scalars (`kind == "scalar"`,
+        no guards) for the one scalar output `out_slot`: forward, seed and reverse in ONE kernel call,
+        without `forward`/`reverse`'s bookkeeping (pieces, Python entries, kept arenas), which is
+        most of W1's call otherwise."""
+        v = self.template.copy()
+        start = self.start
+        for k in self.arena_in:
+            v[start[k]] = arrays[k]
+        want = rplan.want if rplan.want is not None else self._want(rplan)
+        adj = np.zeros_like(v)
+        hit = np.zeros(want.shape[0], np.bool_)
+        scalar_value_and_grad(self.op, self.ins, self.kout, self.off, v, adj, want, hit, 2 * out_slot)
+        got = [
+            self._view(adj, s).copy() if b is not None and hit[2 * s] else None for s, b in enumerate(rplan.input_abufs)
+        ]
+        return self._view(v, out_slot).copy(), got
+
+    def _want(self, rplan):
+        """`rplan`'s wanted slots as a mask in the kernels' numbering (slot s is 2s)."""
+        want = np.zeros(2 * len(self.zs), np.bool_)
+        for s in rplan.abuf:
+            want[2 * s] = True
+        rplan.want = want  # a benign race: two threads make the same mask
+        return want
+
     @staticmethod
     def _views(v, a) -> bool:
         return type(a) is np.ndarray and np.may_share_memory(a, v)
@@ -1408,10 +1445,7 @@ class FlatKernel:
         want = rplan.want  # in the kernels' numbering (slot s is 2s), as `hit`; `ws`, `hs`: by slot
         n_slots = len(self.zs)
         if want is None:
-            want = np.zeros(2 * n_slots, np.bool_)
-            for s in rplan.abuf:
-                want[2 * s] = True
-            rplan.want = want  # a benign race: two threads make the same mask
+            want = self._want(rplan)
         ws = want[::2]
         v, psaved = saved.v, saved.saved
         try:  # a fresh arena would cost a page fault per 4 KiB on first touch (W5: 41 MB, ~6 ms a call)
