@@ -16,15 +16,6 @@ from tape.compiled.compile import CompiledFunction
 RTOL = 1e-12
 
 
-@pytest.fixture(params=["numba", "numpy"])
-def backend(request, monkeypatch):
-    monkeypatch.setattr(kernels, "MIN_ENTRIES", 1)
-    before = tp.get_backend()
-    tp.set_backend(request.param)
-    yield request.param
-    tp.set_backend(before)
-
-
 @pytest.fixture
 def fast_calls(monkeypatch):
     """How many value_and_grad calls the tape-free path answered (and how many it passed on)."""
@@ -57,7 +48,7 @@ def _close(a, b, rtol=RTOL):
     np.testing.assert_allclose(np.asarray(a, np.float64), np.asarray(b, np.float64), rtol=rtol, atol=0)
 
 
-def test_value_and_grad_of_a_compiled_function_takes_the_lean_path_and_matches_eager(backend, fast_calls):
+def test_value_and_grad_of_a_compiled_function_takes_the_lean_path_and_matches_eager(each_backend, fast_calls):
     args = _problem()
     kept = [a.copy() for a in args]
     cf = tp.compile(loss)
@@ -78,7 +69,7 @@ def test_value_and_grad_of_a_compiled_function_takes_the_lean_path_and_matches_e
     assert stats["calls"] == 2 and stats["replays"] == 1 and stats["recordings"] == 1
 
 
-def test_returned_gradients_are_the_callers_own(backend):
+def test_returned_gradients_are_the_callers_own(each_backend):
     args = _problem()
     cf = tp.compile(lambda x, W, b: tp.sum(x @ W + b))  # b's gradient is a sum; x's reads W
     vg = tp.value_and_grad(cf, argnums=(0, 1, 2))
@@ -99,7 +90,7 @@ def test_returned_gradients_are_the_callers_own(backend):
         np.testing.assert_array_equal(g, k)
 
 
-def test_kinds_follow_the_caller(backend, fast_calls):
+def test_kinds_follow_the_caller(each_backend, fast_calls):
     cf = tp.compile(lambda x, y: tp.sin(x) * y)
     vg = tp.value_and_grad(cf, argnums=(0, 1))
     vg(0.5, 2.0)
@@ -116,7 +107,7 @@ def test_kinds_follow_the_caller(backend, fast_calls):
     _close(g, np.sin(0.5))
 
 
-def test_float32_and_an_input_the_output_does_not_reach(backend):
+def test_float32_and_an_input_the_output_does_not_reach(each_backend):
     args = _problem(np.float32)
     cf = tp.compile(lambda x, W, b: tp.sum(x @ W))
     vg = tp.value_and_grad(cf, argnums=(1, 2))
@@ -127,7 +118,7 @@ def test_float32_and_an_input_the_output_does_not_reach(backend):
     np.testing.assert_array_equal(gb, np.zeros(2, np.float32))
 
 
-def test_a_guard_that_fails_on_the_lean_path_records_the_other_branch(backend, fast_calls):
+def test_a_guard_that_fails_on_the_lean_path_records_the_other_branch(each_backend, fast_calls):
     def fn(x):
         s = tp.sum(x)
         if s > 0:
@@ -147,7 +138,7 @@ def test_a_guard_that_fails_on_the_lean_path_records_the_other_branch(backend, f
     assert cf.stats()["recordings"] == 2
 
 
-def test_nested_and_recorded_calls_still_go_through_the_tape(backend, fast_calls):
+def test_nested_and_recorded_calls_still_go_through_the_tape(each_backend, fast_calls):
     cf = tp.compile(lambda x: tp.sum(tp.sin(x) * x))
     x = np.array([0.3, 0.7])
     tp.grad(cf)(x)
@@ -165,7 +156,7 @@ def test_nested_and_recorded_calls_still_go_through_the_tape(backend, fast_calls
     assert fast_calls["passed"] >= 2
 
 
-def test_plain_calls_of_a_compiled_function_replay_and_return_fresh_results(backend):
+def test_plain_calls_of_a_compiled_function_replay_and_return_fresh_results(each_backend):
     cf = tp.compile(lambda x, y: (tp.sin(x) * y, tp.cos(x)))
     x, y = np.array([0.1, 0.2]), np.array([3.0, 4.0])
     a, b = cf(x, y)
@@ -176,7 +167,7 @@ def test_plain_calls_of_a_compiled_function_replay_and_return_fresh_results(back
     assert not np.shares_memory(a.array, c.array)
 
 
-def test_program_vjp_never_hands_back_the_callers_cotangent(backend):
+def test_program_vjp_never_hands_back_the_callers_cotangent(each_backend):
     x = tp.tensor([1.0, 2.0, 3.0, 4.0], requires_grad=True)
     with tp.record() as t:
         y = tp.reshape(x + 0.0, (2, 2))  # add passes its cotangent on; reshape gives a view of it
@@ -189,7 +180,7 @@ def test_program_vjp_never_hands_back_the_callers_cotangent(backend):
     np.testing.assert_array_equal(g, [1.0, 2.0, 3.0, 4.0])
 
 
-def test_a_value_that_is_an_input_comes_back_as_a_copy(backend):
+def test_a_value_that_is_an_input_comes_back_as_a_copy(each_backend):
     cf = tp.compile(lambda x: x[1:2])  # replayed, its value is a view of x
     x = np.array([1.0, 2.0])
     vg = tp.value_and_grad(cf)
@@ -202,7 +193,7 @@ def test_a_value_that_is_an_input_comes_back_as_a_copy(backend):
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_a_program_of_scalars_runs_forward_and_reverse_in_one_kernel_call(backend, fast_calls, dtype, monkeypatch):
+def test_a_program_of_scalars_runs_forward_and_reverse_in_one_kernel_call(each_backend, fast_calls, dtype, monkeypatch):
     """W1's shape (every value a scalar): `kernels.scalar_value_and_grad` does forward, seed and reverse
     in one call; the same values and gradients as eager, for every subset of argnums, an input the
     output does not reach getting zeros, and an output that is an input's value."""
@@ -229,7 +220,7 @@ def test_a_program_of_scalars_runs_forward_and_reverse_in_one_kernel_call(backen
             _close(g, w, rtol)
             if n == 2:
                 assert g == 0
-    assert bool(calls) == (backend == "numba") and cf.program(*args)._plan.kernel.kind == "scalar"
+    assert bool(calls) == (each_backend == "numba") and cf.program(*args)._plan.kernel.kind == "scalar"
 
     cf_id = tp.compile(lambda a, b: tp.sin(a) * 0.0 + b)  # the output reads an input directly
     for _ in range(2):

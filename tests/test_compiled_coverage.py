@@ -39,17 +39,8 @@ SECTION4 = [c for c in CASES if c.code in SECTION4_ROWS or (c.code is None and c
 SECTION4_IDS = {c.id for c in SECTION4}
 
 
-@pytest.fixture(autouse=True)
-def kernels_for_small_programs(monkeypatch):
-    """Every op case is a program of a few entries: let the kernels take those too."""
-    monkeypatch.setattr(kernels, "MIN_ENTRIES", 1)
-
-
-@pytest.fixture
-def backend():
-    before = tp.get_backend()
-    yield tp.set_backend
-    tp.set_backend(before)
+# Every op case is a program of a few entries: let the kernels take those too.
+pytestmark = pytest.mark.usefixtures("small_programs_in_kernels")
 
 
 def _cast(args, dtype):

@@ -8,22 +8,10 @@ against the eager computation of the same function (float64, 1e-12 relative) and
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 import tape as tp
-from tape.compiled import kernels
 
 RTOL = 1e-12
-
-
-@pytest.fixture(params=["numba", "numpy"])
-def backend(request, monkeypatch):
-    """Every program through the kernels (small ones too) and through the Python replay."""
-    monkeypatch.setattr(kernels, "MIN_ENTRIES", 1)
-    before = tp.get_backend()
-    tp.set_backend(request.param)
-    yield request.param
-    tp.set_backend(before)
 
 
 def _eager(fn, *args):
@@ -43,7 +31,7 @@ def chain(x1, x2, terms=3):
     return total
 
 
-def test_repeated_terms_fold_into_one_and_gradients_match_eager(backend):
+def test_repeated_terms_fold_into_one_and_gradients_match_eager(each_backend):
     x1, x2 = np.array(2.0), np.array(5.0)
     cf = tp.compile(chain)
     p = cf.program(x1, x2)
@@ -94,7 +82,7 @@ def test_signed_zeros_and_promoting_constants_stay_apart():
     np.testing.assert_array_equal(p(x), fn(tp.tensor(x)).numpy())
 
 
-def test_random_draws_plain_values_and_custom_primitives_are_never_merged(backend):
+def test_random_draws_plain_values_and_custom_primitives_are_never_merged(each_backend):
     @tp.primitive
     def twice(x):
         return 2 * x
@@ -122,7 +110,7 @@ def test_random_draws_plain_values_and_custom_primitives_are_never_merged(backen
     _close(grad, want_grad)
 
 
-def test_index_arguments_with_equal_values_stay_two_inputs(backend):
+def test_index_arguments_with_equal_values_stay_two_inputs(each_backend):
     def fn(x, i, j):
         return tp.sum(x[i] * x[j])
 
@@ -137,7 +125,7 @@ def test_index_arguments_with_equal_values_stay_two_inputs(backend):
     _close(grad, [4.0, 3.0, 2.0, 1.0])
 
 
-def test_one_value_returned_twice_gives_two_arrays_and_sums_cotangents(backend):
+def test_one_value_returned_twice_gives_two_arrays_and_sums_cotangents(each_backend):
     def fn(x):
         return tp.sin(x), tp.sin(x)
 
@@ -158,7 +146,7 @@ def test_one_value_returned_twice_gives_two_arrays_and_sums_cotangents(backend):
     _close(gc, np.cos(x) * [4.0, 7.0])
 
 
-def test_a_guard_on_a_merged_value_is_still_checked(backend):
+def test_a_guard_on_a_merged_value_is_still_checked(each_backend):
     def fn(x):
         a = tp.sum(x * x)
         b = tp.sum(x * x)  # merged into a
@@ -176,7 +164,7 @@ def test_a_guard_on_a_merged_value_is_still_checked(backend):
     assert stats["recordings"] == 2 and stats["guard_failures"] == 1
 
 
-def test_tape_compile_merges_too_and_save_load_keeps_it(tmp_path, backend):
+def test_tape_compile_merges_too_and_save_load_keeps_it(tmp_path, each_backend):
     x1 = tp.tensor(2.0, requires_grad=True)
     x2 = tp.tensor(5.0, requires_grad=True)
     with tp.record() as t:

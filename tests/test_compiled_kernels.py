@@ -32,17 +32,8 @@ FLAT_CASES = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def kernels_for_small_programs(monkeypatch):
-    """Every op case is a program of one or two entries: let the kernels take those too."""
-    monkeypatch.setattr(kernels, "MIN_ENTRIES", 1)
-
-
-@pytest.fixture
-def backend():
-    before = tp.get_backend()
-    yield tp.set_backend
-    tp.set_backend(before)
+# Every op case is a program of a few entries: let the kernels take those too.
+pytestmark = pytest.mark.usefixtures("small_programs_in_kernels")
 
 
 def _both(p, args, backend):
