@@ -361,16 +361,21 @@ def test_slots_share_the_arena_and_the_reverse_still_reads_what_it_needs(backend
     assert s["kernel"] == "arrays"
     n_values = sum(math.prod(sh) for sh in p.shapes)
     assert s["arena_bytes"] < 0.75 * 8 * n_values  # places are shared
+    _kernel_and_replay_match_eager(cf, _chain, (x, W), backend)
+
+
+def _kernel_and_replay_match_eager(cf, fn, args, backend):
+    """Value and gradients of compiled `cf` through the kernel and the Python replay equal eager `fn`'s."""
     got = []
     for name in ("numba", "numpy"):
         backend(name)
-        got.append(tp.value_and_grad(cf, argnums=(0, 1))(x, W))
-    ve, ge = tp.value_and_grad(_chain, argnums=(0, 1))(x, W)
+        got.append(tp.value_and_grad(cf, argnums=(0, 1))(*args))
+    ve, ge = tp.value_and_grad(fn, argnums=(0, 1))(*args)
     for v, g in got:
         np.testing.assert_allclose(v, ve, rtol=1e-12)
         for a, b in zip(g, ge):
             np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-13 * np.abs(b).max())
-    check_grads(cf, (x, W))
+    check_grads(cf, args)
 
 
 def _gathers(y, W):
@@ -396,16 +401,7 @@ def test_gathers_and_reductions_along_axes_read_the_shared_places(backend):
     assert s["kernel"] == "arrays" and s["fallback_ops"] == {} and s["numpy_ops"] == {}, s
     assert {kernels.GATHER, kernels.WHERE, kernels.MAX, kernels.PROD, kernels.NORM} <= set(p._plan.kernel.op.tolist())
     assert s["arena_bytes"] < 0.5 * 8 * sum(math.prod(sh) for sh in p.shapes)  # places are shared
-    got = []
-    for name in ("numba", "numpy"):
-        backend(name)
-        got.append(tp.value_and_grad(cf, argnums=(0, 1))(x, W))
-    ve, ge = tp.value_and_grad(_gathers, argnums=(0, 1))(x, W)
-    for v, g in got:
-        np.testing.assert_allclose(v, ve, rtol=1e-12)
-        for a, b in zip(g, ge):
-            np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-13 * np.abs(b).max())
-    check_grads(cf, (x, W))
+    _kernel_and_replay_match_eager(cf, _gathers, (x, W), backend)
 
 
 @pytest.mark.parametrize("steps, d", [(50, 4), (200, 7)])
