@@ -907,10 +907,18 @@ def _code(program, k) -> int:
     return -1
 
 
-def entry_kind(program, k, dtype=_F8) -> int:
+def entry_kinds(program, dtype) -> list:
+    """`entry_kind` of every entry, once: a long program's first call pays it per entry (W5: 40,001),
+    and each constant is checked once, not once per entry reading it."""
+    exact = {}
+    return [entry_kind(program, k, dtype, exact) for k in range(len(program.opcode))]
+
+
+def entry_kind(program, k, dtype=_F8, exact=None) -> int:
     """The kernel code entry `k` runs under in an arena of `dtype` (-1: it has no kernel there):
     elementwise ops (broadcasting through maps, a bool condition or comparison held as 0/1),
-    reductions along axes, shape ops and indexing (a GATHER), index_add, 1-D/2-D matmuls."""
+    reductions along axes, shape ops and indexing (a GATHER), index_add, 1-D/2-D matmuls.
+    `exact`: a cache of `_exact_constant` by constant slot, for a walk over many entries."""
     code = _code(program, k)
     if code < 0:
         return -1
@@ -924,7 +932,12 @@ def entry_kind(program, k, dtype=_F8) -> int:
         return -1
     for q, s in enumerate(ins):
         if n_in <= s < base:
-            if not _exact_constant(program.consts[s - n_in], dtype):
+            ok = exact.get(s) if exact is not None else None
+            if ok is None:
+                ok = _exact_constant(program.consts[s - n_in], dtype)
+                if exact is not None:
+                    exact[s] = ok
+            if not ok:
                 return -1
         elif dtypes[s] != dtype and not (code == WHERE and q == 0 and dtypes[s] == _BOOL):
             return -1
@@ -948,6 +961,9 @@ def entry_kind(program, k, dtype=_F8) -> int:
         return code
     if len(ins) > (3 if code == WHERE else 2):
         return -1
+    in_shapes, out_shape = [shapes[s] for s in ins], shapes[out]
+    if out_shape in in_shapes and all(sh == out_shape or sh == () for sh in in_shapes):
+        return code  # no broadcasting but of scalars: the common case, without np.broadcast_shapes
     try:
         return code if np.broadcast_shapes(*[shapes[s] for s in ins]) == shapes[out] else -1
     except ValueError:
@@ -1108,15 +1124,16 @@ def _arena_layout(program, covered, in_arena, sizes):
     return start, start + np.asarray(sizes, np.int64), int(place[-1])
 
 
-def kernel_runs(program) -> list:
+def kernel_runs(program, kinds=None) -> list:
     """[(first, end)] of the maximal runs of covered entries worth a kernel call each; a BLAS-sized
     matmul is a run of its own (its own njit call, so that flat_forward/flat_reverse, and their
-    cold compile, do not carry numba's BLAS glue)."""
+    cold compile, do not carry numba's BLAS glue). `kinds`: `entry_kinds` of the program."""
     runs, start = [], None
     n = len(program.opcode)
-    dtype = arena_dtype(program)
+    if kinds is None:
+        kinds = entry_kinds(program, arena_dtype(program))
     for k in range(n + 1):
-        code = entry_kind(program, k, dtype) if k < n else -1
+        code = kinds[k] if k < n else -1
         covered = code >= 0 and not by_choice(program, k, code)
         if covered and code != BLAS:
             if start is None:
@@ -1172,13 +1189,14 @@ class FlatKernel:
         n_in = program.n_inputs
         if len(program.opcode) == 0 or any(program.shapes[k] is None for k in range(n_in)):
             return None
-        runs = kernel_runs(program)
+        kinds = entry_kinds(program, arena_dtype(program))
+        runs = kernel_runs(program, kinds)
         if not runs:
             return None
-        k = FlatKernel(program, plan, runs)
+        k = FlatKernel(program, plan, runs, kinds)
         return k if k.template.nbytes <= ARENA_LIMIT else None
 
-    def __init__(self, program, plan, runs):
+    def __init__(self, program, plan, runs, kinds):
         n = len(program.opcode)
         self.runs = runs
         self.shapes = program.shapes
@@ -1208,7 +1226,7 @@ class FlatKernel:
         self.dtypes = program.dtypes
         self.op = program.opcode.astype(np.int32)
         for k in np.flatnonzero(covered).tolist():
-            self.op[k] = entry_kind(program, k, dtype)  # the kernel's code (a GATHER for every shape op ...)
+            self.op[k] = kinds[k]  # the kernel's code (a GATHER for every shape op ...)
         width = max([2] + [len(program._ins_lists[k]) for k in np.flatnonzero(covered).tolist()])
         ins = np.full((n, width), -1, np.int32)
         for k in np.flatnonzero(covered).tolist():
