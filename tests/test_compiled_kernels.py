@@ -36,14 +36,24 @@ FLAT_CASES = [
 pytestmark = pytest.mark.usefixtures("small_programs_in_kernels")
 
 
-def _both(p, args, backend):
-    """(value, grads) of program p on args, through the kernel and through the Python replay."""
+def _both(p, args, backend, ct=1.5):
+    """(value, input cotangents for output cotangent `ct`) of program p on args, through the kernel
+    and through the Python replay."""
     out = []
     for name in ("numba", "numpy"):
         backend(name)
         value, vjp_fn = p.vjp(*args)
-        out.append((np.asarray(value), vjp_fn(np.asarray(1.5))))
+        out.append((np.asarray(value), vjp_fn(np.asarray(ct))))
     return out
+
+
+def _value_and_grad_both(cf, args, argnums, backend):
+    """tp.value_and_grad of compiled `cf` through the kernel and through the Python replay."""
+    got = []
+    for name in ("numba", "numpy"):
+        backend(name)
+        got.append(tp.value_and_grad(cf, argnums=argnums)(*args))
+    return got
 
 
 def test_the_scalar_cases_cover_every_scalar_opcode():
@@ -74,12 +84,7 @@ def test_elementwise_kernel_matches_the_python_replay_and_eager(case, backend):
     assert p.stats()["kernel"] == "arrays" and p.stats()["fallback_ops"] == {}
     out_shape = np.shape(case.fn(*[tp.tensor(a) for a in case.args]).array)
     ct = np.full(out_shape, 1.5)
-    got = []
-    for name in ("numba", "numpy"):
-        backend(name)
-        value, vjp_fn = p.vjp(*case.args)
-        got.append((value, vjp_fn(ct)))
-    (kv, kg), (pv, pg) = got
+    (kv, kg), (pv, pg) = _both(p, case.args, backend, ct)
     np.testing.assert_allclose(kv, pv, rtol=1e-14)
     for a, b, x in zip(kg, pg, case.args):
         assert a.shape == np.shape(x)
@@ -146,12 +151,7 @@ def test_float32_kernel_matches_the_python_replay_and_eager(case, backend):
     assert p.stats()["fallback_ops"] == {} and p._plan.kernel.template.dtype == np.float32
     out_shape = np.shape(case.fn(*[tp.tensor(a) for a in args]).array)
     ct = np.full(out_shape, 1.5, np.float32)
-    got = []
-    for name in ("numba", "numpy"):
-        backend(name)
-        value, vjp_fn = p.vjp(*args)
-        got.append((value, vjp_fn(ct)))
-    (kv, kg), (pv, pg) = got
+    (kv, kg), (pv, pg) = _both(p, args, backend, ct)
     assert kv.dtype == np.float32
     np.testing.assert_allclose(kv, pv, rtol=2e-6, atol=1e-30)
     xs = [tp.tensor(a, requires_grad=True) for a in args]
@@ -195,12 +195,7 @@ def test_small_matmuls_in_the_kernel_match_the_python_replay(sa, sb, backend):
     p = tp.compile(lambda a, b: tp.tanh(a @ b) * 0.5).program(a, b)
     assert p.stats()["kernel"] in ("arrays", "scalar") and p.stats()["fallback_ops"] == {}
     ct = rng.normal(size=np.shape(a @ b))
-    got = []
-    for name in ("numba", "numpy"):
-        backend(name)
-        value, vjp_fn = p.vjp(a, b)
-        got.append((value, vjp_fn(ct)))
-    (kv, kg), (pv, pg) = got
+    (kv, kg), (pv, pg) = _both(p, (a, b), backend, ct)
     np.testing.assert_allclose(kv, pv, rtol=1e-13)
     for x, y in zip(kg, pg):
         np.testing.assert_allclose(x, y, rtol=1e-12, atol=1e-15)
@@ -231,10 +226,7 @@ def test_matmul_blocks_and_remainders_match_the_python_replay_and_eager(sa, sb, 
     cf = tp.compile(fn)
     s = cf.program(a, b).stats()
     assert s["kernel"] == "arrays" and s["fallback_ops"] == {}
-    got = []
-    for name in ("numba", "numpy"):
-        backend(name)
-        got.append(tp.value_and_grad(cf, argnums=argnums)(a, b))
+    got = _value_and_grad_both(cf, (a, b), argnums, backend)
     (kv, kg), (pv, pg) = got
     backend("numba")
     ev, eg = tp.value_and_grad(fn, argnums=argnums)(a, b)  # eager: NumPy's matmul, its BLAS
@@ -280,10 +272,7 @@ def test_weight_gradients_held_back_in_the_reverse_match_the_python_replay_and_e
     assert p.stats()["kernel"] == "arrays"
     defer = p._plan.kernel.mkn[:, 3][np.array(p._op_list) == kernels.MATMUL]
     assert list(defer) == [1, 2] * 23 + [0]  # W @ x_t, x_t @ V held back; U @ x not
-    got = []
-    for name in ("numba", "numpy"):
-        backend(name)
-        got.append(tp.value_and_grad(cf, argnums=argnums)(x, W, V))
+    got = _value_and_grad_both(cf, (x, W, V), argnums, backend)
     (kv, kg), (pv, pg) = got
     backend("numba")
     ev, eg = tp.value_and_grad(_weights_loop, argnums=argnums)(x, W, V)
@@ -316,10 +305,7 @@ def test_a_weight_from_an_earlier_run_is_held_back_and_one_from_its_own_run_is_n
     # W1 comes from the first run: its gradient is complete when the first run's reverse reads it;
     # W3's is read by the mul in the same run, so it is added at once
     assert list(defer) == [1, 0] * 20
-    got = []
-    for name in ("numba", "numpy"):
-        backend(name)
-        got.append(tp.value_and_grad(cf, argnums=(0, 1))(x, W))
+    got = _value_and_grad_both(cf, (x, W), (0, 1), backend)
     ve, ge = tp.value_and_grad(fn, argnums=(0, 1))(x, W)
     for v, g in got:
         np.testing.assert_allclose(v, ve, rtol=1e-12)
@@ -366,10 +352,7 @@ def test_slots_share_the_arena_and_the_reverse_still_reads_what_it_needs(backend
 
 def _kernel_and_replay_match_eager(cf, fn, args, backend):
     """Value and gradients of compiled `cf` through the kernel and the Python replay equal eager `fn`'s."""
-    got = []
-    for name in ("numba", "numpy"):
-        backend(name)
-        got.append(tp.value_and_grad(cf, argnums=(0, 1))(*args))
+    got = _value_and_grad_both(cf, args, (0, 1), backend)
     ve, ge = tp.value_and_grad(fn, argnums=(0, 1))(*args)
     for v, g in got:
         np.testing.assert_allclose(v, ve, rtol=1e-12)
@@ -490,12 +473,7 @@ def test_a_program_mixing_kernel_runs_and_python_entries(backend, monkeypatch):
     assert s["fallback_ops"] == {"astype": 2, "mul": 1} and s["numpy_ops"] == {"matmul": 1}
     assert len(p._plan.kernel.runs) == 3
     ct = np.array(1.5)
-    got = []
-    for name in ("numba", "numpy"):
-        backend(name)
-        value, vjp_fn = p.vjp(*args)
-        got.append((value, vjp_fn(ct)))
-    (kv, kg), (pv, pg) = got
+    (kv, kg), (pv, pg) = _both(p, args, backend, ct)
     np.testing.assert_allclose(kv, pv, rtol=1e-13)
     for a, b in zip(kg[:2], pg[:2]):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)

@@ -38,9 +38,8 @@ import numpy as np
 from numba import njit
 
 from ..ops.registry import Op
-from ..sweep import fit
 from .lower import PLAIN_CODE, assign_buffers, op_of
-from .replay import GuardFailed, _holds_input_ref, _resolve, _same, step_value
+from .replay import GuardFailed, _holds_input_ref, _resolve, _same, step_cotangents, step_value
 
 # Opcodes with a scalar formula below (SUM and IDENTITY of a scalar are the identity).
 SCALAR_OPS = frozenset(
@@ -1525,27 +1524,8 @@ class FlatKernel:
                     continue
                 g = self._view(adj, o).copy() if in_arena[o] else pa.pop(o, None)
                 sv, params = psaved[i]
-                sv = sv or (None,) * (1 + len(rins))
-                cts = None
-                if d.kernel_vjp is not None and type(g) is np.ndarray:
-                    cts = d.kernel_vjp(g, sv, kins)
-                if cts is None and d.vjp_all is not None:
-                    cts = d.vjp_all(g, *sv, **params)
                 slots = self._slots[i]
-                for j, (bj, meta) in enumerate(rins):
-                    if bj is None:
-                        continue
-                    if cts is None:
-                        rule = d.vjp[j]
-                        if rule is None:
-                            continue
-                        ct = rule(g, *sv, **params)
-                    else:
-                        ct = cts[j]
-                        if ct is None:
-                            continue
-                    if ct.shape != meta[0] or ct.dtype != meta[1]:
-                        ct = fit(ct, meta)
+                for j, ct in step_cotangents(d, rins, kins, g, sv or (None,) * (1 + len(rins)), params):
                     add(slots[j], ct)
         out = []
         for s, b in enumerate(rplan.input_abufs):

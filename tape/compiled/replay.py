@@ -62,6 +62,34 @@ def step_value(fwd, code, args, params, has_ref, arrays):
     return (out if type(out) is np.ndarray else np.asarray(out)), params
 
 
+def step_cotangents(d, ins, kins, g, sv, params) -> list:
+    """[(j, cotangent)] of one entry replayed in Python, for each input `ins[j] = (buffer, (shape,
+    dtype))` that takes one (buffer not None): the backend's fused kernel, else the op's `vjp_all`,
+    else one rule per input, each cotangent fitted to its input's shape and dtype (`sweep.fit`)."""
+    cts = None
+    if d.kernel_vjp is not None and type(g) is np.ndarray:
+        cts = d.kernel_vjp(g, sv, kins)
+    if cts is None and d.vjp_all is not None:
+        cts = d.vjp_all(g, *sv, **params)
+    out = []
+    for j, (b, meta) in enumerate(ins):
+        if b is None:
+            continue
+        if cts is None:
+            rule = d.vjp[j]
+            if rule is None:
+                continue
+            ct = rule(g, *sv, **params)
+        else:
+            ct = cts[j]
+            if ct is None:
+                continue
+        if ct.shape != meta[0] or ct.dtype != meta[1]:
+            ct = fit(ct, meta)
+        out.append((j, ct))
+    return out
+
+
 def forward(plan, arrays, keep_saved: bool):
     """Run the entries forward on the input `arrays`; return (value buffers, saved values or None)."""
     vals = [None] * plan.n_buffers
@@ -113,27 +141,8 @@ def reverse(plan, saved, seeds):
             continue
         adj[ob] = None
         sv, params = saved[i]
-        sv = sv or no_saved[i]
-        cts = None
-        if d.kernel_vjp is not None and type(g) is np.ndarray:
-            cts = d.kernel_vjp(g, sv, kins)
-        if cts is None and d.vjp_all is not None:
-            cts = d.vjp_all(g, *sv, **params)
-        vjp = d.vjp
-        for j, (b, meta) in enumerate(ins):
-            if b is None:
-                continue
-            if cts is None:
-                rule = vjp[j]
-                if rule is None:
-                    continue
-                ct = rule(g, *sv, **params)
-            else:
-                ct = cts[j]
-                if ct is None:
-                    continue
-            if ct.shape != meta[0] or ct.dtype != meta[1]:
-                ct = fit(ct, meta)
+        for j, ct in step_cotangents(d, ins, kins, g, sv or no_saved[i], params):
+            b = ins[j][0]
             prev = adj[b]
             if prev is None:
                 adj[b] = ct
