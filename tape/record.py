@@ -1,8 +1,9 @@
 """`record()` and the `Tape` handle: what a block recorded, kept in a log the handle owns.
 
 `with tp.record() as t:` turns recording on for this thread; every op run inside appends an entry
-to the thread's store (tape.py), through `apply` in tape/ops/registry.py, the one place where a
-forward result becomes a Tensor and, when an input is tracked, an entry. The block's `Tape` handle
+to the thread's store (tape.py), through `apply` in tape/ops/registry.py (or its inline copy in the
+public functions of one- and two-input rows), where a forward result becomes a Tensor and, when an
+input is tracked, an entry. The block's `Tape` handle
 `t` counts them, lists them (`t.entries`), prints the evaluation trace and answers `t.gradient`
 (GradientTape semantics). Blocks nest: an inner block's entries belong to the outer block too.
 

@@ -557,12 +557,13 @@ def _accumulate(leaf: Tensor, g, owned: bool = False) -> None:
         return
     if isinstance(g, Tensor):
         leaf.grad = g if leaf.grad is None else leaf.grad + g
-    elif not hasattr(leaf.array, "shape"):  # a plain Python number
+    elif not hasattr(leaf._a, "shape"):  # a plain Python number
         leaf.grad = _new_tensor(g if leaf.grad is None else leaf.grad.array + g)
     elif leaf.grad is None and owned and type(g) is np.ndarray and g.dtype == leaf.dtype:
         leaf.grad = _new_tensor(g)
     elif leaf.grad is None or leaf.grad._role:
-        xp = np if isinstance(leaf.array, np.ndarray) else devices.cupy()
+        # (`_a`, not `array`: reading a 0-d float64 leaf's `array` would make its scalar an array for good)
+        xp = devices.cupy() if devices.is_device_array(leaf._a) else np
         new = xp.array(g, dtype=leaf.dtype, copy=True)
         leaf.grad = _new_tensor(new) if leaf.grad is None else leaf.grad + new
     else:

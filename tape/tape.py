@@ -159,7 +159,7 @@ class Store:
             return slot
         slot = self.next
         self.next = slot + 1
-        trace = [summary(t.array), None, None]
+        trace = [summary(t._a), None, None]
         self.entries[slot] = [LEAF, (), None, None, None, trace, 0, 0, None]
         self.leaves[slot] = t
         self.leaf_slots[id(t)] = slot
@@ -174,76 +174,47 @@ class Store:
         `args` are the op's arguments (Tensors or raw values), `arrays` their raw values, `out`
         the forward's result; `src` is the user's source line, recorded under detect_anomaly only.
         """
-        # This runs once per recorded op: the one- and two-input cases are written out inline (each
-        # Python call costs about as much as the bookkeeping it would hide). Metas are the shared
-        # tuples of meta_of; a float64 scalar's is F64_META, without reading its shape and dtype.
-        entries = self.entries
-        consts = None  # the numbers among the constant inputs, for the trace
         n = len(args)
         if n == 2:
-            a, b = args
-            x, y = arrays
-            if isinstance(a, Tensor) and a._role:
-                s0 = a._slot if a._role is RESULT and a._store is self else self._tracked_slot(a)
-                entries[s0][RC] += 1
-                if type(x) is _F64:
-                    m0 = F64_META
-                else:
-                    try:
-                        m0 = _METAS.get((x.shape, x.dtype)) or meta_of(x)
-                    except AttributeError:  # a non-array value (the core works on Python floats too)
-                        m0 = None
-            else:
-                s0 = -1
-                m0 = None
-            if isinstance(b, Tensor) and b._role:
-                s1 = b._slot if b._role is RESULT and b._store is self else self._tracked_slot(b)
-                entries[s1][RC] += 1
-                if type(y) is _F64:
-                    m1 = F64_META
-                else:
-                    try:
-                        m1 = _METAS.get((y.shape, y.dtype)) or meta_of(y)
-                    except AttributeError:
-                        m1 = None
-            else:
-                s1 = -1
-                m1 = None
-                consts = (None, y if isinstance(y, _SCALARS) else None)
-            if s0 < 0:
-                consts = (x if isinstance(x, _SCALARS) else None, None)
-            ins = (s0, s1)
-            meta = _TWO_METAS.get((m0, m1)) or _metas(m0, m1)
-        elif n == 1:
-            x = arrays[0]
-            a = args[0]
-            s0 = a._slot if a._role is RESULT and a._store is self else self._tracked_slot(a)
-            entries[s0][RC] += 1
-            ins = (s0,)
-            if type(x) is _F64:
-                meta = _F64_METAS
-            else:
-                try:
-                    m0 = _METAS.get((x.shape, x.dtype)) or meta_of(x)
-                except AttributeError:
-                    m0 = None
-                meta = _ONE_META.get(m0) or _metas(m0)
+            return self.append2(op, args[0], args[1], arrays[0], arrays[1], out, params, src)
+        if n == 1:
+            return self.append1(op, args[0], arrays[0], out, params, src)
+        ins, meta = self._inputs(args, arrays)
+        consts = _constants(ins, arrays) if -1 in ins else None
+        return self._entry(op, ins, params, op.saved(out, arrays, ins), meta, out, consts, src)
+
+    # append1 and append2 run once per recorded op (the public functions of one- and two-input rows
+    # call them directly): everything is written out inline, as each Python call costs about as much
+    # as the bookkeeping it would hide. Metas are the shared tuples of meta_of; a float64 scalar's is
+    # F64_META, without reading its shape and dtype.
+
+    def append1(self, op, a, x, out, params=None, src=None):
+        """`append` for an op of one input: `a` (a tracked Tensor) whose value is `x`."""
+        entries = self.entries
+        s0 = a._slot if a._role is RESULT and a._store is self else self._tracked_slot(a)
+        entries[s0][RC] += 1
+        ins = (s0,)
+        if type(x) is _F64:
+            meta = _F64_METAS
         else:
-            ins, meta = self._inputs(args, arrays)
-            if -1 in ins:
-                consts = _constants(ins, arrays)
-        try:
-            value = out if out.size <= TRACE_MAX_SIZE else _METAS.get((out.shape, out.dtype)) or meta_of(out)
-        except AttributeError:  # a Python number
+            try:
+                m0 = _METAS.get((x.shape, x.dtype)) or meta_of(x)
+            except AttributeError:  # a non-array value (the core works on Python floats too)
+                m0 = None
+            meta = _ONE_META.get(m0) or _metas(m0)
+        if type(out) is _F64:
             value = out
-        trace = [value, None, consts]
+        else:
+            try:
+                value = out if out.size <= TRACE_MAX_SIZE else _METAS.get((out.shape, out.dtype)) or meta_of(out)
+            except AttributeError:  # a Python number
+                value = out
+        trace = [value, None, None]
         slot = self.next
         self.next = slot + 1
-        entries[slot] = [op, ins, params, op.saved(out, arrays, ins), meta, trace, 1, self.new_flags, src]
+        entries[slot] = [op, ins, params, op.saved(out, (x,), ins), meta, trace, 1, self.new_flags, src]
         if slot < self.log_until:
-            if value is out and type(out) is np.ndarray and out.base is not None:
-                trace[VALUE] = out.copy()  # a small view (x[:2]) must not keep its base alive in the log
-            self.log.extend((op, ins, slot, trace))
+            self._log_entry(op, ins, slot, trace, out)
         t = _new(Tensor)  # tensor._tensor_with_history, inline
         t._a = out
         t._slot = slot
@@ -251,6 +222,82 @@ class Store:
         t._role = RESULT
         t.grad = None
         return t
+
+    def append2(self, op, a, b, x, y, out, params=None, src=None):
+        """`append` for an op of two inputs `a`, `b` (Tensors or raw values, one of them tracked)
+        whose values are `x`, `y`."""
+        entries = self.entries
+        if isinstance(a, Tensor) and a._role:
+            s0 = a._slot if a._role is RESULT and a._store is self else self._tracked_slot(a)
+            entries[s0][RC] += 1
+            if type(x) is _F64:
+                m0 = F64_META
+            else:
+                try:
+                    m0 = _METAS.get((x.shape, x.dtype)) or meta_of(x)
+                except AttributeError:
+                    m0 = None
+            consts = None
+        else:
+            s0 = -1
+            m0 = None
+            consts = (x if isinstance(x, _SCALARS) else None, None)
+        if isinstance(b, Tensor) and b._role:
+            s1 = b._slot if b._role is RESULT and b._store is self else self._tracked_slot(b)
+            entries[s1][RC] += 1
+            if type(y) is _F64:
+                m1 = F64_META
+            else:
+                try:
+                    m1 = _METAS.get((y.shape, y.dtype)) or meta_of(y)
+                except AttributeError:
+                    m1 = None
+        else:
+            s1 = -1
+            m1 = None
+            consts = (None, y if isinstance(y, _SCALARS) else None)
+        ins = (s0, s1)
+        meta = _TWO_METAS.get((m0, m1)) or _metas(m0, m1)
+        if type(out) is _F64:
+            value = out
+        else:
+            try:
+                value = out if out.size <= TRACE_MAX_SIZE else _METAS.get((out.shape, out.dtype)) or meta_of(out)
+            except AttributeError:  # a Python number
+                value = out
+        trace = [value, None, consts]
+        slot = self.next
+        self.next = slot + 1
+        entries[slot] = [op, ins, params, op.saved(out, (x, y), ins), meta, trace, 1, self.new_flags, src]
+        if slot < self.log_until:
+            self._log_entry(op, ins, slot, trace, out)
+        t = _new(Tensor)  # tensor._tensor_with_history, inline
+        t._a = out
+        t._slot = slot
+        t._store = self
+        t._role = RESULT
+        t.grad = None
+        return t
+
+    def _entry(self, op, ins, params, saved, meta, out, consts, src):
+        """Add the entry (op, ins, params, saved, meta) with its trace record; the output Tensor."""
+        try:
+            value = out if out.size <= TRACE_MAX_SIZE else _METAS.get((out.shape, out.dtype)) or meta_of(out)
+        except AttributeError:  # a Python number
+            value = out
+        trace = [value, None, consts]
+        slot = self.next
+        self.next = slot + 1
+        self.entries[slot] = [op, ins, params, saved, meta, trace, 1, self.new_flags, src]
+        if slot < self.log_until:
+            self._log_entry(op, ins, slot, trace, out)
+        return _tensor_with_history(out, slot, self)
+
+    def _log_entry(self, op, ins, slot, trace, out):
+        """Add a new entry to the open record() blocks' log (record.py)."""
+        if trace[VALUE] is out and type(out) is np.ndarray and out.base is not None:
+            trace[VALUE] = out.copy()  # a small view (x[:2]) must not keep its base alive in the log
+        self.log.extend((op, ins, slot, trace))
 
     def _tracked_slot(self, a) -> int:
         """The slot of tracked input `a` that is not a result of this store: a leaf's (added on

@@ -23,6 +23,7 @@ _FLOAT_KINDS = "f"
 #: The reference-count column of a tape entry (tape.RC): a handle's __del__ decrements it.
 RC_COLUMN = 6
 _F64 = np.float64
+_F64_DTYPE = np.dtype(np.float64)
 
 #: Set by `tape.compiled` while some thread records a compiled function (else None, and the
 #: conversions below cost one global lookup): a recorded value turned into a Python bool, int or
@@ -53,9 +54,9 @@ class Tensor:
     tensor([ 0.,  4.,  8., 12.])
     """
 
-    # `_a` is the value: an array, or, for a 0-d float64 result of an op, a NumPy float64 scalar
-    # (a ufunc on a 0-d array costs 5-10 times what it costs on the scalar, with the same bits; see
-    # `array`). `_scalar` is set only once such a scalar was turned into an array (see `array`).
+    # `_a` is the value: an array, or, for a 0-d float64 value (an op's result or made by `tensor`), a
+    # NumPy float64 scalar (a ufunc on a 0-d array costs 5-10 times what it costs on the scalar, with
+    # the same bits; see `array`). `_scalar` is set only once such a scalar was turned into an array (see `array`).
     __slots__ = ("_a", "_scalar", "_slot", "_store", "_role", "grad", "__weakref__")
 
     def __init__(self, data, dtype=None, requires_grad=False, device=None):
@@ -66,7 +67,7 @@ class Tensor:
     def array(self):
         """The underlying NumPy (or CuPy) array, no copy: writing into it changes the tensor.
 
-        Ops keep a 0-d float64 result as a NumPy float64 scalar, internally; the first time one is
+        A 0-d float64 value is kept as a NumPy float64 scalar, internally; the first time one is
         asked for here, it becomes a 0-d array (kept, so later reads and in-place changes see the same
         array). The scalar is remembered in `_scalar`, for the in-place check (`Store.mark_overwritten`):
         entries recorded before saved that scalar.
@@ -228,7 +229,7 @@ class Tensor:
                 "requires_grad_(False) on a result with history: use x.detach() to get a tensor without it"
             )
         if flag:
-            _check_grad_dtype(self.array.dtype, "requires_grad_")
+            _check_grad_dtype(self._a.dtype, "requires_grad_")
         self._role = TRACKED_LEAF if flag else CONSTANT
         return self
 
@@ -303,6 +304,8 @@ def tensor(data, dtype=None, requires_grad: bool = False, device: str | None = N
         raise type(exc)(f"tensor: cannot make an array from {type(data).__name__}: {exc}") from exc
     if requires_grad:
         _check_grad_dtype(array.dtype, "tensor")
+    if array.dtype is _F64_DTYPE and array.ndim == 0 and type(array) is np.ndarray:
+        array = array[()]  # held as a float64 scalar, as ops hold their 0-d results (see `array`)
     t = _new_tensor(array)
     t._role = TRACKED_LEAF if requires_grad else CONSTANT
     return t

@@ -84,3 +84,46 @@ def test_a_0d_leaf_keeps_its_array_and_its_in_place_change_is_refused():
     x2 += 1.0  # outside the record block: mul and sin saved x2's value
     with pytest.raises(RuntimeError, match="in-place"):
         y.backward()
+
+
+SPECIAL = [0.0, -0.0, 1.0, -2.5, 1e-310, 1e308, np.inf, -np.inf, np.nan, 0.1, 3.0]
+
+
+@pytest.mark.parametrize("name", ["add", "subtract", "multiply", "divide"])
+def test_scalar_arithmetic_has_the_bits_of_the_ufunc_on_0d_arrays(name):
+    # add/subtract/multiply/divide run the Python operator on float64 scalars (`OpDef.scalar`): the
+    # bits must be the ufunc's on 0-d arrays, for every mix of float64 scalar and Python float.
+    ufunc = getattr(np, name)
+    with np.errstate(all="ignore"):
+        for a in SPECIAL:
+            for b in SPECIAL:
+                want = ufunc(np.array(a), np.array(b))
+                for x, y in ((tp.tensor(a), tp.tensor(b)), (tp.tensor(a), b), (a, tp.tensor(b))):
+                    got = getattr(tp, name)(x, y)
+                    assert got.dtype == np.float64
+                    assert got.numpy().tobytes() == want.tobytes(), (name, a, b)
+
+
+def test_a_0d_float64_leaf_stays_a_scalar_through_recording_and_backward():
+    # tensor() holds a 0-d float64 as a scalar (ops on it cost a fifth of those on a 0-d array); a
+    # backward pass that reads the leaf must not turn it into an array for good.
+    x = tp.tensor(np.array(0.4), requires_grad=True)
+    assert type(x._a) is np.float64
+    for _ in range(2):
+        x.grad = None
+        with tp.record():
+            y = tp.exp(x) * x
+        y.backward()
+        np.testing.assert_allclose(x.grad.numpy(), np.exp(0.4) * 1.4, rtol=1e-15)
+        assert type(x._a) is np.float64
+    assert x.grad.numpy().shape == () and type(x.grad.array) is np.ndarray
+
+
+def test_writing_into_a_0d_leafs_array_changes_what_later_ops_read():
+    x = tp.tensor(2.0, requires_grad=True)
+    x.array[...] = 3.0
+    with tp.record():
+        y = tp.sin(x) * x
+    y.backward()
+    np.testing.assert_allclose(y.numpy(), np.sin(3.0) * 3.0, rtol=1e-15)
+    np.testing.assert_allclose(x.grad.numpy(), np.cos(3.0) * 3.0 + np.sin(3.0), rtol=1e-15)

@@ -143,12 +143,10 @@ class SegmentStore(Store):
             proxy = self.proxies[k] = self.leaf(t.array)
         return proxy
 
-    def append(self, op, args, *rest, **kw):
-        for a in args:
-            if isinstance(a, Tensor) and a._role and a._store is not self and id(a) not in self._own:
-                args = tuple(self.local(x) for x in args)  # a tensor from outside: its proxy instead
-                break
-        return Store.append(self, op, args, *rest, **kw)
+    def _tracked_slot(self, a) -> int:
+        """The slot of a tracked input that is not a result of this store: a tensor from outside is
+        read through its proxy (the one hook every append goes through for such an input)."""
+        return self.leaf_slot(a if id(a) in self._own else self.local(a))
 
 
 @contextmanager

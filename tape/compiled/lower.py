@@ -66,8 +66,26 @@ class CompileStore(SegmentStore):
         self.keep: list = []  # tensors kept alive so their rows survive: guards' values, draws
         self.draws: list = []  # slots of random draws (kept, even if nothing reads them)
 
+    # Every recorded op reaches one of these three (the public functions of one- and two-input rows
+    # call append1/append2 directly; append hands those arities to them).
     def append(self, op, args, arrays, out, params, src=None):
         t = SegmentStore.append(self, op, args, arrays, out, params, src)
+        if len(args) not in (1, 2):  # (those went through append1/append2, which noted them)
+            self._note(t, args, arrays, out)
+        return t
+
+    def append1(self, op, a, x, out, params=None, src=None):
+        t = SegmentStore.append1(self, op, a, x, out, params, src)
+        self._note(t, (a,), (x,), out)
+        return t
+
+    def append2(self, op, a, b, x, y, out, params=None, src=None):
+        t = SegmentStore.append2(self, op, a, b, x, y, out, params, src)
+        self._note(t, (a, b), (x, y), out)
+        return t
+
+    def _note(self, t, args, arrays, out):
+        """Keep the constant inputs and the output's (shape, dtype) of the entry just appended."""
         for a in args:
             if not (isinstance(a, Tensor) and a.requires_grad):  # a constant input: keep its value
                 self.consts[t._slot] = tuple(
@@ -75,7 +93,6 @@ class CompileStore(SegmentStore):
                 )
                 break
         self.outs[t._slot] = (out.shape, out.dtype) if type(out) is np.ndarray else (np.shape(out), np.result_type(out))
-        return t
 
     def slot_of(self, t: Tensor) -> int:
         """The slot of a tracked tensor on this store (a proxy stands in for one from outside)."""

@@ -8,6 +8,8 @@ are generated from these rows (`defop`).
 
 from __future__ import annotations
 
+import operator
+
 import numpy as np
 
 from ..tensor import Tensor
@@ -70,12 +72,13 @@ def _where_samples(rng):
 # One row per primitive: opcode, name, forward (the NumPy ufunc it stands for), one vjp rule per
 # input (g: cotangent, o: output), what the rules need saved (x, y, z: inputs; o: output; a tuple:
 # per input), and the domain the tests draw from. Every jvp is derived from these vjp rules
-# (registry.derived_jvp): the Jacobians are diagonal.
+# (registry.derived_jvp): the Jacobians are diagonal. `scalar`: the Python operator, which NumPy runs on
+# two float64 scalars ten times faster than the ufunc (same bits).
 # fmt: off
-ADD     = defop(Op.ADD,     "add",     np.add,      (lambda g, o, x, y: g,        lambda g, o, x, y: g),                        numpy=np.add)
-SUB     = defop(Op.SUB,     "sub",     np.subtract, (lambda g, o, x, y: g,        lambda g, o, x, y: -g),                       numpy=np.subtract, public="subtract")
-MUL     = defop(Op.MUL,     "mul",     np.multiply, (lambda g, o, x, y: g * y,    lambda g, o, x, y: g * x),          ("y", "x"),  numpy=np.multiply, public="multiply")
-DIV     = defop(Op.DIV,     "div",     np.divide,   (lambda g, o, x, y: g / y,    lambda g, o, x, y: -g * o / y),     ("y", "oy"), numpy=np.divide, public="divide", domain=POSITIVE)
+ADD     = defop(Op.ADD,     "add",     np.add,      (lambda g, o, x, y: g,        lambda g, o, x, y: g),                        numpy=np.add, scalar=operator.add)
+SUB     = defop(Op.SUB,     "sub",     np.subtract, (lambda g, o, x, y: g,        lambda g, o, x, y: -g),                       numpy=np.subtract, public="subtract", scalar=operator.sub)
+MUL     = defop(Op.MUL,     "mul",     np.multiply, (lambda g, o, x, y: g * y,    lambda g, o, x, y: g * x),          ("y", "x"),  numpy=np.multiply, public="multiply", scalar=operator.mul)
+DIV     = defop(Op.DIV,     "div",     np.divide,   (lambda g, o, x, y: g / y,    lambda g, o, x, y: -g * o / y),     ("y", "oy"), numpy=np.divide, public="divide", domain=POSITIVE, scalar=operator.truediv)
 POW     = defop(Op.POW,     "pow",     np.power,    (_pow_dx,                     _pow_dy),                           "xyo", numpy=np.power, public="power", domain=POSITIVE)
 MAXIMUM = defop(Op.MAXIMUM, "maximum", np.maximum,  (lambda g, o, x, y: _tie_share(g, x, y), lambda g, o, x, y: _tie_share(g, y, x)), "xy", numpy=np.maximum)
 MINIMUM = defop(Op.MINIMUM, "minimum", np.minimum,  (lambda g, o, x, y: _tie_share(g, y, x), lambda g, o, x, y: _tie_share(g, x, y)), "xy", numpy=np.minimum)

@@ -1,4 +1,4 @@
-"""The op table: one row per primitive, and the one function that runs and records an op.
+"""The op table: one row per primitive, and `apply`, which runs and records an op.
 
 A row (`OpDef`) holds everything about a primitive side by side, as one entry of PyTorch's
 `derivatives.yaml` does: its forward on raw arrays, one vjp rule per input, which values those
@@ -32,7 +32,7 @@ from ..errors import check_finite, op_error
 from ..forward import apply_dual
 from ..opcodes import FIRST_CUSTOM, GroupOp, Op  # noqa: F401  (re-exported: the shared contract)
 from ..tape import _STATE, _new_state, user_line
-from ..tensor import DualTensor, Tensor, _new_tensor
+from ..tensor import CONSTANT, DualTensor, Tensor, _new_tensor
 
 #: The dtypes the generated tests run every row at, unless the row says otherwise.
 FLOATS = (np.float64, np.float32)
@@ -75,6 +75,8 @@ class OpDef:
     input; n-ary ops give `vjp_all`, one rule returning a tuple. `jvp` is
     ``jvp(tangents, out, *inputs, **params)``. `domain` is the interval the generated tests draw
     inputs from; `samples(rng)` yields `Sample`s for rows whose inputs are not plain elementwise.
+    `scalar(x, y)` is the forward for two float64 scalars where NumPy's scalar arithmetic is much
+    cheaper than the ufunc and gives the same bits (add's ``operator.add``).
     """
 
     __slots__ = (
@@ -94,6 +96,7 @@ class OpDef:
         "function",
         "samples",
         "dtypes",
+        "scalar",
     )
 
     def __init__(
@@ -111,6 +114,7 @@ class OpDef:
         linearity=None,
         samples=None,
         dtypes=FLOATS,
+        scalar=None,
     ):
         self.code = int(code)
         self.name = name
@@ -123,6 +127,7 @@ class OpDef:
         self.domain = domain
         self.samples = samples
         self.dtypes = dtypes
+        self.scalar = scalar  # the forward on two float64 scalars, where cheaper than `forward` (add's +)
         # What the rules receive when the entry saved nothing: out and one None per input.
         self.no_saved = (None,) * (1 + (self.nin or 0))
         self.saved = _saver(save, self.nin or 0)
@@ -239,15 +244,9 @@ def _public_function(op, name, args, doc):
     """`tp.NAME` for a row: reads its arguments with `args` and applies the op."""
     if args is None:
         if op.nin == 1:
-
-            def fn(x):
-                return apply(op, (x,))
-
+            fn = _unary_function(op)
         elif op.nin == 2:
-
-            def fn(x, y):
-                return apply(op, (x, y))
-
+            fn = _binary_function(op)
         else:
 
             def fn(*xs):
@@ -323,11 +322,13 @@ def _multilinear_jvp(op, tangents, inputs, params):
 
 
 # --------------------------------------------------------------------------------------------
-# Running an op. `apply` is the only place where a forward result becomes a Tensor and, when
-# recording is on and an input is tracked, a tape entry.
+# Running an op. `apply` is where a forward result becomes a Tensor and, when recording is on and an
+# input is tracked, a tape entry; the public functions of one- and two-input rows run the same steps
+# inline for plain Tensor arguments (`_unary_function`, `_binary_function`).
 
 _ndarray = np.ndarray
 _f64 = np.float64
+_new = object.__new__
 
 
 def _as_array(x):
@@ -375,6 +376,91 @@ def apply(op: OpDef, args: tuple, params: dict | None = None):
             if isinstance(a, Tensor) and a._role:
                 return state.store.append(op, args, arrays, out, params, src)
     return _new_tensor(out)
+
+
+def _unary_function(op):
+    """`tp.NAME` of a one-input row: `apply`'s steps written out for a plain Tensor argument.
+
+    Every recorded op of a user's code goes through one of these two functions (operators included:
+    `x * y` is `multiply`), so they skip what `apply` does for rarer cases: they call the store's
+    one-input append directly, build no argument tuples, and hand anything unusual (a non-Tensor
+    argument, forward mode, detect_anomaly) to `apply`.
+    """
+    forward, name = op.forward, op.name
+
+    def fn(x):
+        state = _STATE.get(None) or _new_state()
+        if type(x) is not Tensor or state.dual_depth or state.anomaly:
+            return apply(op, (x,))
+        a = x._a
+        try:
+            out = forward(a)
+        except Exception as exc:
+            raise op_error(name, (a,), exc) from exc
+        if type(out) is not _ndarray and type(out) is not _f64 and isinstance(out, (np.generic, list)):
+            out = np.asarray(out)
+        if x._role and state.recording:
+            return state.store.append1(op, x, a, out)
+        t = _new(Tensor)  # _new_tensor, inline
+        t._a = out
+        t._slot = -1
+        t._store = None
+        t._role = CONSTANT
+        t.grad = None
+        return t
+
+    return fn
+
+
+def _binary_function(op):
+    """`tp.NAME` of a two-input row (see `_unary_function`).
+
+    A row with a `scalar` forward (the Python operator of add, subtract, multiply, divide) runs it
+    when both values are float64 scalars or one is a Python float: NumPy's scalar arithmetic gives
+    the same bits as the ufunc, at a tenth of the ufunc's cost on scalars.
+    """
+    forward, scalar, name = op.forward, op.scalar, op.name
+
+    def fn(x, y):
+        state = _STATE.get(None) or _new_state()
+        tx = type(x)
+        ty = type(y)
+        if state.dual_depth or state.anomaly:
+            return apply(op, (x, y))
+        if tx is Tensor:
+            a = x._a
+        elif isinstance(x, Tensor):
+            return apply(op, (x, y))
+        else:
+            a = x
+        if ty is Tensor:
+            b = y._a
+        elif isinstance(y, Tensor):
+            return apply(op, (x, y))
+        else:
+            b = y
+        ta = type(a)
+        tb = type(b)
+        if scalar is not None and ((ta is _f64 and (tb is _f64 or tb is float)) or (ta is float and tb is _f64)):
+            out = scalar(a, b)
+        else:
+            try:
+                out = forward(a, b)
+            except Exception as exc:
+                raise op_error(name, (a, b), exc) from exc
+            if type(out) is not _ndarray and type(out) is not _f64 and isinstance(out, (np.generic, list)):
+                out = np.asarray(out)
+        if state.recording and ((tx is Tensor and x._role) or (ty is Tensor and y._role)):
+            return state.store.append2(op, x, y, a, b, out)
+        t = _new(Tensor)  # _new_tensor, inline
+        t._a = out
+        t._slot = -1
+        t._store = None
+        t._role = CONSTANT
+        t.grad = None
+        return t
+
+    return fn
 
 
 def call(op: OpDef, *args, **params):
