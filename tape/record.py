@@ -9,14 +9,13 @@ input is tracked, an entry. The block's `Tape` handle
 
 Why a log: the store releases history that no live Tensor can reach (constant memory in a long
 loop), so a result nobody kept, or a plain backward pass, would leave nothing to show. While a
-block is open, the store appends the op, input slots, slot and trace record of each new entry to
-the block's log: no arrays but the trace's values of at most 16 elements, and the trace record is
-the entry's own, so the sweep's adjoints show up in it. The four go into the log one after the
-other, not as a tuple: a tuple per entry would be one more object for the cyclic garbage collector
-to walk, which measured as most of the log's cost per op. Only the first LOG_ENTRIES entries of a
-block are logged (the store compares each new slot with `log_until`, nothing more); the rest are
-counted from the slot numbers, so a block of any length runs in bounded memory. The log lives as
-long as the handle.
+block is open, the store appends each new entry itself to the block's log: the entry's VALUE, ADJ
+and CONSTS columns are what the trace prints, so the sweep's adjoints show up in it, and releasing
+an entry empties its SAVED and PARAMS columns, so the log keeps no arrays but the trace's values of
+at most 16 elements. (One list per entry, not a separate trace record: each object per op is work
+for the cyclic garbage collector.) Only the first LOG_ENTRIES entries of a block are logged (the
+store compares each new slot with `log_until`, nothing more); the rest are counted from the slot
+numbers, so a block of any length runs in bounded memory. The log lives as long as the handle.
 """
 
 from __future__ import annotations
@@ -25,7 +24,7 @@ from typing import NamedTuple
 
 from .printing import LOG_ENTRIES, build_trace, to_dot
 from .sweep import tape_gradient
-from .tape import INS, LEAF, OP, PERSISTENT, TRACE, state
+from .tape import INS, LEAF, OP, PERSISTENT, SLOT, state
 
 
 class record:
@@ -127,13 +126,12 @@ class Tape:
             self._log_start, self._log_end = 0, len(self._log)
 
     def _logged(self) -> list:
-        """(op, input slots, slot, trace record) of the logged entries of this block, in order."""
+        """(op, input slots, slot, entry) of the logged entries of this block, in order (the entry's
+        VALUE, ADJ and CONSTS columns are what the trace prints)."""
         end = len(self._log) if self._end is None else self._log_end
         until = self._until
         # An inner block may have had the store log past this block's own bound: leave those out.
-        a, log = self._log_start, self._log
-        entries = zip(log[a:end:4], log[a + 1 : end : 4], log[a + 2 : end : 4], log[a + 3 : end : 4])
-        return [e for e in entries if e[2] < until]
+        return [(e[OP], e[INS], e[SLOT], e) for e in self._log[self._log_start : end] if e[SLOT] < until]
 
     def _window(self):
         """(input slots, entry slots) of this block's entries that the store still holds (live history)."""
@@ -145,8 +143,8 @@ class Tape:
         return inputs, ops
 
     def _numbering(self):
-        """(inputs, ops, number): the input slots, each as (slot, label, trace record or None); the
-        logged operations as (op, input slots, slot, trace record); and each slot's number ``v{n}``."""
+        """(inputs, ops, number): the input slots, each as (slot, label, entry or None); the logged
+        operations as (op, input slots, slot, entry); and each slot's number ``v{n}``."""
         logged = self._logged()
         ops = [e for e in logged if e[0] is not LEAF]
         leaves = {e[2]: e[3] for e in logged if e[0] is LEAF}
@@ -159,7 +157,7 @@ class Tape:
                 trace, leaf = leaves[s], True
             else:  # made before the block: shown while the store still holds it
                 entry = entries.get(s)
-                trace, leaf = (entry[TRACE], entry[OP] is LEAF) if entry is not None else (None, False)
+                trace, leaf = (entry, entry[OP] is LEAF) if entry is not None else (None, False)
             inputs.append((s, f"x{k + 1}" if leaf else "input", trace))
         number = {s: n - len(slots) + 1 for n, s in enumerate(slots)}
         number.update({e[2]: n + 1 for n, e in enumerate(ops)})

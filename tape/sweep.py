@@ -40,7 +40,6 @@ from .tape import (
     REFUSED,
     SAVED,
     SRC,
-    TRACE,
     TRACE_MAX_SIZE,
     VALUE,
     enable_grad,
@@ -268,11 +267,10 @@ def _sweep_entries(adj: Adjoints, how: Pass):
         entry = entries[slot]
         # the adjoint column of the evaluation trace: a small value itself, else (shape, dtype), which
         # is the value's (an adjoint has its value's shape and dtype)
-        trace = entry[TRACE]
         if isinstance(g, Tensor):
-            trace[ADJ] = _small(g)
+            entry[ADJ] = _small(g)
         else:
-            trace[ADJ] = g if getattr(g, "size", 1) <= TRACE_MAX_SIZE else trace[VALUE]
+            entry[ADJ] = g if getattr(g, "size", 1) <= TRACE_MAX_SIZE else entry[VALUE]
         if slot in wanted:
             captured[slot] = (g, g_owned)
             g_owned = False  # handed to the caller: never written into again
@@ -325,15 +323,15 @@ def _sweep_plain(adj: Adjoints, how: Pass):
         else:
             g_owned = False
         entry = entries[slot]
-        trace = entry[TRACE]  # the trace's adjoint column: a small value itself, else its value's (shape, dtype)
+        # the trace's adjoint column: a small value itself, else its value's (shape, dtype)
         if type(g) is _f64:
-            trace[ADJ] = g
+            entry[ADJ] = g
         elif type(g) is _ndarray:
-            trace[ADJ] = g if g.size <= TRACE_MAX_SIZE else trace[VALUE]
+            entry[ADJ] = g if g.size <= TRACE_MAX_SIZE else entry[VALUE]
         elif isinstance(g, Tensor):
-            trace[ADJ] = _small(g)
+            entry[ADJ] = _small(g)
         else:
-            trace[ADJ] = g if getattr(g, "size", 1) <= TRACE_MAX_SIZE else trace[VALUE]
+            entry[ADJ] = g if getattr(g, "size", 1) <= TRACE_MAX_SIZE else entry[VALUE]
         if slot in wanted:
             captured[slot] = (g, g_owned)
             g_owned = False  # handed to the caller: never written into again

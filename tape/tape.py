@@ -3,8 +3,9 @@
 Every recorded op appends one *entry* to this thread's `Store`, under a new *slot*: the integer
 name of the entry's output value. An entry is a short list with one meaning per column (the
 constants below): the op's row, the input slots (-1 for a constant), the params, the saved values
-its rules need, the inputs' (shape, dtype), a small record for printing, a reference count, flags,
-and (under detect_anomaly) the user's source line.
+its rules need, the inputs' (shape, dtype), a reference count, flags, (under detect_anomaly) the
+user's source line, what the evaluation trace prints (the value and adjoint when small, the numbers
+among the constant inputs) and the entry's own slot.
 
 Why a dict keyed by slot rather than positional columns: history must be released as soon as no
 live Tensor can reach it (a training loop inside one long `record()` block runs in constant
@@ -36,11 +37,10 @@ from .devices import cupy
 from .opcodes import Op
 from .tensor import RC_COLUMN, RESULT, Tensor, _tensor_with_history
 
-# Columns of an entry.
-OP, INS, PARAMS, SAVED, META, TRACE, RC, FLAGS, SRC = range(9)
+# Columns of an entry. VALUE, ADJ and CONSTS are what `Tape.trace()` prints: the output and its
+# adjoint (themselves if small, else their (shape, dtype)) and the numbers among the constant inputs.
+OP, INS, PARAMS, SAVED, META, VALUE, RC, FLAGS, SRC, ADJ, CONSTS, SLOT = range(12)
 assert RC == RC_COLUMN  # Tensor.__del__ decrements it without importing this module
-# Fields of an entry's TRACE record, a small list kept for printing (it may outlive the entry).
-VALUE, ADJ, CONSTS = range(3)
 # Flags.
 CONSUMED = 1  # a backward pass without retain_graph went through it; its saved values are gone
 STALE = 2  # a value it saved was changed in place after recording
@@ -107,6 +107,7 @@ def _metas(*metas) -> tuple:
 
 _new = object.__new__
 _F64 = np.float64
+_ndarray = np.ndarray
 #: The meta of a 0-d float64 value carried as a NumPy scalar (Tensor._a): one shared tuple, which the
 #: sweep recognises by identity (meta_of hands out the same one for 0-d float64 arrays).
 F64_META = ((), np.dtype(np.float64))
@@ -145,8 +146,9 @@ class Store:
         # slot -> {jvp level: (output tangent, input tangents)} of entries recorded inside tp.jvp
         # (forward over reverse): a sweep run inside that jvp lifts their saved values to duals.
         self.tangents: dict[int, dict] = {}
-        # The open record() blocks' log (record.py): op, input slots, slot and trace record of each
-        # entry with a slot below `log_until` (0: no block is logging), four items per entry.
+        # The open record() blocks' log (record.py): each entry with a slot below `log_until` (0: no
+        # block is logging), in recording order. It may outlive the entries: `release` empties their
+        # SAVED and PARAMS columns, so the log keeps no arrays but the trace's small values.
         self.log: list | None = None
         self.log_until = 0
         self.n_leaves = 0  # leaf entries made so far: a block's operations are its slots minus these
@@ -159,13 +161,12 @@ class Store:
             return slot
         slot = self.next
         self.next = slot + 1
-        trace = [summary(t._a), None, None]
-        self.entries[slot] = [LEAF, (), None, None, None, trace, 0, 0, None]
+        entry = self.entries[slot] = [LEAF, (), None, None, None, summary(t._a), 0, 0, None, None, None, slot]
         self.leaves[slot] = t
         self.leaf_slots[id(t)] = slot
         self.n_leaves += 1
         if slot < self.log_until:
-            self.log.extend((LEAF, (), slot, trace))
+            self.log.append(entry)
         return slot
 
     def append(self, op, args, arrays, out, params, src=None):
@@ -191,7 +192,10 @@ class Store:
     def append1(self, op, a, x, out, params=None, src=None):
         """`append` for an op of one input: `a` (a tracked Tensor) whose value is `x`."""
         entries = self.entries
-        s0 = a._slot if a._role is RESULT and a._store is self else self._tracked_slot(a)
+        if a._role is RESULT and a._store is self:
+            s0 = a._slot
+        else:  # a leaf already on this store (Store.leaf_slot, inline), else the general lookup
+            s0 = self.leaf_slots.get(id(a)) or self._tracked_slot(a)
         entries[s0][RC] += 1
         ins = (s0,)
         if type(x) is _F64:
@@ -209,12 +213,15 @@ class Store:
                 value = out if out.size <= TRACE_MAX_SIZE else _METAS.get((out.shape, out.dtype)) or meta_of(out)
             except AttributeError:  # a Python number
                 value = out
-        trace = [value, None, None]
         slot = self.next
         self.next = slot + 1
-        entries[slot] = [op, ins, params, op.saved(out, (x,), ins), meta, trace, 1, self.new_flags, src]
-        if slot < self.log_until:
-            self._log_entry(op, ins, slot, trace, out)
+        entry = entries[slot] = [
+            op, ins, params, op.saved(out, (x,), ins), meta, value, 1, self.new_flags, src, None, None, slot
+        ]  # fmt: skip
+        if slot < self.log_until:  # _log_entry, inline
+            if type(out) is _ndarray and out.base is not None and value is out:
+                entry[VALUE] = out.copy()
+            self.log.append(entry)
         t = _new(Tensor)  # tensor._tensor_with_history, inline
         t._a = out
         t._slot = slot
@@ -228,7 +235,10 @@ class Store:
         whose values are `x`, `y`."""
         entries = self.entries
         if isinstance(a, Tensor) and a._role:
-            s0 = a._slot if a._role is RESULT and a._store is self else self._tracked_slot(a)
+            if a._role is RESULT and a._store is self:
+                s0 = a._slot
+            else:
+                s0 = self.leaf_slots.get(id(a)) or self._tracked_slot(a)
             entries[s0][RC] += 1
             if type(x) is _F64:
                 m0 = F64_META
@@ -243,7 +253,10 @@ class Store:
             m0 = None
             consts = (x if isinstance(x, _SCALARS) else None, None)
         if isinstance(b, Tensor) and b._role:
-            s1 = b._slot if b._role is RESULT and b._store is self else self._tracked_slot(b)
+            if b._role is RESULT and b._store is self:
+                s1 = b._slot
+            else:
+                s1 = self.leaf_slots.get(id(b)) or self._tracked_slot(b)
             entries[s1][RC] += 1
             if type(y) is _F64:
                 m1 = F64_META
@@ -265,12 +278,15 @@ class Store:
                 value = out if out.size <= TRACE_MAX_SIZE else _METAS.get((out.shape, out.dtype)) or meta_of(out)
             except AttributeError:  # a Python number
                 value = out
-        trace = [value, None, consts]
         slot = self.next
         self.next = slot + 1
-        entries[slot] = [op, ins, params, op.saved(out, (x, y), ins), meta, trace, 1, self.new_flags, src]
-        if slot < self.log_until:
-            self._log_entry(op, ins, slot, trace, out)
+        entry = entries[slot] = [
+            op, ins, params, op.saved(out, (x, y), ins), meta, value, 1, self.new_flags, src, None, consts, slot
+        ]  # fmt: skip
+        if slot < self.log_until:  # _log_entry, inline
+            if type(out) is _ndarray and out.base is not None and value is out:
+                entry[VALUE] = out.copy()
+            self.log.append(entry)
         t = _new(Tensor)  # tensor._tensor_with_history, inline
         t._a = out
         t._slot = slot
@@ -280,24 +296,23 @@ class Store:
         return t
 
     def _entry(self, op, ins, params, saved, meta, out, consts, src):
-        """Add the entry (op, ins, params, saved, meta) with its trace record; the output Tensor."""
+        """Add the entry (op, ins, params, saved, meta, constants shown in the trace); the output Tensor."""
         try:
             value = out if out.size <= TRACE_MAX_SIZE else _METAS.get((out.shape, out.dtype)) or meta_of(out)
         except AttributeError:  # a Python number
             value = out
-        trace = [value, None, consts]
         slot = self.next
         self.next = slot + 1
-        self.entries[slot] = [op, ins, params, saved, meta, trace, 1, self.new_flags, src]
+        entry = self.entries[slot] = [op, ins, params, saved, meta, value, 1, self.new_flags, src, None, consts, slot]
         if slot < self.log_until:
-            self._log_entry(op, ins, slot, trace, out)
+            self._log_entry(entry, out)
         return _tensor_with_history(out, slot, self)
 
-    def _log_entry(self, op, ins, slot, trace, out):
+    def _log_entry(self, entry, out):
         """Add a new entry to the open record() blocks' log (record.py)."""
-        if trace[VALUE] is out and type(out) is np.ndarray and out.base is not None:
-            trace[VALUE] = out.copy()  # a small view (x[:2]) must not keep its base alive in the log
-        self.log.extend((op, ins, slot, trace))
+        if entry[VALUE] is out and type(out) is np.ndarray and out.base is not None:
+            entry[VALUE] = out.copy()  # a small view (x[:2]) must not keep its base alive in the log
+        self.log.append(entry)
 
     def _tracked_slot(self, a) -> int:
         """The slot of tracked input `a` that is not a result of this store: a leaf's (added on
@@ -356,6 +371,7 @@ class Store:
                 if entry is None:  # released meanwhile (a tangent's handle, dropped above, re-entered)
                     continue
                 entry[RC] = 0
+                entry[SAVED] = entry[PARAMS] = None  # a record() block's log may keep the entry: no arrays
                 if self.tangents:
                     self.tangents.pop(s, None)
                 flags = entry[FLAGS]

@@ -19,7 +19,7 @@ import numpy as np
 from ..checkpointing.segment import SegmentStore
 from ..composite import PLAIN
 from ..ops.registry import OPS, OpDef
-from ..tape import CONSTS, INS, LEAF, META, OP, PARAMS, SAVED, TRACE, VALUE
+from ..tape import CONSTS, INS, LEAF, META, OP, PARAMS, SAVED, VALUE
 from ..tensor import Tensor
 
 # Opcodes of the two kinds of entry a compiled function's recording adds beside the op table's:
@@ -132,7 +132,7 @@ def read_rows(store, first: int = 0, end: int | None = None):
             out_meta = store.outs[slot]
         else:
             consts = tuple(_recover_const(row, i) if s < 0 else None for i, s in enumerate(ins))
-            v = row[TRACE][VALUE]
+            v = row[VALUE]
             out_meta = v if isinstance(v, tuple) else (np.shape(v), np.result_type(v))
         in_meta = tuple(
             m if s >= 0 else (np.shape(c), np.result_type(c))
@@ -143,7 +143,7 @@ def read_rows(store, first: int = 0, end: int | None = None):
 
 
 def _recover_const(row, i):
-    shown = row[TRACE][CONSTS]  # the numbers among the constants, kept for the trace
+    shown = row[CONSTS]  # the numbers among the constants, kept for the trace
     if shown is not None and shown[i] is not None:
         return shown[i]
     saved = row[SAVED]
