@@ -191,11 +191,11 @@ def cotangents(entry, slot, g, g_owned, how: Pass):
         saved = entry[SAVED] or op.no_saved
         if op.kernel_vjp is not None and type(g) is np.ndarray:
             # a kernel given an owned g returns it for one input at most (tests/test_backends.py); a
-            # saved value it returns (mul's cotangent 1·y is y) stays the entry's, never written into
+            # saved value (mul's cotangent 1·y is y) or a view it returns is never written into
             cts = op.kernel_vjp(g, saved, ins, g_owned)
             if cts is not None:
                 return [
-                    (i, s, c, not any(c is v for v in saved))
+                    (i, s, c, type(c) is np.ndarray and c.base is None and not any(c is v for v in saved))
                     for i, s, c in zip(range(len(ins)), ins, cts)
                     if s >= 0 and c is not None
                 ]

@@ -1,9 +1,11 @@
 """Backends: every Numba kernel against the op table's NumPy rules (the spec), and equal results
 from `tp.set_backend("numba")` and `tp.set_backend("numpy")` end to end."""
 
+import gc
 import os
 import subprocess
 import sys
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -181,10 +183,70 @@ def test_mul_by_a_unit_cotangent_hands_back_the_saved_factors(dtype, backend):
         for i, (rule, c) in enumerate(zip(OPS[Op.MUL].vjp, (gx, gy))):
             if ins[i] >= 0:
                 np.testing.assert_array_equal(c, rule(one, *saved))
-    row = y[:1]  # broadcast against x: x's cotangent is g·row, of x's shape
-    assert numpy_backend.mul_by_unit(one, (None, x, row), (0, 1)) is None
-    assert numpy_backend.mul_by_unit(np.broadcast_to(np.asarray(2.0, dtype), x.shape), (None, x, y), (0, 1)) is None
-    assert numpy_backend.mul_by_unit(np.ones(x.shape, dtype), (None, x, y), (0, 1)) is None  # not broadcast
+    row = y[:1]  # broadcast against x, not one value: x's cotangent is g·row summed over its rows
+    assert numpy_backend.mul_by_broadcast(one, (None, x, row), (0, 1)) is None
+    assert numpy_backend.mul_by_broadcast(np.ones(x.shape, dtype), (None, x, y), (0, 1)) is None  # not broadcast
+    two = np.broadcast_to(np.asarray(2.0, dtype), x.shape)  # g·y a full-size product: not here
+    assert numpy_backend.mul_by_broadcast(two, (None, x, y), (0, 1)) is None
+
+
+def _summed(ct, like):
+    """A cotangent summed to the shape of the input `like` (what the sweep does)."""
+    ct = np.asarray(ct)
+    return ct.sum().reshape(np.shape(like)) if np.size(like) == 1 else np.broadcast_to(ct, np.shape(like))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda t: np.dtype(t).name)
+def test_mul_by_a_broadcast_cotangent_and_one_value_makes_no_full_size_product(dtype, backend):
+    # sum(a·x) (a 0-d or (1, 1) weight), g = g0 broadcast: x's cotangent g0·a is a zero-stride view,
+    # a's is g0·Σx; a constant factor (2.0 * x) the same. Against the rules, summed to each input.
+    mul = BACKENDS[backend].VJP_KERNELS[Op.MUL]
+    rng = np.random.default_rng(6)
+    n = numba_backend.MIN_SIZE
+    x = rng.standard_normal((2, n // 2)).astype(dtype)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    a0, a11 = np.asarray(0.7, dtype), np.full((1, 1), 0.7, dtype)
+    cases = [((a, x), (0, 1)) for a in (a0, a11)] + [((x, a), (0, 1)) for a in (a0, a11)]
+    cases += [((a, x), (-1, 1)) for a in (a0, a11, 2.0)] + [((x, a), (0, -1)) for a in (a0, a11, 2.0)]
+    for g0 in (1.0, -0.75):
+        g = np.broadcast_to(np.asarray(g0, dtype), x.shape)
+        for pair, ins in cases:
+            saved = OPS[Op.MUL].saved(pair[0] * pair[1], list(pair), ins)
+            got = mul(g, saved, ins)
+            assert got is not None
+            for i, c in enumerate(got):
+                assert (c is None) == (ins[i] < 0)
+                if c is None:
+                    continue
+                if np.size(pair[i]) > 1:
+                    assert c.base is not None and not any(c.strides)  # a view: nothing allocated
+                expected = _summed(OPS[Op.MUL].vjp[i](g, *saved), pair[i])
+                np.testing.assert_allclose(_summed(c, pair[i]), expected, rtol=tol, atol=tol * n**0.5)
+
+
+def test_the_sum_of_a_scaled_product_allocates_no_full_size_cotangent():
+    # 3·sum(a·x): the sum's cotangent is 3 broadcast; x's gradient is the one full-size array made
+    # (a copy of the zero-stride g·a), a's is 3·Σx (no product g·x to sum).
+    n = 1 << 18
+    x = tp.tensor(np.random.default_rng(8).standard_normal(n), requires_grad=True)
+    a = tp.tensor(0.7, requires_grad=True)
+    for _ in range(2):  # the first pass compiles (or loads) the kernels
+        x.grad = a.grad = None
+        with tp.record():
+            loss = 3.0 * tp.sum(a * x)
+        gc.collect()
+        tracemalloc.start()
+        try:
+            start = tracemalloc.get_traced_memory()[0]
+            loss.backward()
+            peak = tracemalloc.get_traced_memory()[1] - start
+        finally:
+            tracemalloc.stop()
+    assert peak <= 8 * n + 64 * 1024, f"{peak / (8 * n):.2f} arrays"
+    assert x.grad.array.flags.writeable and any(x.grad.array.strides)  # its own array, not the view
+    np.testing.assert_array_equal(x.grad.numpy(), np.full(n, 3.0 * 0.7))
+    np.testing.assert_allclose(float(a.grad), 3.0 * x.numpy().sum(), rtol=1e-12)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -23,8 +23,8 @@ scalar. `mul` has three more cases, none of which allocates when g is owned: `x 
 twice: 2·g·x for it, once), a product with one value (`a * x`, a 0-d weight: Σ g·x, with no
 full-size product to sum, in the same pass as g·a) and a constant one-value factor (`2.0 * x`).
 Kernels are tested against those rules, one by one (tests/test_backends.py). The NumPy backend's
-in-place rules come along for the ops not fused here, and its `mul` by a unit cotangent (1
-broadcast: the cotangents are the saved factors themselves) is tried first.
+in-place rules come along for the ops not fused here, and its `mul` by a broadcast cotangent (with
+g = 1 the cotangents are the saved factors themselves) is tried first.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from numba import njit, prange
 
 from ..opcodes import Op
 from .numpy_backend import VJP_KERNELS as NUMPY_KERNELS
-from .numpy_backend import mul_by_unit
+from .numpy_backend import mul_by_broadcast
 
 #: Below this many elements a kernel call costs more than it saves; the rules run instead.
 MIN_SIZE = 1 << 15
@@ -158,7 +158,7 @@ def _one_value(a):
 
 
 def mul_vjp(g, saved, ins, g_owned=False):
-    cts = mul_by_unit(g, saved, ins)  # g = 1 broadcast: the saved factors are the cotangents
+    cts = mul_by_broadcast(g, saved, ins)  # g one value broadcast: no full-size product, when it applies
     if cts is not None:
         return cts
     _, x, y = saved

@@ -7,10 +7,11 @@ op is written into `g` itself (``np.multiply(g, o, out=g)`` for exp) instead of 
 On large arrays a fresh array costs page faults, more than the arithmetic (2**22 float64: 5-8 ms
 each). Every other backend's kernels are tested against the rules, and these too.
 
-And one thing the rules need not know: a cotangent that is the value 1 broadcast (what `sum` hands
-back to the op before it when `backward()` seeds 1) times an array is that array, so `mul`'s
-cotangents are then its saved inputs themselves, with no pass over them and nothing allocated; the
-sweep never writes into a saved value, so the op before allocates when it needs to, as it would have.
+And one thing the rules need not know: a cotangent that is one value broadcast (what `sum` hands
+back to the op before it) needs no full-size product in `mul`: with the value 1 (`backward()`'s
+seed) x's cotangent g·y is y itself, and a one-value factor makes a zero-stride view. The sweep
+never writes into a saved value or a view, so the op before allocates when it needs to, as it would
+have.
 
 A kernel is ``kernel(g, saved, input slots, g_owned) -> cotangents, or None`` (None: the rules run).
 It returns new arrays, g itself (only when the sweep owns g, for one input at most), or a saved
@@ -35,21 +36,31 @@ def into_g(rule):
     return kernel
 
 
-def unit_broadcast(g) -> bool:
-    """True when g is the value 1 broadcast to its shape (every stride 0), as sum's rule returns it
-    for a `backward()` seed."""
-    return type(g) is np.ndarray and g.size > 1 and not any(g.strides) and g.flat[0] == 1
-
-
-def mul_by_unit(g, saved, ins, g_owned=False):
-    """x * y with g = 1 broadcast: x's cotangent is y and y's is x, when they have g's shape (else
-    a sum over broadcast axes is needed: the rules do it). None when this does not apply."""
-    if not unit_broadcast(g):
+def mul_by_broadcast(g, saved, ins, g_owned=False):
+    """x * y's cotangents when g is one value broadcast (every stride 0: what sum's rule hands back),
+    without a full-size product: with g = 1 (a `backward()` seed), a factor of g's shape is the
+    other input's cotangent itself; a factor of one value `a` makes the other's cotangent g·a
+    broadcast (a zero-stride view); and an input of one value whose factor has g's shape gets
+    g·Σ factor, a reduction with no temporary. None where any tracked input needs more."""
+    if type(g) is not np.ndarray or g.size < 2 or any(g.strides):
         return None
     _, x, y = saved
-    if (ins[0] >= 0 and np.shape(y) != g.shape) or (ins[1] >= 0 and np.shape(x) != g.shape):
-        return None
-    return (y if ins[0] >= 0 else None), (x if ins[1] >= 0 else None)
+    g0 = g.flat[0]
+    cts = [None, None]
+    for i, (mine, factor) in enumerate(((x, y), (y, x))):
+        if ins[i] < 0:
+            continue
+        if np.size(factor) == 1:
+            cts[i] = np.broadcast_to(np.multiply(g0, np.reshape(factor, ())), g.shape)
+        elif np.shape(factor) != g.shape:
+            return None  # broadcast against the other, but not one value: the rules sum it
+        elif g0 == 1:
+            cts[i] = factor
+        elif type(mine) is np.ndarray and mine.size == 1:
+            cts[i] = np.asarray(np.multiply(g0, np.sum(factor)), dtype=np.result_type(g, factor)).reshape(mine.shape)
+        else:
+            return None  # g0 · factor, a full-size product: the rules (or a fused kernel) make it
+    return tuple(cts)
 
 
 #: Elements per block of tanh's in-place rule: its o·o temporary is one block, kept in cache.
@@ -91,11 +102,12 @@ def tanh_vjp(g, saved, ins, g_owned=False):
 
 
 def mul_vjp(g, saved, ins, g_owned=False):
-    """x * y's cotangents where the rules would allocate more than needed: a unit g (`mul_by_unit`);
+    """x * y's cotangents where the rules would allocate more than needed: a broadcast g
+    (`mul_by_broadcast`);
     `x * x`, one slot twice, 2·g·x once (the rules' g·x twice, then their sum); a product with one
     value `a` (a 0-d weight), Σ g·x as a dot product (no full-size product to sum) and g·a; and a
     one-value constant factor; each written into g when the sweep owns it. None elsewhere."""
-    cts = mul_by_unit(g, saved, ins)
+    cts = mul_by_broadcast(g, saved, ins)
     if cts is not None or type(g) is not np.ndarray or g.size < MIN_SIZE:
         return cts
     _, x, y = saved
