@@ -189,10 +189,15 @@ def cotangents(entry, slot, g, g_owned, how: Pass):
     else:
         saved = entry[SAVED] or op.no_saved
         if op.kernel_vjp is not None and type(g) is np.ndarray:
-            # a kernel given an owned g returns it for one input at most (tests/test_backends.py)
+            # a kernel given an owned g returns it for one input at most (tests/test_backends.py); a
+            # saved value (mul's cotangent 1·y is y) or a view it returns is never written into
             cts = op.kernel_vjp(g, saved, ins, g_owned)
             if cts is not None:
-                return [(i, s, cts[i], True) for i, s in enumerate(ins) if s >= 0 and cts[i] is not None]
+                return [
+                    (i, s, c, type(c) is np.ndarray and c.base is None and not any(c is v for v in saved))
+                    for i, s, c in zip(range(len(ins)), ins, cts)
+                    if s >= 0 and c is not None
+                ]
     if op.vjp_all is not None:  # a custom rule may return anything: never written into
         cts = op.vjp_all(g, *saved, **params)
         return [(i, s, cts[i], False) for i, s in enumerate(ins) if s >= 0 and cts[i] is not None]

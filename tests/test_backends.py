@@ -1,9 +1,11 @@
 """Backends: every Numba kernel against the op table's NumPy rules (the spec), and equal results
 from `tp.set_backend("numba")` and `tp.set_backend("numpy")` end to end."""
 
+import gc
 import os
 import subprocess
 import sys
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -28,11 +30,12 @@ def _inputs(code, shape, dtype, rng):
     return xs
 
 
-FUSED = sorted(set(numba_backend.VJP_KERNELS) - set(numpy_backend.VJP_KERNELS))
+FUSED = sorted(c for c, k in numba_backend.VJP_KERNELS.items() if k is not numpy_backend.VJP_KERNELS.get(c))
+BACKENDS = {"numpy": numpy_backend, "numba": numba_backend}
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda t: np.dtype(t).name)
-@pytest.mark.parametrize("code", sorted(numpy_backend.VJP_KERNELS), ids=lambda c: Op(c).name.lower())
+@pytest.mark.parametrize("code", sorted(numpy_backend.IN_PLACE), ids=lambda c: Op(c).name.lower())
 def test_in_place_rules_match_the_rules_and_write_into_g(code, dtype):
     rng = np.random.default_rng(code)
     d = OPS[code]
@@ -46,6 +49,23 @@ def test_in_place_rules_match_the_rules_and_write_into_g(code, dtype):
     assert got is g and got.dtype == dtype
     tol = 1e-6 if dtype == np.float32 else 1e-14
     np.testing.assert_allclose(got, expected, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("owned", [False, True])
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda t: np.dtype(t).name)
+@pytest.mark.parametrize("shape", SHAPES + [(3, 70001)], ids=str)
+def test_numpy_tanh_kernel_matches_the_rule(shape, dtype, owned):
+    # owned: into g a block at a time (the last block shorter); not owned: one new array, never g
+    rng = np.random.default_rng(7)
+    o = np.tanh(rng.uniform(-2, 2, shape)).astype(dtype)
+    g = rng.standard_normal(shape).astype(dtype)
+    expected = OPS[Op.TANH].vjp[0](g, o, None)
+    (got,) = numpy_backend.VJP_KERNELS[Op.TANH](g, (o, None), (0,), owned)
+    assert (got is g) == owned and got.dtype == dtype
+    np.testing.assert_array_equal(got, expected)
+    g = np.asfortranarray(rng.standard_normal(shape).astype(dtype))
+    if owned and g.ndim > 1:  # not C-contiguous: the rule runs
+        assert numpy_backend.VJP_KERNELS[Op.TANH](g, (o, None), (0,), owned) is None
 
 
 def test_mul_kernel_reads_a_broadcast_scalar_cotangent():
@@ -99,16 +119,17 @@ def _mul_rules(g, x, y, ins):
     ]
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("owned", [False, True])
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda t: np.dtype(t).name)
-def test_mul_kernel_with_one_value_and_with_one_input_twice(dtype, owned):
+def test_mul_kernel_with_one_value_and_with_one_input_twice(dtype, owned, backend):
     # a * x with a 0-d (W3's a * x): Σ g·x as a dot product and g·a; 2.0 * x with 2.0 a constant;
     # x * x (one slot twice): one cotangent 2·g·x. An owned g is written into, for one input at most.
     rng = np.random.default_rng(5)
     n = numba_backend.MIN_SIZE
     x = rng.standard_normal(n).astype(dtype)
     a = np.asarray(0.7, dtype=dtype)
-    mul = numba_backend.VJP_KERNELS[Op.MUL]
+    mul = BACKENDS[backend].VJP_KERNELS[Op.MUL]
     tol = 1e-5 if dtype == np.float32 else 1e-12
     for saved, ins in [
         ((None, a, x), (0, 1)),
@@ -120,6 +141,9 @@ def test_mul_kernel_with_one_value_and_with_one_input_twice(dtype, owned):
         xs = [x if v is None else v for v in saved[1:]]
         expected = _mul_rules(g.copy(), xs[0], xs[1], ins)
         got = mul(g, saved, ins, owned)
+        if backend == "numpy" and -1 in ins and not owned:
+            assert got is None  # g times a constant into a new array: what the rule does
+            continue
         assert got is not None
         assert sum(c is g for c in got) == (1 if owned else 0)
         for c, e in zip(got, expected):
@@ -134,9 +158,128 @@ def test_mul_kernel_with_one_value_and_with_one_input_twice(dtype, owned):
     np.testing.assert_allclose(gx, expected, rtol=tol, atol=tol)
     # a compiled replay passes 0 for every input it wants: two inputs holding one array stay two
     g = rng.standard_normal(n).astype(dtype)
+    if backend == "numpy":  # the rules run: g·x for each
+        assert mul(g, (None, x, x), (0, 0), owned) is None
+        return
     gx, gy = mul(g, (None, x, x), (0, 0), owned)
     np.testing.assert_allclose(gx, g * x, rtol=tol, atol=tol)
     np.testing.assert_allclose(gy, g * x, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda t: np.dtype(t).name)
+def test_mul_by_a_unit_cotangent_hands_back_the_saved_factors(dtype, backend):
+    # g = 1 broadcast (sum's rule, after backward() seeds 1): x's cotangent g·y is y itself, and y's
+    # is x, when they have g's shape; a factor broadcast against the other needs the rules' sum.
+    mul = BACKENDS[backend].VJP_KERNELS[Op.MUL]
+    rng = np.random.default_rng(3)
+    n = numba_backend.MIN_SIZE
+    x, y = (rng.standard_normal((2, n // 2)).astype(dtype) for _ in range(2))
+    one = np.broadcast_to(np.ones((), dtype), x.shape)
+    for ins in [(0, 1), (0, -1), (-1, 1)]:
+        saved = OPS[Op.MUL].saved(x * y, [x, y], ins)
+        gx, gy = mul(one, saved, ins)
+        assert (gx is y) == (ins[0] >= 0) and (gy is x) == (ins[1] >= 0)
+        for i, (rule, c) in enumerate(zip(OPS[Op.MUL].vjp, (gx, gy))):
+            if ins[i] >= 0:
+                np.testing.assert_array_equal(c, rule(one, *saved))
+    row = y[:1]  # broadcast against x, not one value: x's cotangent is g·row summed over its rows
+    assert numpy_backend.mul_by_broadcast(one, (None, x, row), (0, 1)) is None
+    assert numpy_backend.mul_by_broadcast(np.ones(x.shape, dtype), (None, x, y), (0, 1)) is None  # not broadcast
+    two = np.broadcast_to(np.asarray(2.0, dtype), x.shape)  # g·y a full-size product: not here
+    assert numpy_backend.mul_by_broadcast(two, (None, x, y), (0, 1)) is None
+
+
+def _summed(ct, like):
+    """A cotangent summed to the shape of the input `like` (what the sweep does)."""
+    ct = np.asarray(ct)
+    return ct.sum().reshape(np.shape(like)) if np.size(like) == 1 else np.broadcast_to(ct, np.shape(like))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda t: np.dtype(t).name)
+def test_mul_by_a_broadcast_cotangent_and_one_value_makes_no_full_size_product(dtype, backend):
+    # sum(a·x) (a 0-d or (1, 1) weight), g = g0 broadcast: x's cotangent g0·a is a zero-stride view,
+    # a's is g0·Σx; a constant factor (2.0 * x) the same. Against the rules, summed to each input.
+    mul = BACKENDS[backend].VJP_KERNELS[Op.MUL]
+    rng = np.random.default_rng(6)
+    n = numba_backend.MIN_SIZE
+    x = rng.standard_normal((2, n // 2)).astype(dtype)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    a0, a11 = np.asarray(0.7, dtype), np.full((1, 1), 0.7, dtype)
+    cases = [((a, x), (0, 1)) for a in (a0, a11)] + [((x, a), (0, 1)) for a in (a0, a11)]
+    cases += [((a, x), (-1, 1)) for a in (a0, a11, 2.0)] + [((x, a), (0, -1)) for a in (a0, a11, 2.0)]
+    for g0 in (1.0, -0.75):
+        g = np.broadcast_to(np.asarray(g0, dtype), x.shape)
+        for pair, ins in cases:
+            saved = OPS[Op.MUL].saved(pair[0] * pair[1], list(pair), ins)
+            got = mul(g, saved, ins)
+            assert got is not None
+            for i, c in enumerate(got):
+                assert (c is None) == (ins[i] < 0)
+                if c is None:
+                    continue
+                if np.size(pair[i]) > 1:
+                    assert c.base is not None and not any(c.strides)  # a view: nothing allocated
+                expected = _summed(OPS[Op.MUL].vjp[i](g, *saved), pair[i])
+                np.testing.assert_allclose(_summed(c, pair[i]), expected, rtol=tol, atol=tol * n**0.5)
+
+
+def test_the_sum_of_a_scaled_product_allocates_no_full_size_cotangent():
+    # 3·sum(a·x): the sum's cotangent is 3 broadcast; x's gradient is the one full-size array made
+    # (a copy of the zero-stride g·a), a's is 3·Σx (no product g·x to sum).
+    n = 1 << 18
+    x = tp.tensor(np.random.default_rng(8).standard_normal(n), requires_grad=True)
+    a = tp.tensor(0.7, requires_grad=True)
+    for _ in range(2):  # the first pass compiles (or loads) the kernels
+        x.grad = a.grad = None
+        with tp.record():
+            loss = 3.0 * tp.sum(a * x)
+        gc.collect()
+        tracemalloc.start()
+        try:
+            start = tracemalloc.get_traced_memory()[0]
+            loss.backward()
+            peak = tracemalloc.get_traced_memory()[1] - start
+        finally:
+            tracemalloc.stop()
+    assert peak <= 8 * n + 64 * 1024, f"{peak / (8 * n):.2f} arrays"
+    assert x.grad.array.flags.writeable and any(x.grad.array.strides)  # its own array, not the view
+    np.testing.assert_array_equal(x.grad.numpy(), np.full(n, 3.0 * 0.7))
+    np.testing.assert_allclose(float(a.grad), 3.0 * x.numpy().sum(), rtol=1e-12)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_saved_value_handed_back_as_a_cotangent_is_never_written_into(backend):
+    # sum(tanh(u) · exp(v)): the cotangent of tanh(u) is exp(v)'s output itself, and exp's is tanh's,
+    # which both entries also saved for their own rules; neither may be written into in place.
+    rng = np.random.default_rng(4)
+    n = numba_backend.MIN_SIZE + 5
+    u = tp.tensor(rng.uniform(-1, 1, n), requires_grad=True)
+    v = tp.tensor(rng.uniform(-1, 1, n), requires_grad=True)
+    w = tp.tensor(rng.uniform(-1, 1, n), requires_grad=True)
+    try:
+        tp.set_backend(backend)
+        with tp.record():
+            t, e = tp.tanh(u), tp.exp(v)
+            loss = tp.sum(t * e) + tp.sum(w * t)  # w's cotangent is t, a leaf's gradient
+        t_before, e_before = t.numpy(), e.numpy()
+        (gu, gv, gw) = tp.grads(loss, [u, v, w], retain_graph=True)
+        loss.backward()
+    finally:
+        tp.set_backend("numba")
+    np.testing.assert_array_equal(t.numpy(), t_before)
+    np.testing.assert_array_equal(e.numpy(), e_before)
+    tv, ev, wv = np.tanh(u.numpy()), np.exp(v.numpy()), w.numpy()
+    for grad_u, grad_v, grad_w in [(gu, gv, gw), (u.grad, v.grad, w.grad)]:
+        np.testing.assert_allclose(grad_u.numpy(), (ev + wv) * (1 - tv * tv), rtol=1e-13)
+        np.testing.assert_allclose(grad_v.numpy(), tv * ev, rtol=1e-13)
+        np.testing.assert_array_equal(grad_w.numpy(), tv)
+    # the leaves' gradients are their own arrays: changing one leaves the values it was read from alone
+    for grad in (gw, w.grad):
+        assert not np.shares_memory(grad.array, t.array)
+    w.grad.array[:] = 0.0
+    np.testing.assert_array_equal(t.numpy(), t_before)
 
 
 def _graph_gradients():
@@ -169,7 +312,7 @@ def test_set_backend_and_the_environment_variable():
     with pytest.raises(ValueError, match="unknown backend 'fortran'"):
         tp.set_backend("fortran")
     assert tp.get_backend() == "numba"
-    code = "import tape as tp; print(tp.get_backend(), tp.ops.OPS[3].kernel_vjp)"
+    code = f"import tape as tp; print(tp.get_backend(), tp.ops.OPS[{int(Op.DIV)}].kernel_vjp)"  # fused by Numba
     env = {**os.environ, "TAPE_BACKEND": "numpy"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
     assert out.split() == ["numpy", "None"]

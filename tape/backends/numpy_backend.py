@@ -7,7 +7,15 @@ op is written into `g` itself (``np.multiply(g, o, out=g)`` for exp) instead of 
 On large arrays a fresh array costs page faults, more than the arithmetic (2**22 float64: 5-8 ms
 each). Every other backend's kernels are tested against the rules, and these too.
 
+And one thing the rules need not know: a cotangent that is one value broadcast (what `sum` hands
+back to the op before it) needs no full-size product in `mul`: with the value 1 (`backward()`'s
+seed) x's cotangent g·y is y itself, and a one-value factor makes a zero-stride view. The sweep
+never writes into a saved value or a view, so the op before allocates when it needs to, as it would
+have.
+
 A kernel is ``kernel(g, saved, input slots, g_owned) -> cotangents, or None`` (None: the rules run).
+It returns new arrays, g itself (only when the sweep owns g, for one input at most), or a saved
+value (which the sweep then treats as held by others).
 """
 
 from __future__ import annotations
@@ -28,6 +36,100 @@ def into_g(rule):
     return kernel
 
 
+def mul_by_broadcast(g, saved, ins, g_owned=False):
+    """x * y's cotangents when g is one value broadcast (every stride 0: what sum's rule hands back),
+    without a full-size product: with g = 1 (a `backward()` seed), a factor of g's shape is the
+    other input's cotangent itself; a factor of one value `a` makes the other's cotangent g·a
+    broadcast (a zero-stride view); and an input of one value whose factor has g's shape gets
+    g·Σ factor, a reduction with no temporary. None where any tracked input needs more."""
+    if type(g) is not np.ndarray or g.size < 2 or any(g.strides):
+        return None
+    _, x, y = saved
+    g0 = g.flat[0]
+    cts = [None, None]
+    for i, (mine, factor) in enumerate(((x, y), (y, x))):
+        if ins[i] < 0:
+            continue
+        if np.size(factor) == 1:
+            cts[i] = np.broadcast_to(np.multiply(g0, np.reshape(factor, ())), g.shape)
+        elif np.shape(factor) != g.shape:
+            return None  # broadcast against the other, but not one value: the rules sum it
+        elif g0 == 1:
+            cts[i] = factor
+        elif type(mine) is np.ndarray and mine.size == 1:
+            cts[i] = np.asarray(np.multiply(g0, np.sum(factor)), dtype=np.result_type(g, factor)).reshape(mine.shape)
+        else:
+            return None  # g0 · factor, a full-size product: the rules (or a fused kernel) make it
+    return tuple(cts)
+
+
+#: Elements per block of tanh's in-place rule: its o·o temporary is one block, kept in cache.
+_BLOCK = 1 << 15
+#: Below this many elements (128 KiB of float64, glibc's default threshold for mapping fresh pages)
+#: a temporary costs no page faults, and tanh's and mul's kernels leave the work to the rules.
+MIN_SIZE = 1 << 14
+
+
+def _same(a, g) -> bool:
+    return type(a) is np.ndarray and a.shape == g.shape and a.dtype == g.dtype
+
+
+def _one_value(a, g) -> bool:
+    return type(a) is np.ndarray and a.size == 1 and a.dtype == g.dtype
+
+
+def tanh_vjp(g, saved, ins, g_owned=False):
+    """g·(1 − o·o) with one new array and no temporary when g is not owned (the rule makes three), and
+    into g with one block-sized temporary when it is."""
+    o = saved[0]
+    if type(g) is not np.ndarray or g.size < MIN_SIZE or not _same(o, g):
+        return None
+    if not g_owned:
+        out = np.multiply(o, o)
+        np.subtract(1, out, out=out)
+        return (np.multiply(g, out, out=out),)
+    if not (g.flags.c_contiguous and o.flags.c_contiguous):
+        return None
+    fg, fo = g.reshape(-1), o.reshape(-1)
+    tmp = np.empty(min(_BLOCK, fg.size), g.dtype)
+    for start in range(0, fg.size, _BLOCK):
+        gb, ob = fg[start : start + _BLOCK], fo[start : start + _BLOCK]
+        t = tmp[: gb.size]
+        np.multiply(ob, ob, out=t)
+        np.subtract(1, t, out=t)
+        np.multiply(gb, t, out=gb)
+    return (g,)
+
+
+def mul_vjp(g, saved, ins, g_owned=False):
+    """x * y's cotangents where the rules would allocate more than needed: a broadcast g
+    (`mul_by_broadcast`);
+    `x * x`, one slot twice, 2·g·x once (the rules' g·x twice, then their sum); a product with one
+    value `a` (a 0-d weight), Σ g·x as a dot product (no full-size product to sum) and g·a; and a
+    one-value constant factor; each written into g when the sweep owns it. None elsewhere."""
+    cts = mul_by_broadcast(g, saved, ins)
+    if cts is not None or type(g) is not np.ndarray or g.size < MIN_SIZE:
+        return cts
+    _, x, y = saved
+    out = g if g_owned else None
+    if ins[0] < 0 or ins[1] < 0:  # one tracked factor: g times the other, if that is one value
+        other = y if ins[0] >= 0 else x
+        if not (_one_value(other, g) and g_owned):
+            return None  # not owned: the rule allocates one array, as this would
+        gx = np.multiply(g, other.reshape(()), out=g)
+        return (gx, None) if ins[0] >= 0 else (None, gx)
+    if ins[0] == ins[1] > 0 and x is y and _same(x, g):
+        # Only the eager sweep passes slots (> 0 here); a compiled replay passes 0 for every input.
+        gx = np.multiply(g, x, out=out)
+        return np.multiply(gx, 2, out=gx), None
+    for a, other, k in ((x, y, 0), (y, x, 1)):
+        if _one_value(a, g) and _same(other, g) and g.flags.c_contiguous and other.flags.c_contiguous:
+            ga = np.asarray(np.dot(g.reshape(-1), other.reshape(-1)), dtype=g.dtype).reshape(a.shape)
+            gx = np.multiply(g, a.reshape(()), out=out)
+            return (ga, gx) if k == 0 else (gx, ga)
+    return None
+
+
 def _cos_rule(g, o, x):
     np.multiply(g, np.sin(x), out=g)
     return np.negative(g, out=g)
@@ -35,7 +137,7 @@ def _cos_rule(g, o, x):
 
 #: In-place backward rules by opcode, for a cotangent the sweep owns (unary ops; `g` keeps its dtype,
 #: which is the output's, which for these ops is the input's).
-VJP_KERNELS = {
+IN_PLACE = {
     Op.NEG: into_g(lambda g, o, x: np.negative(g, out=g)),
     Op.EXP: into_g(lambda g, o, x: np.multiply(g, o, out=g)),
     Op.LOG: into_g(lambda g, o, x: np.divide(g, x, out=g)),
@@ -43,3 +145,6 @@ VJP_KERNELS = {
     Op.COS: into_g(_cos_rule),
     Op.SQRT: into_g(lambda g, o, x: np.multiply(np.divide(g, o, out=g), 0.5, out=g)),
 }
+
+#: This backend's kernels by opcode: the in-place rules, tanh's and mul's.
+VJP_KERNELS = {**IN_PLACE, Op.TANH: tanh_vjp, Op.MUL: mul_vjp}
