@@ -153,8 +153,9 @@ def _dot_scale(g, x, a, gx):
 
 
 def _one_value(a):
-    """True for an array of one element (a 0-d weight, a (1, 1) scale)."""
-    return type(a) is np.ndarray and a.size == 1 and a.dtype in _FLOATS
+    """True for an array of one element (a 0-d weight, a (1, 1) scale) or a float64 scalar (how the
+    engine holds a 0-d float64 value)."""
+    return (type(a) is np.ndarray or type(a) is np.float64) and a.size == 1 and a.dtype in _FLOATS
 
 
 def mul_vjp(g, saved, ins, g_owned=False):

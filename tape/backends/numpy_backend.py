@@ -56,7 +56,7 @@ def mul_by_broadcast(g, saved, ins, g_owned=False):
             return None  # broadcast against the other, but not one value: the rules sum it
         elif g0 == 1:
             cts[i] = factor
-        elif type(mine) is np.ndarray and mine.size == 1:
+        elif (type(mine) is np.ndarray or type(mine) is np.float64) and mine.size == 1:
             cts[i] = np.asarray(np.multiply(g0, np.sum(factor)), dtype=np.result_type(g, factor)).reshape(mine.shape)
         else:
             return None  # g0 · factor, a full-size product: the rules (or a fused kernel) make it
@@ -75,7 +75,8 @@ def _same(a, g) -> bool:
 
 
 def _one_value(a, g) -> bool:
-    return type(a) is np.ndarray and a.size == 1 and a.dtype == g.dtype
+    """One element of g's dtype: a 0-d or (1, 1) array, or a float64 scalar (the engine's 0-d float64)."""
+    return (type(a) is np.ndarray or type(a) is np.float64) and a.size == 1 and a.dtype == g.dtype
 
 
 def tanh_vjp(g, saved, ins, g_owned=False):
