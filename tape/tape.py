@@ -130,6 +130,8 @@ class Store:
         "log",
         "log_until",
         "n_leaves",
+        "n_handles",
+        "logged_below",
     )
 
     def __init__(self):
@@ -152,6 +154,10 @@ class Store:
         self.log: list | None = None
         self.log_until = 0
         self.n_leaves = 0  # leaf entries made so far: a block's operations are its slots minus these
+        # Live Tensor handles on results of this store (made in append1/append2 and by
+        # tensor._tensor_with_history, dropped in Tensor.__del__): at zero nothing can reach any entry.
+        self.n_handles = 0
+        self.logged_below = 0  # entries with a lower slot may be in some record() block's log
 
     # -- appending ----------------------------------------------------------------------------
     def leaf_slot(self, t) -> int:
@@ -222,6 +228,7 @@ class Store:
             if type(out) is _ndarray and out.base is not None and value is out:
                 entry[VALUE] = out.copy()
             self.log.append(entry)
+        self.n_handles += 1
         t = _new(Tensor)  # tensor._tensor_with_history, inline
         t._a = out
         t._slot = slot
@@ -287,6 +294,7 @@ class Store:
             if type(out) is _ndarray and out.base is not None and value is out:
                 entry[VALUE] = out.copy()
             self.log.append(entry)
+        self.n_handles += 1
         t = _new(Tensor)  # tensor._tensor_with_history, inline
         t._a = out
         t._slot = slot
@@ -392,6 +400,22 @@ class Store:
         finally:
             self.n_consumed -= consumed
             self.n_stale -= stale
+
+    def drop_history(self) -> None:
+        """Delete every entry at once: Tensor.__del__ calls this when the last handle on a result of
+        this store dies, after which no Tensor can reach any entry (what `release` would find entry by
+        entry, done here by one dict clear). Leaves go too: a leaf read again gets a new entry."""
+        bound = self.logged_below
+        if bound:  # a record() block's log may keep these entries: release's emptying, for them
+            for slot, entry in self.entries.items():
+                if slot >= bound:
+                    break
+                entry[SAVED] = entry[PARAMS] = None
+        self.entries.clear()
+        self.leaves.clear()
+        self.leaf_slots.clear()
+        self.tangents.clear()
+        self.n_consumed = self.n_stale = 0
 
     def forget_unread_leaf(self, slot: int) -> None:
         """Delete the entry of a leaf that no entry reads (a leaf given a slot only to seed a sweep)."""

@@ -85,9 +85,15 @@ class Tensor:
     def __del__(self):
         if self._role is RESULT:
             # Store.release's common case inline (the entry is still read by a later entry): this
-            # runs once per recorded result, and the call would cost as much as the work.
+            # runs once per recorded result, and the call would cost as much as the work. The last
+            # handle on the store's results takes the whole history with it (Store.drop_history).
             try:
                 store = self._store
+                n = store.n_handles - 1
+                store.n_handles = n
+                if not n:
+                    store.drop_history()
+                    return
                 entry = store.entries.get(self._slot)
                 if entry is not None and entry[RC_COLUMN] > 1:
                     entry[RC_COLUMN] -= 1
@@ -95,6 +101,29 @@ class Tensor:
                     store.release(self._slot)
             except Exception:  # interpreter shutdown: the store may be gone already
                 pass
+
+    def __copy__(self):
+        """Another handle on the same array and history (as ``b = a``): a result's copy counts as one
+        of its entry's handles, so the history lives as long as either does."""
+        if self._role is RESULT:
+            return self._store.handle(self._slot, self._a)
+        t = _new_tensor(self._a)
+        t._role, t.grad = self._role, self.grad
+        return t
+
+    def __deepcopy__(self, memo):
+        """A copy of the values: a leaf stays a leaf (its `.grad` copied too), a constant a constant. A
+        result with history cannot be copied with it, as in PyTorch: copy ``x.detach()`` instead."""
+        if self._role is RESULT:
+            raise RuntimeError(
+                f"deepcopy of a tensor with history (shape {self.shape}, {self.dtype}) is not supported: "
+                "its history cannot be copied; deepcopy x.detach() for its values"
+            )
+        t = _new_tensor(self._a.copy())
+        t._role = self._role
+        t.grad = None if self.grad is None else self.grad.__deepcopy__(memo)
+        memo[id(self)] = t
+        return t
 
     # -- what it is ---------------------------------------------------------------------------
     @property
@@ -270,6 +299,8 @@ def _new_tensor(array) -> Tensor:
 
 
 def _tensor_with_history(array, slot: int, store) -> Tensor:
+    """A handle on `slot` of `store` (the caller has counted it in the entry's reference count)."""
+    store.n_handles += 1
     t = object.__new__(Tensor)
     t._a = array
     t._slot = slot

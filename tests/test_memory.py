@@ -223,3 +223,87 @@ def test_the_large_array_backward_allocates_two_arrays_at_most(traced):
     np.testing.assert_allclose(x.grad.numpy(), 0.7 * u - 2 * xv * t * e, rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(float(a.grad), np.dot(u, xv), rtol=1e-10)
     np.testing.assert_allclose(float(b.grad), np.sum(u), rtol=1e-10)
+
+
+def _in_a_fresh_thread(fn):
+    """Run `fn(store)` on a new thread, whose tape (store) nothing else has touched; re-raise its error."""
+    import threading
+
+    from tape.tape import state
+
+    errors = []
+
+    def run():
+        try:
+            fn(state().store)
+        except BaseException as exc:  # noqa: BLE001  (handed to the caller)
+            errors.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    if errors:
+        raise errors[0]
+
+
+def test_the_last_handle_takes_the_whole_history_at_once(monkeypatch):
+    # When no handle on any result of a store is left, nothing can reach its entries: they all go in
+    # one dict clear (Store.drop_history), leaves included, without the entry-by-entry release.
+    from tape.tape import Store
+
+    released = []
+    release = Store.release
+    monkeypatch.setattr(Store, "release", lambda self, slot: (released.append(slot), release(self, slot)))
+
+    def check(store):
+        x = tp.tensor(np.linspace(0.1, 1.0, 50), requires_grad=True)
+        with tp.record() as t:
+            y = x
+            for _ in range(100):
+                y = tp.sin(y) * 1.5 + x
+            loss = tp.sum(y)
+            kept = tp.exp(y)  # a second result, alive after loss: the history stays until it goes
+        del y
+        loss.backward()
+        assert store.n_handles == 2 and len(store.entries) == 303  # 301 ops, exp, the leaf
+        del loss
+        assert store.n_handles == 1 and len(store.entries) > 300  # kept reads y's whole history
+        del kept
+        assert store.n_handles == 0 and not store.entries and not store.leaves and not store.leaf_slots
+        assert len(t) == 302 and "sin" in str(t)  # the block's log still shows what it recorded
+        # x is read again in a new block: a new leaf entry, and the gradient of the new history
+        x.grad = None
+        with tp.record():
+            z = tp.sum(x * x)
+        z.backward()
+        np.testing.assert_allclose(x.grad.numpy(), 2 * x.numpy())
+
+    released.clear()
+    _in_a_fresh_thread(check)
+    # the release of entries made unreachable one by one happened only for the handles dropped while
+    # another handle lived (y's, loss's): never an entry-by-entry walk of the whole history
+    assert len(released) <= 2
+
+
+def test_copies_of_a_result_are_handles_and_deep_copies_refuse_history():
+    import copy
+
+    def check(store):
+        x = tp.tensor([0.5, 2.0], requires_grad=True)
+        with tp.record():
+            y = tp.exp(x) * x
+        z = copy.copy(y)
+        assert z._slot == y._slot and store.n_handles == 2
+        del y  # the copy keeps the history
+        with tp.record():
+            s = tp.sum(z)
+        s.backward()
+        np.testing.assert_allclose(x.grad.numpy(), np.exp([0.5, 2.0]) * (1 + np.array([0.5, 2.0])))
+        with pytest.raises(RuntimeError, match="deepcopy of a tensor with history"):
+            copy.deepcopy(z)
+        x.grad = tp.tensor([1.0, 1.0])
+        w = copy.deepcopy(x)
+        assert w.requires_grad and w.is_leaf and w.array is not x.array and w.grad.array is not x.grad.array
+        np.testing.assert_array_equal(w.numpy(), x.numpy())
+
+    _in_a_fresh_thread(check)
