@@ -140,19 +140,22 @@ class LowRank:
         if not us:
             return
         self.us, self.vs = [], []
-        u = np.stack(us)  # k x m
-        v = np.stack(vs)  # k x n
         part = self.part
-        if part is None:
-            self.part, self.owned = np.matmul(u.T, v), True
-        elif self.owned:
-            tmp = self.tmp
-            if tmp is None:
-                tmp = self.tmp = np.empty(self.shape, self.dtype)
-            np.matmul(u.T, v, out=tmp)
-            part += tmp
+        out = None
+        if part is not None and self.owned:
+            out = self.tmp
+            if out is None:
+                out = self.tmp = np.empty(self.shape, self.dtype)
+        if len(us) == 1:  # one pair (a sweep of one step, as tp.checkpoint_loop's are): no stacking
+            prod = np.multiply(us[0][:, None], vs[0], out=out)
         else:
-            self.part, self.owned = part + np.matmul(u.T, v), True
+            prod = np.matmul(np.stack(us).T, np.stack(vs), out=out)  # (m x k) @ (k x n)
+        if part is None:
+            self.part, self.owned = prod, True
+        elif self.owned:
+            part += prod
+        else:
+            self.part, self.owned = part + prod, True
 
     def dense(self):
         """(the cotangent as an array, whether this adjoint owns that array); the object is spent."""

@@ -74,7 +74,7 @@ def flushes(monkeypatch):
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
-@pytest.mark.parametrize("steps", [1, sweep.LOW_RANK_FLUSH, 3 * sweep.LOW_RANK_FLUSH + 5])
+@pytest.mark.parametrize("steps", [1, sweep.LOW_RANK_FLUSH, sweep.LOW_RANK_FLUSH + 1, 3 * sweep.LOW_RANK_FLUSH + 5])
 def test_the_loop_matches_its_closed_form_with_one_matrix_product_per_flush(each, dtype, steps, flushes):
     Wa, xa = _problem(dtype=dtype)
     W, x0 = tp.tensor(Wa, requires_grad=True), tp.tensor(xa, requires_grad=True)
