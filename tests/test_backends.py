@@ -44,8 +44,8 @@ def test_in_place_rules_match_the_rules_and_write_into_g(code, dtype):
     saved = d.saved(out, [x], (0,)) or d.no_saved
     g = rng.standard_normal(x.shape).astype(dtype)
     expected = d.vjp[0](g.copy(), *saved)
-    assert numpy_backend.VJP_KERNELS[code](g, saved, (0,), False) is None  # g not owned: the rules run
-    (got,) = numpy_backend.VJP_KERNELS[code](g, saved, (0,), True)
+    assert numpy_backend.IN_PLACE[code](g, saved, (0,), False) is None  # g not owned: the rules run
+    (got,) = numpy_backend.IN_PLACE[code](g, saved, (0,), True)
     assert got is g and got.dtype == dtype
     tol = 1e-6 if dtype == np.float32 else 1e-14
     np.testing.assert_allclose(got, expected, rtol=tol, atol=tol)

@@ -13,6 +13,13 @@ seed) x's cotangent g·y is y itself, and a one-value factor makes a zero-stride
 never writes into a saved value or a view, so the op before allocates when it needs to, as it would
 have.
 
+It adds one more thing, for the weight of a matrix-vector product (``W @ x``, ``x @ W``, ``np.dot``):
+the weight's cotangent, the outer product g xᵀ, is handed to the sweep as the pair (g, x), a
+`sweep.LowRank`, which the sweep's adjoint buffer adds up many at a time with one matrix product
+(a loop that multiplies by the same weight at every step would otherwise make and add an m x n
+array per step). Consumers of kernels turn a `LowRank` into an array with `.dense()` where they
+want one (the compiled replay does).
+
 A kernel is ``kernel(g, saved, input slots, g_owned) -> cotangents, or None`` (None: the rules run).
 It returns new arrays, g itself (only when the sweep owns g, for one input at most), or a saved
 value (which the sweep then treats as held by others).
@@ -23,6 +30,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..opcodes import Op
+from ..sweep import LowRank
 
 
 def into_g(rule):
@@ -136,6 +144,26 @@ def _cos_rule(g, o, x):
     return np.negative(g, out=g)
 
 
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def matvec_vjp(g, saved, ins, g_owned=False):
+    """matmul / dot of a matrix and a vector, either way round: the matrix's cotangent as the pair
+    (g, x) (a `LowRank`), the vector's as the matrix-vector product of the rules. None (the rules
+    run) for anything else: batched or matrix-matrix products, mixed dtypes, a constant matrix."""
+    _, a, b = saved
+    if type(a) is not np.ndarray or type(b) is not np.ndarray or g.ndim != 1:
+        return None
+    dtype = g.dtype
+    if a.dtype != dtype or b.dtype != dtype or dtype not in _FLOATS:
+        return None
+    if a.ndim == 2 and b.ndim == 1 and ins[0] >= 0:  # W @ x: dW = g xᵀ, dx = Wᵀ g
+        return LowRank(g, b), (g @ a if ins[1] >= 0 else None)
+    if a.ndim == 1 and b.ndim == 2 and ins[1] >= 0:  # x @ W: dx = W g, dW = x gᵀ
+        return (b @ g if ins[0] >= 0 else None), LowRank(a, g)
+    return None
+
+
 #: In-place backward rules by opcode, for a cotangent the sweep owns (unary ops; `g` keeps its dtype,
 #: which is the output's, which for these ops is the input's).
 IN_PLACE = {
@@ -147,5 +175,6 @@ IN_PLACE = {
     Op.SQRT: into_g(lambda g, o, x: np.multiply(np.divide(g, o, out=g), 0.5, out=g)),
 }
 
-#: This backend's kernels by opcode: the in-place rules, tanh's and mul's.
-VJP_KERNELS = {**IN_PLACE, Op.TANH: tanh_vjp, Op.MUL: mul_vjp}
+#: This backend's kernels by opcode: the in-place rules, tanh's and mul's, and the matrix-vector
+#: products' low-rank rule.
+VJP_KERNELS = {**IN_PLACE, Op.TANH: tanh_vjp, Op.MUL: mul_vjp, Op.MATMUL: matvec_vjp, Op.DOT: matvec_vjp}

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import backends, creation
-from ..sweep import fit
+from ..sweep import LowRank, fit
 from .lower import DRAW_CODE, InputRef
 
 
@@ -84,6 +84,8 @@ def step_cotangents(d, ins, kins, g, sv, params) -> list:
             ct = cts[j]
             if ct is None:
                 continue
+            if type(ct) is LowRank:  # a matrix-vector product's weight cotangent (numpy_backend.matvec_vjp)
+                ct = ct.dense()[0]
         if ct.shape != meta[0] or ct.dtype != meta[1]:
             ct = fit(ct, meta)
         out.append((j, ct))
