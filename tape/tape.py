@@ -225,7 +225,7 @@ class Store:
             op, ins, params, op.saved(out, (x,), ins), meta, value, 1, self.new_flags, src, None, None, slot
         ]  # fmt: skip
         if slot < self.log_until:  # _log_entry, inline
-            if type(out) is _ndarray and out.base is not None and value is out:
+            if value is out and type(out) is _ndarray and out.base is not None:
                 entry[VALUE] = out.copy()
             self.log.append(entry)
         self.n_handles += 1
@@ -291,7 +291,7 @@ class Store:
             op, ins, params, op.saved(out, (x, y), ins), meta, value, 1, self.new_flags, src, None, consts, slot
         ]  # fmt: skip
         if slot < self.log_until:  # _log_entry, inline
-            if type(out) is _ndarray and out.base is not None and value is out:
+            if value is out and type(out) is _ndarray and out.base is not None:
                 entry[VALUE] = out.copy()
             self.log.append(entry)
         self.n_handles += 1
