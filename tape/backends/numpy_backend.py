@@ -8,6 +8,8 @@ On large arrays a fresh array costs page faults, more than the arithmetic (2**22
 each). Every other backend's kernels are tested against the rules, and these too.
 
 A kernel is ``kernel(g, saved, input slots, g_owned) -> cotangents, or None`` (None: the rules run).
+It carries two attributes, which the sweep reads to skip a call that would only decline: `min_size`
+(it declines a g with fewer elements) and `owned_only` (it declines a g the sweep does not own).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ def into_g(rule):
             return None
         return (rule(g, *saved),)
 
+    kernel.min_size, kernel.owned_only = 0, True
     return kernel
 
 
