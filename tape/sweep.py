@@ -375,8 +375,14 @@ def _sweep_plain(adj: Adjoints, how: Pass):
                 for i, s, ct, fresh in _rule_cotangents(op, ins, meta, saved, entry[PARAMS] or _EMPTY, g, g_owned):
                     adj.add(s, ct, meta[i], fresh, op, i)
             else:  # cotangents' last branch and Adjoints.add's first cases, inline, per input
-                params = entry[PARAMS]
                 n = len(saved)
+                if entry[PARAMS]:
+                    n = 0  # through **params
+                elif n == 3:
+                    o, x, y = saved
+                elif n == 2:
+                    o, x = saved
+                params = entry[PARAMS]
                 vjp = op.vjp
                 i = -1
                 for s in ins:
@@ -387,12 +393,12 @@ def _sweep_plain(adj: Adjoints, how: Pass):
                     if rule is None:
                         adj.add(s, _zero_cotangent(meta[i], g), meta[i], False, op, i)
                         continue
-                    if params:
-                        ct = rule(g, *saved, **params)
+                    if n == 3:
+                        ct = rule(g, o, x, y)
                     elif n == 2:
-                        ct = rule(g, saved[0], saved[1])
-                    elif n == 3:
-                        ct = rule(g, saved[0], saved[1], saved[2])
+                        ct = rule(g, o, x)
+                    elif params:
+                        ct = rule(g, *saved, **params)
                     else:
                         ct = rule(g, *saved)
                     m = meta[i]
@@ -412,9 +418,13 @@ def _sweep_plain(adj: Adjoints, how: Pass):
                             owned.add(s)
                     else:
                         adj.add(s, ct, m, fresh, op, i)
-            if free:  # Pass.done, inline
+            if free:  # Pass.done, inline (flags 0: the common case, one test)
                 flags = entry[FLAGS]
-                if not flags & PERSISTENT:
+                if not flags:
+                    entry[SAVED] = None
+                    entry[FLAGS] = CONSUMED
+                    consumed += 1
+                elif not flags & PERSISTENT:
                     entry[SAVED] = None
                     if not flags & CONSUMED:
                         entry[FLAGS] = flags | CONSUMED
