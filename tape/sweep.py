@@ -292,12 +292,6 @@ def _sweep_entries(adj: Adjoints, how: Pass):
     return leaves, captured
 
 
-#: Backend kernels (`OpDef.kernel_vjp`) are asked only for cotangents at least this large: below it
-#: every kernel of both backends declines (in-place rules need an owned g, which is never smaller;
-#: Numba's fused ones need far more elements), and asking would cost a call per entry.
-KERNEL_MIN_SIZE = IN_PLACE_MIN_SIZE
-
-
 def _sweep_plain(adj: Adjoints, how: Pass):
     """`_sweep_entries` for a plain pass (no create_graph, no tangents of tp.jvp, no detect_anomaly).
 
