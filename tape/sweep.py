@@ -247,13 +247,12 @@ class Pass:
     free nothing until the sweep succeeded.
     """
 
-    __slots__ = ("store", "top", "wanted", "retain", "differentiable", "dual", "anomaly", "released", "deferred")
+    __slots__ = ("store", "top", "wanted", "retain", "differentiable", "dual", "anomaly", "deferred")
 
     def __init__(self, store, top, wanted, retain, differentiable, anomaly, dual=False):
         self.store, self.top, self.wanted = store, top, wanted
         self.retain, self.differentiable, self.anomaly = retain, differentiable, anomaly
         self.dual = dual  # inside tp.jvp: rules run on dual numbers (forward over reverse)
-        self.released: list = []  # entries freed during the loop: marked FAILED if it raises
         self.deferred: list = []  # entries to free after the loop (under detect_anomaly)
 
     def done(self, entry) -> None:
@@ -265,11 +264,7 @@ class Pass:
         if self.anomaly:  # keep everything until the sweep succeeds, so a raise changes nothing
             self.deferred.append(entry)
             return
-        entry[SAVED] = None  # Store.consume, inline: this runs once per entry of every sweep
-        if not flags & CONSUMED:
-            entry[FLAGS] = flags | CONSUMED
-            self.store.n_consumed += 1
-        self.released.append(entry)
+        self.store.consume(entry)
 
 
 def cotangents(entry, slot, g, g_owned, how: Pass):
@@ -297,6 +292,11 @@ def cotangents(entry, slot, g, g_owned, how: Pass):
                     for i, s, c in zip(range(len(ins)), ins, cts)
                     if s >= 0 and c is not None
                 ]
+    return _rule_cotangents(op, ins, entry[META], saved, params, g, g_owned)
+
+
+def _rule_cotangents(op, ins, meta, saved, params, g, g_owned):
+    """`cotangents` from the op's rules: its `vjp_all`, else one rule per input."""
     if op.vjp_all is not None:  # a custom rule may return anything: never written into
         cts = op.vjp_all(g, *saved, **params)
         return [(i, s, cts[i], False) for i, s in enumerate(ins) if s >= 0 and cts[i] is not None]
@@ -308,13 +308,13 @@ def cotangents(entry, slot, g, g_owned, how: Pass):
         if rule is None:
             # Not differentiable in this input (sign): it took part, so its cotangent is zeros, as in
             # PyTorch (zeros_like); a zero-stride view of the input's shape allocates nothing.
-            out.append((i, s, _zero_cotangent(entry[META][i], g), False))
+            out.append((i, s, _zero_cotangent(meta[i], g), False))
             continue
         ct = rule(g, *saved, **params)
         fresh = type(ct) is np.ndarray and ct.base is None and ct is not g
         out.append((i, s, ct, fresh))
     if g_owned:
-        return _hand_on(out, g, entry[META])
+        return _hand_on(out, g, meta)
     return out
 
 
@@ -396,102 +396,147 @@ def _sweep_entries(adj: Adjoints, how: Pass):
     return leaves, captured
 
 
-#: Backend kernels (`OpDef.kernel_vjp`) are asked only for cotangents at least this large: below it
-#: every kernel of both backends declines (in-place rules need an owned g, which is never smaller;
-#: Numba's fused ones need far more elements), and asking would cost a call per entry.
-KERNEL_MIN_SIZE = IN_PLACE_MIN_SIZE
-
-
 def _sweep_plain(adj: Adjoints, how: Pass):
     """`_sweep_entries` for a plain pass (no create_graph, no tangents of tp.jvp, no detect_anomaly).
 
     The same steps as the general loop, with what it calls per entry written out inline for the
-    common cases: `Adjoints.pop`, `cotangents` (one rule per input), the first `Adjoints.add` into an
-    adjoint of the input's shape and dtype, and `Pass.done`. This loop runs once per recorded entry
-    of every backward pass, where a Python call costs as much as the bookkeeping it would do; the
-    rest (fused kernels, `vjp_all`, sums, broadcasting) goes through the general functions.
+    common cases: `Adjoints.pop`, the kernel's gate, `cotangents` (one rule per input, called with
+    the saved values unpacked: a call with ``*saved`` costs more than the rule's arithmetic), the
+    adds of float64 scalars and the first add into an adjoint of the input's shape and dtype, and
+    `Pass.done`. This loop runs once per recorded entry of every backward pass, where a Python call
+    costs as much as the bookkeeping it would do; the rest (`vjp_all`, kernels' results, an owned g
+    passed on, broadcasting, sums of arrays) goes through the general functions.
     """
     store = how.store
     entries = store.entries
     pending, owned = adj.adj, adj.owned
+    pop, get = pending.pop, pending.get
     wanted = how.wanted
     free = not how.retain
-    released = how.released
     leaves, captured = [], {}
     top = how.top
-    for slot in reversed([s for s in entries if s <= top]):
-        g = pending.pop(slot, None)
-        if g is None:
-            continue
-        if slot in owned:
-            owned.discard(slot)
-            g_owned = True
-        else:
-            g_owned = False
-        entry = entries[slot]
-        # the trace's adjoint column: a small value itself, else its value's (shape, dtype)
-        if type(g) is _f64:
-            entry[ADJ] = g
-        elif type(g) is _ndarray:
-            entry[ADJ] = g if g.size <= TRACE_MAX_SIZE else entry[VALUE]
-        elif type(g) is LowRank:  # a weight's adjoint held as outer products: an array from here on
-            g, g_owned = g.dense()
-            entry[ADJ] = g if g.size <= TRACE_MAX_SIZE else entry[VALUE]
-        elif isinstance(g, Tensor):
-            entry[ADJ] = _small(g)
-        else:
-            entry[ADJ] = g if getattr(g, "size", 1) <= TRACE_MAX_SIZE else entry[VALUE]
-        if slot in wanted:
-            captured[slot] = (g, g_owned)
-            g_owned = False  # handed to the caller: never written into again
-        op = entry[OP]
-        if op is LEAF:
-            leaves.append((store.leaves[slot], g, g_owned))
+    slots = list(entries)
+    if slots and slots[-1] > top:
+        slots = [s for s in slots if s <= top]
+    consumed = 0  # Pass.done's count of newly consumed entries, written to the store once
+    try:
+        for slot in reversed(slots):
+            g = pop(slot, None)
+            if g is None:
+                continue
+            if owned and slot in owned:
+                owned.discard(slot)
+                g_owned = True
+            else:
+                g_owned = False
+            entry = entries[slot]
+            # the trace's adjoint column: a small value itself, else its value's (shape, dtype)
+            tg = type(g)
+            if tg is _f64:
+                entry[ADJ] = g
+            elif tg is _ndarray:
+                entry[ADJ] = g if g.size <= TRACE_MAX_SIZE else entry[VALUE]
+            elif tg is LowRank:  # a weight's adjoint held as outer products: an array from here on
+                g, g_owned = g.dense()
+                tg = type(g)
+                entry[ADJ] = g if g.size <= TRACE_MAX_SIZE else entry[VALUE]
+            elif isinstance(g, Tensor):
+                entry[ADJ] = _small(g)
+            else:
+                entry[ADJ] = g if getattr(g, "size", 1) <= TRACE_MAX_SIZE else entry[VALUE]
+            if wanted and slot in wanted:
+                captured[slot] = (g, g_owned)
+                g_owned = False  # handed to the caller: never written into again
+            op = entry[OP]
+            if op is LEAF:
+                leaves.append((store.leaves[slot], g, g_owned))
+                if not pending:
+                    break
+                continue
+            ins = entry[INS]
+            meta = entry[META]
+            saved = entry[SAVED] or op.no_saved
+            kernel = op.kernel_vjp
+            cts = None
+            if (
+                kernel is not None
+                and tg is _ndarray
+                and (g_owned or not kernel.owned_only)
+                and g.size >= kernel.min_size
+            ):
+                # a kernel given an owned g returns it for one input at most (tests/test_backends.py)
+                cts = kernel(g, saved, ins, g_owned)
+            if cts is not None:
+                i = -1
+                for s in ins:
+                    i += 1
+                    c = cts[i]
+                    if s >= 0 and c is not None:  # a saved value or a view a kernel returns is not fresh
+                        fresh = type(c) is _ndarray and c.base is None and not any(c is v for v in saved)
+                        adj.add(s, c, meta[i], fresh, op, i)
+            elif op.vjp_all is not None or (g_owned and len(ins) > 1):
+                # vjp_all, or an owned g that may pass on to one input (`_hand_on`)
+                for i, s, ct, fresh in _rule_cotangents(op, ins, meta, saved, entry[PARAMS] or _EMPTY, g, g_owned):
+                    adj.add(s, ct, meta[i], fresh, op, i)
+            else:  # cotangents' last branch and Adjoints.add's first cases, inline, per input
+                n = len(saved)
+                if entry[PARAMS]:
+                    n = 0  # through **params
+                elif n == 3:
+                    o, x, y = saved
+                elif n == 2:
+                    o, x = saved
+                params = entry[PARAMS]
+                vjp = op.vjp
+                i = -1
+                for s in ins:
+                    i += 1
+                    if s < 0:
+                        continue
+                    rule = vjp[i]
+                    if rule is None:
+                        adj.add(s, _zero_cotangent(meta[i], g), meta[i], False, op, i)
+                        continue
+                    if n == 3:
+                        ct = rule(g, o, x, y)
+                    elif n == 2:
+                        ct = rule(g, o, x)
+                    elif params:
+                        ct = rule(g, *saved, **params)
+                    else:
+                        ct = rule(g, *saved)
+                    m = meta[i]
+                    if type(ct) is _f64 and m is F64_META:  # a float64 scalar: never owned, never written into
+                        prev = get(s)
+                        if prev is None:
+                            pending[s] = ct
+                        elif type(prev) is _f64:
+                            pending[s] = prev + ct
+                        else:
+                            adj.add(s, ct, m, False, op, i)
+                        continue
+                    fresh = g_owned if ct is g else type(ct) is _ndarray and ct.base is None
+                    if m is not None and s not in pending and ct.shape == m[0] and ct.dtype == m[1]:
+                        pending[s] = ct
+                        if fresh and ct.size >= IN_PLACE_MIN_SIZE:
+                            owned.add(s)
+                    else:
+                        adj.add(s, ct, m, fresh, op, i)
+            if free:  # Pass.done, inline (flags 0: the common case, one test)
+                flags = entry[FLAGS]
+                if not flags:
+                    entry[SAVED] = None
+                    entry[FLAGS] = CONSUMED
+                    consumed += 1
+                elif not flags & PERSISTENT:
+                    entry[SAVED] = None
+                    if not flags & CONSUMED:
+                        entry[FLAGS] = flags | CONSUMED
+                        consumed += 1
             if not pending:
                 break
-            continue
-        meta = entry[META]
-        if (
-            op.vjp_all is not None
-            or (op.kernel_vjp is not None and type(g) is _ndarray and g.size >= KERNEL_MIN_SIZE)
-            or (g_owned and len(entry[INS]) > 1)  # an owned g may pass on to one input (`_hand_on`)
-        ):
-            for i, s, ct, fresh in cotangents(entry, slot, g, g_owned, how):
-                adj.add(s, ct, meta[i], fresh, op, i)
-        else:  # cotangents' last branch and Adjoints.add's first case, inline
-            ins = entry[INS]
-            saved = entry[SAVED] or op.no_saved
-            params = entry[PARAMS]
-            i = -1
-            for s in ins:
-                i += 1
-                if s < 0:
-                    continue
-                rule = op.vjp[i]
-                if rule is None:
-                    adj.add(s, _zero_cotangent(meta[i], g), meta[i], False, op, i)
-                    continue
-                ct = rule(g, *saved, **params) if params else rule(g, *saved)
-                fresh = g_owned if ct is g else type(ct) is _ndarray and ct.base is None
-                m = meta[i]
-                if s not in pending and (
-                    (m is F64_META and type(ct) is _f64) or (m is not None and ct.shape == m[0] and ct.dtype == m[1])
-                ):
-                    pending[s] = ct
-                    if fresh and ct.size >= IN_PLACE_MIN_SIZE:
-                        owned.add(s)
-                else:
-                    adj.add(s, ct, m, fresh, op, i)
-        if free:  # Pass.done, inline
-            flags = entry[FLAGS]
-            if not flags & PERSISTENT:
-                entry[SAVED] = None
-                if not flags & CONSUMED:
-                    entry[FLAGS] = flags | CONSUMED
-                    store.n_consumed += 1
-                released.append(entry)
-        if not pending:
-            break
+    finally:
+        store.n_consumed += consumed
     return leaves, captured
 
 
@@ -558,6 +603,26 @@ def _precheck(entries, seeds):
         need.update(s for s in entry[INS] if s >= 0)
 
 
+def _mark_failed(entries, seeds):
+    """Flag FAILED every entry a sweep from `seeds` released before it raised.
+
+    Those are the entries reachable from the seeds that are now CONSUMED: the sweep reaches only
+    entries reachable from its seeds, and a reachable entry that an earlier pass had consumed was
+    refused before this sweep began (`_precheck`). Found here, on the way out of a failed sweep,
+    rather than listed by the loop as it goes: that would cost every pass a step per entry.
+    """
+    need = set(seeds)
+    for slot in reversed([s for s in entries if s <= max(seeds)]):
+        if slot not in need:
+            continue
+        entry = entries[slot]
+        if entry[OP] is LEAF:
+            continue
+        if entry[FLAGS] & CONSUMED:
+            entry[FLAGS] |= FAILED
+        need.update(s for s in entry[INS] if s >= 0)
+
+
 def sweep(store, seeds: dict, retain: bool, wanted=frozenset(), create_graph: bool = False):
     """Run the reverse sweep from `seeds` (slot -> cotangent).
 
@@ -585,8 +650,7 @@ def sweep(store, seeds: dict, retain: bool, wanted=frozenset(), create_graph: bo
         else:
             result = _sweep_entries(Adjoints(seeds, differentiable=dual), how)
     except BaseException:
-        for entry in how.released:  # their saved values are gone: a later pass must say why
-            entry[FLAGS] |= FAILED
+        _mark_failed(store.entries, seeds)  # the entries it released: a later pass must say why
         raise
     for entry in how.deferred:
         store.consume(entry)
@@ -598,7 +662,12 @@ def sweep(store, seeds: dict, retain: bool, wanted=frozenset(), create_graph: bo
 
 
 def _seed(t: Tensor, gradient, what: str, keep_history: bool = False):
-    if not hasattr(t.array, "shape"):  # a plain Python number
+    value = t._a  # not t.array, which would turn a float64 scalar into a 0-d array for good
+    if gradient is None and type(value) is _f64:
+        # A 0-d float64 result held as a scalar: a scalar seed keeps the adjoints scalars too, on which
+        # the rules' arithmetic costs a fraction of what it costs on 0-d arrays.
+        return _f64(1.0)
+    if not hasattr(value, "shape"):  # a plain Python number
         return 1.0 if gradient is None else getattr(gradient, "array", gradient)
     if gradient is None:
         if t.array.size != 1:

@@ -363,25 +363,28 @@ class Store:
         """Drop one reference to `slot`; delete every entry that no longer has any."""
         entries = self.entries
         entry = entries.get(slot)
-        if entry is not None and entry[RC] > 1:  # the common case: someone still reads it
-            entry[RC] -= 1
-            return
         if entry is None:
             return
+        if entry[RC] > 1:  # the common case: someone still reads it
+            entry[RC] -= 1
+            return
         # `stack` holds slots whose last reference is being dropped: each is deleted when popped, and
-        # an input is pushed only when this drop is its last reference (else just decremented).
+        # an input is pushed only when this drop is its last reference (else just decremented). This
+        # runs once per entry of every history that dies: the lookups are bound once, out of the loop.
         stack = [slot]
+        pop, get, push = entries.pop, entries.get, stack.append
+        tangents = self.tangents
         consumed = stale = 0  # the counters' changes, written back once (a release may re-enter)
         try:
             while stack:
                 s = stack.pop()
-                entry = entries.pop(s, None)
+                entry = pop(s, None)
                 if entry is None:  # released meanwhile (a tangent's handle, dropped above, re-entered)
                     continue
                 entry[RC] = 0
                 entry[SAVED] = entry[PARAMS] = None  # a record() block's log may keep the entry: no arrays
-                if self.tangents:
-                    self.tangents.pop(s, None)
+                if tangents:
+                    tangents.pop(s, None)
                 flags = entry[FLAGS]
                 if flags:
                     consumed += flags & CONSUMED
@@ -391,12 +394,12 @@ class Store:
                     continue
                 for i in entry[INS]:
                     if i >= 0:
-                        e = entries.get(i)
+                        e = get(i)
                         if e is not None:
                             if e[RC] > 1:
                                 e[RC] -= 1
                             else:
-                                stack.append(i)
+                                push(i)
         finally:
             self.n_consumed -= consumed
             self.n_stale -= stale
@@ -427,7 +430,7 @@ class Store:
     def consume(self, entry) -> None:
         """Free an entry's saved values after a backward pass went through it without retain_graph.
 
-        (sweep.Pass.done does the same inline, for speed: keep the two alike.)"""
+        (sweep._sweep_plain does the same inline, for speed: keep the two alike.)"""
         entry[SAVED] = None
         if not entry[FLAGS] & CONSUMED:
             entry[FLAGS] |= CONSUMED

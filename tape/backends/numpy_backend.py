@@ -23,6 +23,8 @@ want one (the compiled replay does).
 A kernel is ``kernel(g, saved, input slots, g_owned) -> cotangents, or None`` (None: the rules run).
 It returns new arrays, g itself (only when the sweep owns g, for one input at most), or a saved
 value (which the sweep then treats as held by others).
+It carries two attributes, which the sweep reads to skip a call that would only decline: `min_size`
+(it declines a g with fewer elements) and `owned_only` (it declines a g the sweep does not own).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ def into_g(rule):
             return None
         return (rule(g, *saved),)
 
+    kernel.min_size, kernel.owned_only = 0, True
     return kernel
 
 
@@ -174,6 +177,10 @@ IN_PLACE = {
     Op.COS: into_g(_cos_rule),
     Op.SQRT: into_g(lambda g, o, x: np.multiply(np.divide(g, o, out=g), 0.5, out=g)),
 }
+
+tanh_vjp.min_size, tanh_vjp.owned_only = MIN_SIZE, False
+mul_vjp.min_size, mul_vjp.owned_only = MIN_SIZE, False  # (a broadcast g below it: the rules, which are as good)
+matvec_vjp.min_size, matvec_vjp.owned_only = 0, False
 
 #: This backend's kernels by opcode: the in-place rules, tanh's and mul's, and the matrix-vector
 #: products' low-rank rule.
