@@ -479,14 +479,10 @@ def _sweep_plain(adj: Adjoints, how: Pass):
                 for i, s, ct, fresh in _rule_cotangents(op, ins, meta, saved, entry[PARAMS] or _EMPTY, g, g_owned):
                     adj.add(s, ct, meta[i], fresh, op, i)
             else:  # cotangents' last branch and Adjoints.add's first cases, inline, per input
-                n = len(saved)
-                if entry[PARAMS]:
-                    n = 0  # through **params
-                elif n == 3:
-                    o, x, y = saved
-                elif n == 2:
-                    o, x = saved
+                # The saved values are read by index, not unpacked into locals: a local would keep
+                # them alive after the entry is freed, into the next entries' work (memory peaks).
                 params = entry[PARAMS]
+                n = 0 if params else len(saved)  # 0: through **params
                 vjp = op.vjp
                 i = -1
                 for s in ins:
@@ -498,9 +494,9 @@ def _sweep_plain(adj: Adjoints, how: Pass):
                         adj.add(s, _zero_cotangent(meta[i], g), meta[i], False, op, i)
                         continue
                     if n == 3:
-                        ct = rule(g, o, x, y)
+                        ct = rule(g, saved[0], saved[1], saved[2])
                     elif n == 2:
-                        ct = rule(g, o, x)
+                        ct = rule(g, saved[0], saved[1])
                     elif params:
                         ct = rule(g, *saved, **params)
                     else:
