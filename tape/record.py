@@ -56,6 +56,7 @@ class record:
         self.tape._open_log(store.log)
         store.log_until = max(store.log_until, self.tape._until)
         store.logged_below = max(store.logged_below, self.tape._until)
+        store.tapes.add(self.tape)
         st.recording = True
         st.active = self.tape
         if self.persistent:

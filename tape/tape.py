@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextvars
 import os
 import sys
+import weakref
 
 import numpy as np
 
@@ -132,6 +133,7 @@ class Store:
         "n_leaves",
         "n_handles",
         "logged_below",
+        "tapes",
     )
 
     def __init__(self):
@@ -158,6 +160,7 @@ class Store:
         # tensor._tensor_with_history, dropped in Tensor.__del__): at zero nothing can reach any entry.
         self.n_handles = 0
         self.logged_below = 0  # entries with a lower slot may be in some record() block's log
+        self.tapes = weakref.WeakSet()  # the live Tape handles of record() blocks: they hold the logs
 
     # -- appending ----------------------------------------------------------------------------
     def leaf_slot(self, t) -> int:
@@ -409,7 +412,7 @@ class Store:
         this store dies, after which no Tensor can reach any entry (what `release` would find entry by
         entry, done here by one dict clear). Leaves go too: a leaf read again gets a new entry."""
         bound = self.logged_below
-        if bound:  # a record() block's log may keep these entries: release's emptying, for them
+        if bound and self.tapes:  # a live Tape's log may keep these entries: release's emptying, for them
             for slot, entry in self.entries.items():
                 if slot >= bound:
                     break
