@@ -585,18 +585,25 @@ def _refuse(entry, slot):
     )
 
 
-def _precheck(entries, seeds):
-    """Refuse a consumed or stale entry before the sweep changes anything."""
+def _reachable(entries, seeds):
+    """(slot, entry) of every entry (not a leaf) that a sweep from `seeds` can reach, last first."""
     need = set(seeds)
-    for slot in reversed(list(entries)):
+    top = max(seeds)
+    for slot in reversed([s for s in entries if s <= top]):
         if slot not in need:
             continue
         entry = entries[slot]
         if entry[OP] is LEAF:
             continue
+        yield slot, entry
+        need.update(s for s in entry[INS] if s >= 0)
+
+
+def _precheck(entries, seeds):
+    """Refuse a consumed or stale entry before the sweep changes anything."""
+    for slot, entry in _reachable(entries, seeds):
         if entry[FLAGS] & REFUSED:
             _refuse(entry, slot)
-        need.update(s for s in entry[INS] if s >= 0)
 
 
 def _mark_failed(entries, seeds):
@@ -607,16 +614,9 @@ def _mark_failed(entries, seeds):
     refused before this sweep began (`_precheck`). Found here, on the way out of a failed sweep,
     rather than listed by the loop as it goes: that would cost every pass a step per entry.
     """
-    need = set(seeds)
-    for slot in reversed([s for s in entries if s <= max(seeds)]):
-        if slot not in need:
-            continue
-        entry = entries[slot]
-        if entry[OP] is LEAF:
-            continue
+    for _, entry in _reachable(entries, seeds):
         if entry[FLAGS] & CONSUMED:
             entry[FLAGS] |= FAILED
-        need.update(s for s in entry[INS] if s >= 0)
 
 
 def sweep(store, seeds: dict, retain: bool, wanted=frozenset(), create_graph: bool = False):

@@ -1,11 +1,9 @@
 """Backends: every Numba kernel against the op table's NumPy rules (the spec), and equal results
 from `tp.set_backend("numba")` and `tp.set_backend("numpy")` end to end."""
 
-import gc
 import os
 import subprocess
 import sys
-import tracemalloc
 
 import numpy as np
 import pytest
@@ -13,6 +11,8 @@ import pytest
 import tape as tp
 from tape.backends import numba_backend, numpy_backend
 from tape.ops import OPS, Op
+
+from .peaks import backward_peak
 
 SHAPES = [(numba_backend.MIN_SIZE,), (256, 160), (8, 64, 70)]
 DTYPES = [np.float32, np.float64]
@@ -235,14 +235,7 @@ def test_the_sum_of_a_scaled_product_allocates_no_full_size_cotangent():
         x.grad = a.grad = None
         with tp.record():
             loss = 3.0 * tp.sum(a * x)
-        gc.collect()
-        tracemalloc.start()
-        try:
-            start = tracemalloc.get_traced_memory()[0]
-            loss.backward()
-            peak = tracemalloc.get_traced_memory()[1] - start
-        finally:
-            tracemalloc.stop()
+        peak = backward_peak(loss)
     assert peak <= 8 * n + 64 * 1024, f"{peak / (8 * n):.2f} arrays"
     assert x.grad.array.flags.writeable and any(x.grad.array.strides)  # its own array, not the view
     np.testing.assert_array_equal(x.grad.numpy(), np.full(n, 3.0 * 0.7))

@@ -6,9 +6,6 @@ same gradients as the dense rules: checked against closed forms of the loop x â†
 differences, and the rules themselves; memory is bounded by the pairs held (tracemalloc).
 """
 
-import gc
-import tracemalloc
-
 import numpy as np
 import pytest
 
@@ -17,6 +14,8 @@ from tape import sweep
 from tape.backends import numpy_backend
 from tape.ops import OPS, Op
 from tape.testing import check_grads
+
+from .peaks import backward_peak
 
 H = 0.01
 
@@ -282,15 +281,7 @@ def test_memory_is_bounded_by_the_pairs_held(each):
 
     recorded().backward()  # warm-up: kernels compiled, caches filled
     W.grad = x0.grad = None
-    loss = recorded()
-    gc.collect()
-    tracemalloc.start()
-    try:
-        start = tracemalloc.get_traced_memory()[0]
-        loss.backward()
-        peak = tracemalloc.get_traced_memory()[1] - start
-    finally:
-        tracemalloc.stop()
+    peak = backward_peak(recorded())
     bound = 2 * n * n * 8 + 2 * k * 2 * n * 8 + 2 * 4 * steps * 8 + 16 * 1024
     assert peak <= bound, f"{peak} bytes at peak, bound {bound}"
     assert bound < steps * 2 * n * 8  # the bound would catch pairs that are never flushed
