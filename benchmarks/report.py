@@ -211,7 +211,12 @@ def markdown(results: dict) -> str:
         f"Machine: {machine_line(results['machine'])}" + (f"; load average at start {load[0]:.2f}." if load else "."),
         "",
         f"Threads: one per engine, in one process per (workload, engine): `{thread_env}`, "
-        "and `torch.set_num_threads(1)`; each worker process bound to one CPU (`sched_setaffinity`).",
+        "and `torch.set_num_threads(1)`; each worker process bound to one CPU (`sched_setaffinity`)"
+        + (
+            f"; round k's processes run with PYTHONHASHSEED=k ({', '.join(map(str, results['hash_seeds']))})."
+            if results.get("hash_seeds")
+            else "."
+        ),
         "",
         "Engines: " + ", ".join(installed) + "." + (" Not installed: " + "; ".join(missing) + "." if missing else ""),
         "",

@@ -11,7 +11,11 @@ sequence gone through `--rounds` times (3 by default), each round doing its shar
 a row's median is over the runs of all rounds. A fresh process keeps one engine's imports, thread pools,
 JIT caches and allocator state out of another's timings; measuring a workload's engines one right after
 the other, round after round, spreads the bursts of load of a shared machine over all engines alike,
-so they stay out of the ratios between engines, which are what the table is for. Every process runs with one thread: the
+so they stay out of the ratios between engines, which are what the table is for. Round k's processes
+all run with PYTHONHASHSEED=k: a process's speed depends on its hash seed (tape's W6 took 233-252 µs a
+call with seeds 2-4 and 6-8, 344-408 µs with 1 and 5, uniformly over all its Python code), so a random
+seed per process made a row swing by up to 40% between runs; fixed seeds, the same for every engine,
+make runs repeatable. Every process runs with one thread: the
 OpenMP/BLAS/Numba variables below are set before anything loads NumPy, torch is told
 `set_num_threads(1)`, XLA gets its thread flags, and (on Linux) the worker is bound to one CPU before
 any engine loads, since not every pool obeys its variable. They are printed, and written into the results.
@@ -109,11 +113,12 @@ def worker(engine_name: str, workload_key: str, size: str, repeats: int, min_sec
     }
 
 
-def run_worker_process(engine_name: str, workload_key: str, args, memory: bool) -> dict:
+def run_worker_process(engine_name: str, workload_key: str, args, memory: bool, hash_seed: int = 1) -> dict:
     """Start `run.py --worker` for one (engine, workload) and read back its JSON.
 
     With several rounds, each process does its share of the timed runs (`--repeats` and `--min-time`
-    divided by the number of rounds); memory is measured in the first round only.
+    divided by the number of rounds); memory is measured in the first round only. The process runs
+    with PYTHONHASHSEED=`hash_seed` (the round's number, the same for every engine).
     """
     repeats = -(-args.repeats // args.rounds)
     min_time = args.min_time / args.rounds
@@ -136,7 +141,8 @@ def run_worker_process(engine_name: str, workload_key: str, args, memory: bool) 
             output,
         ] + (["--no-memory"] if args.no_memory or not memory else [])
         try:
-            completed = subprocess.run(command, env={**os.environ, **PINNED_THREAD_ENV}, timeout=WORKER_TIMEOUT_S)
+            env = {**os.environ, **PINNED_THREAD_ENV, "PYTHONHASHSEED": str(hash_seed)}
+            completed = subprocess.run(command, env=env, timeout=WORKER_TIMEOUT_S)
         except subprocess.TimeoutExpired:
             return _worker_failed(engine_name, workload_key, f"timed out after {WORKER_TIMEOUT_S} s")
         if completed.returncode != 0 or not os.path.exists(output):
@@ -349,7 +355,9 @@ def main(argv=None) -> int:
         for workload in selected_workloads:
             print(f"{workload.key} {workload.title}: {workload.description}", flush=True)
             for engine_name in selected_engines:
-                result = run_worker_process(engine_name, workload.key, args, memory=round_index == 0)
+                result = run_worker_process(
+                    engine_name, workload.key, args, memory=round_index == 0, hash_seed=round_index + 1
+                )
                 if not result["installed"]:
                     if engine_name not in engine_info:
                         print(f"  {engine_name}: {result['message']}", flush=True)
@@ -372,6 +380,7 @@ def main(argv=None) -> int:
         "repeats": args.repeats,
         "min_time_s": args.min_time,
         "rounds": args.rounds,
+        "hash_seeds": list(range(1, args.rounds + 1)),
         "machine": machine,
         "thread_env": PINNED_THREAD_ENV,
         "engines": engine_info,

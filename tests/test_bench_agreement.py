@@ -146,3 +146,35 @@ def test_report_from_results_without_timing():
     assert "| W1 scalar chain (µs/op) | tape | 0.5× PyTorch | 0.50× | yes |" in text
     assert "| W1 scalar chain (µs/op) | tape (compiled) | 1× JAX (jit) | — | not measured |" in text
     assert "Not installed: jax: absent" in text
+
+
+def test_each_round_runs_its_workers_with_its_own_hash_seed(monkeypatch, tmp_path):
+    # A process's speed depends on its PYTHONHASHSEED (tape's W6 by 40%): round k runs every engine's
+    # worker with seed k, so that runs repeat and engines see the same seeds.
+    import json
+    import os
+    import subprocess
+
+    environ = dict(os.environ)
+    try:
+        from benchmarks import run as bench_run  # sets the harness's thread variables in os.environ
+    finally:
+        os.environ.clear()
+        os.environ.update(environ)
+    seen = []
+    real_run = subprocess.run
+
+    def fake_worker(command, env=None, **kwargs):
+        if "--worker" not in command:  # git, asked for the revision
+            return real_run(command, env=env, **kwargs)
+        seen.append((command[command.index("--worker") + 1], env["PYTHONHASHSEED"]))
+        with open(command[command.index("--worker-output") + 1], "w") as out:
+            json.dump({"engine": "numpy", "installed": False, "message": "not run in this test"}, out)
+        return subprocess.CompletedProcess(command, 0)
+
+    monkeypatch.setattr(bench_run.subprocess, "run", fake_worker)
+    argv = ["--engines", "numpy,tape", "--workloads", "W1", "--rounds", "3", "--no-memory", "--no-chart"]
+    bench_run.main(argv + ["--output-dir", str(tmp_path)])
+    assert [seed for _, seed in seen] == ["1", "1", "2", "2", "3", "3"]  # round by round
+    assert sorted(seen) == sorted((engine, str(k)) for k in (1, 2, 3) for engine in ("numpy", "tape"))
+    assert json.loads((tmp_path / "results.json").read_text())["hash_seeds"] == [1, 2, 3]
