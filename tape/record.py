@@ -3,9 +3,9 @@
 `with tp.record() as t:` turns recording on for this thread; every op run inside appends an entry
 to the thread's store (tape.py), through `apply` in tape/ops/registry.py (or its inline copy in the
 public functions of one- and two-input rows), where a forward result becomes a Tensor and, when an
-input is tracked, an entry. The block's `Tape` handle
-`t` counts them, lists them (`t.entries`), prints the evaluation trace and answers `t.gradient`
-(GradientTape semantics). Blocks nest: an inner block's entries belong to the outer block too.
+input is tracked, an entry. The block's `Tape` handle `t` counts them, lists them (`t.entries`),
+prints the evaluation trace and answers `t.gradient` (GradientTape semantics). Blocks nest: an inner
+block's entries belong to the outer block too.
 
 Why a log: the store releases history that no live Tensor can reach (constant memory in a long
 loop), so a result nobody kept, or a plain backward pass, would leave nothing to show. While a

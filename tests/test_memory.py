@@ -12,6 +12,8 @@ import pytest
 import tape as tp
 from tape.tape import SAVED
 
+from .threads import run_on_threads
+
 MB = 1 << 20
 ARRAY = 8 * 1_000_000  # bytes of 10**6 float64
 
@@ -227,21 +229,9 @@ def test_the_large_array_backward_allocates_two_arrays_at_most(traced):
 
 def _in_a_fresh_thread(fn):
     """Run `fn(store)` on a new thread, whose tape (store) nothing else has touched; re-raise its error."""
-    import threading
-
     from tape.tape import state
 
-    errors = []
-
-    def run():
-        try:
-            fn(state().store)
-        except BaseException as exc:  # noqa: BLE001  (handed to the caller)
-            errors.append(exc)
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    thread.join()
+    errors = run_on_threads(lambda _: fn(state().store), 1)
     if errors:
         raise errors[0]
 
