@@ -143,9 +143,24 @@ def test_report_from_results_without_timing():
     text = report.markdown(results)
     assert "| W1 scalar chain (µs/op) | tape | 0.333 | 0.50× |" in text
     assert "| W6 second order (µs) | tape | n/a |" in text
-    assert "| W1 scalar chain (µs/op) | tape | 0.5× PyTorch | 0.50× | yes |" in text
-    assert "| W1 scalar chain (µs/op) | tape (compiled) | 1× JAX (jit) | — | not measured |" in text
+    assert "| W1 scalar chain (µs/op) | tape | 0.5× PyTorch | 0.50× | — | yes |" in text  # one round: no spread
+    assert "| W1 scalar chain (µs/op) | tape (compiled) | 1× JAX (jit) | — | — | not measured |" in text
     assert "Not installed: jax: absent" in text
+
+
+def test_targets_show_the_ratio_within_each_round():
+    # The row's ratio is of medians over all rounds; the ratio within each round (the same moment's load,
+    # the same hash seed) is listed beside it, so that a reader sees how far it moves.
+    def row(engine, rounds_s):
+        return {"workload": "W5", "engine": engine, "variant": "", "status": "ok", "round_medians_s": rounds_s}
+
+    tape_row, torch_row = row("tape", [0.35, 0.36, 0.30]), row("torch", [0.50, 0.40, 0.60])
+    tape_row["median_s"], torch_row["median_s"] = 0.35, 0.50
+    (eager, *_) = report.targets({"rows": [tape_row, torch_row]})
+    assert eager["ratio"] == pytest.approx(0.70)
+    assert eager["round_ratios"] == pytest.approx([0.70, 0.90, 0.50])
+    torch_row["round_medians_s"] = [0.5, 0.4]  # a round missing on one side: no per-round ratios
+    assert report.targets({"rows": [tape_row, torch_row]})[0]["round_ratios"] == []
 
 
 def test_each_round_runs_its_workers_with_its_own_hash_seed(monkeypatch, tmp_path):
