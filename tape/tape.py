@@ -73,6 +73,17 @@ def summary(value):
     return meta_of(value)
 
 
+class _Meta(tuple):
+    """A value's (shape, dtype), the one shared tuple `meta_of` hands out for that pair.
+
+    Its own type so that an entry's VALUE column says, with one type test, that it holds a meta (a
+    value of more than TRACE_MAX_SIZE elements) and not the value itself: `append1`/`append2` read a
+    result input's meta there instead of looking it up again from its array.
+    """
+
+    __slots__ = ()
+
+
 _METAS: dict = {}
 
 
@@ -91,7 +102,7 @@ def meta_of(a) -> tuple:
             _ONE_META.clear()
             _TWO_METAS.clear()
             _METAS[F64_META] = F64_META
-        meta = _METAS[key] = key
+        meta = _METAS[key] = _Meta(key)
     return meta
 
 
@@ -111,7 +122,7 @@ _F64 = np.float64
 _ndarray = np.ndarray
 #: The meta of a 0-d float64 value carried as a NumPy scalar (Tensor._a): one shared tuple, which the
 #: sweep recognises by identity (meta_of hands out the same one for 0-d float64 arrays).
-F64_META = ((), np.dtype(np.float64))
+F64_META = _Meta(((), np.dtype(np.float64)))
 _METAS[F64_META] = F64_META
 _F64_METAS = (F64_META,)
 
@@ -203,17 +214,22 @@ class Store:
         entries = self.entries
         if a._role is RESULT and a._store is self:
             s0 = a._slot
+            e0 = entries[s0]
+            m0 = e0[VALUE]  # a result's meta, when it has more than TRACE_MAX_SIZE elements
         else:  # a leaf already on this store (Store.leaf_slot, inline), else the general lookup
             s0 = self.leaf_slots.get(id(a)) or self._tracked_slot(a)
-        entries[s0][RC] += 1
+            e0 = entries[s0]
+            m0 = None
+        e0[RC] += 1
         ins = (s0,)
         if type(x) is _F64:
             meta = _F64_METAS
         else:
-            try:
-                m0 = _METAS.get((x.shape, x.dtype)) or meta_of(x)
-            except AttributeError:  # a non-array value (the core works on Python floats too)
-                m0 = None
+            if type(m0) is not _Meta:
+                try:
+                    m0 = _METAS.get((x.shape, x.dtype)) or meta_of(x)
+                except AttributeError:  # a non-array value (the core works on Python floats too)
+                    m0 = None
             meta = _ONE_META.get(m0) or _metas(m0)
         if type(out) is _F64:
             value = out
@@ -247,12 +263,16 @@ class Store:
         if isinstance(a, Tensor) and a._role:
             if a._role is RESULT and a._store is self:
                 s0 = a._slot
+                e0 = entries[s0]
+                m0 = e0[VALUE]  # as in append1
             else:
                 s0 = self.leaf_slots.get(id(a)) or self._tracked_slot(a)
-            entries[s0][RC] += 1
+                e0 = entries[s0]
+                m0 = None
+            e0[RC] += 1
             if type(x) is _F64:
                 m0 = F64_META
-            else:
+            elif type(m0) is not _Meta:
                 try:
                     m0 = _METAS.get((x.shape, x.dtype)) or meta_of(x)
                 except AttributeError:
@@ -265,12 +285,16 @@ class Store:
         if isinstance(b, Tensor) and b._role:
             if b._role is RESULT and b._store is self:
                 s1 = b._slot
+                e1 = entries[s1]
+                m1 = e1[VALUE]
             else:
                 s1 = self.leaf_slots.get(id(b)) or self._tracked_slot(b)
-            entries[s1][RC] += 1
+                e1 = entries[s1]
+                m1 = None
+            e1[RC] += 1
             if type(y) is _F64:
                 m1 = F64_META
-            else:
+            elif type(m1) is not _Meta:
                 try:
                     m1 = _METAS.get((y.shape, y.dtype)) or meta_of(y)
                 except AttributeError:
@@ -352,6 +376,13 @@ class Store:
                 ins.append(-1)
                 meta.append(None)
         return tuple(ins), tuple(meta)
+
+    def revalue(self, slot: int, value) -> None:
+        """A result's array was replaced (`Tensor.array = ...`): its entry's VALUE column follows, since
+        the entries recorded next read their inputs' shapes and dtypes there (`append1`)."""
+        entry = self.entries.get(slot)
+        if entry is not None:
+            entry[VALUE] = summary(value)
 
     def handle(self, slot: int, value) -> Tensor:
         """Another Tensor handle on `slot` (it holds a reference, like the first one)."""

@@ -81,6 +81,9 @@ class Tensor:
     @array.setter
     def array(self, value):
         self._a = value
+        if getattr(self, "_role", None) is RESULT and self._store is not None:  # (a tensor being made has no role)
+            # the entry's VALUE column is where later entries read this input's shape and dtype
+            self._store.revalue(self._slot, value)
 
     def __del__(self):
         if self._role is RESULT:

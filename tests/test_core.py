@@ -6,6 +6,8 @@ for any value type with + defined. The ops here are defined ad hoc with `math`, 
 
 import math
 
+import numpy as np
+
 import tape as tp
 from tape.ops.registry import OpDef, apply
 from tape.tensor import TRACKED_LEAF, _new_tensor
@@ -57,3 +59,19 @@ def test_a_million_recorded_scalar_ops_backpropagate_without_recursion():
     del y
     # nothing can reach the history any more: every row was released (the handle only remembers)
     assert not any(s >= t._first for s in t._store.entries) and len(t) == n
+
+
+def test_an_input_meta_follows_a_replaced_result_array():
+    # Entries read a result input's (shape, dtype) from its producer's VALUE column rather than from
+    # the array; replacing the array (Tensor.array = ...) must update that column.
+    from tape.tape import META
+
+    x = tp.tensor(np.arange(20.0), requires_grad=True)
+    with tp.record():
+        y = x * 2.0
+        first = y + 1.0
+        y.array = y.array.reshape(4, 5).astype(np.float32)
+        second = y + 1.0
+    entries = y._store.entries
+    assert entries[first._slot][META][0] == ((20,), np.dtype(np.float64))
+    assert entries[second._slot][META][0] == ((4, 5), np.dtype(np.float32))
