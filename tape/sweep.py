@@ -359,6 +359,8 @@ def _sweep_entries(adj: Adjoints, how: Pass):
     """
     if not (how.differentiable or how.dual or how.anomaly):
         return _sweep_plain(adj, how)
+    if how.dual and not how.anomaly:
+        return _sweep_dual(adj, how)
     store = how.store
     entries = store.entries
     pending = adj.adj
@@ -562,7 +564,107 @@ def _dual_saved(store, entry, slot):
         return saved
     level = max(known)
     t_out, t_ins = known[level]
-    return [v if v is None or t is None else make_dual(v, t, level) for v, t in zip(saved, (t_out, *t_ins))]
+    lifted = list(saved)
+    if t_out is not None and saved[0] is not None:
+        lifted[0] = make_dual(saved[0], t_out, level)
+    i = 0
+    for v, t in zip(saved[1:], t_ins):
+        i += 1
+        if t is not None and v is not None:
+            lifted[i] = make_dual(v, t, level)
+    return lifted
+
+
+def _sweep_dual(adj: Adjoints, how: Pass):
+    """`_sweep_entries` for forward over reverse (`how.dual`, without detect_anomaly).
+
+    The general loop's steps with what it calls per entry written out inline, as `_sweep_plain`
+    does for a plain pass: `Adjoints.pop`, `cotangents` (the rules run on the saved values lifted
+    to duals, `_dual_saved`), the first add into an adjoint of the input's shape and dtype, and
+    `Pass.done`. Sums of adjoints go through `Adjoints.add`, which adds duals without writing into
+    them (the adjoints are `differentiable`). A rule here costs a few dual ops, each about the
+    bookkeeping of a plain entry, so the per-entry calls this saves are a third of the sweep.
+    """
+    store = how.store
+    entries = store.entries
+    pending, owned = adj.adj, adj.owned
+    wanted = how.wanted
+    free = not how.retain
+    leaves, captured = [], {}
+    top = how.top
+    slots = [s for s in entries if s <= top]
+    consumed = 0  # Pass.done's count of newly consumed entries, written to the store once
+    try:
+        for slot in reversed(slots):
+            g = pending.pop(slot, None)
+            if g is None:
+                continue
+            if slot in owned:
+                owned.discard(slot)
+                g_owned = True
+            elif type(g) is LowRank:
+                g, g_owned = g.dense()
+            else:
+                g_owned = False
+            entry = entries[slot]
+            # the trace's adjoint column: a small value itself, else its value's (shape, dtype)
+            value = g._a if isinstance(g, Tensor) else g
+            entry[ADJ] = value if getattr(value, "size", 1) <= TRACE_MAX_SIZE else entry[VALUE]
+            if wanted and slot in wanted:
+                captured[slot] = (g, g_owned)
+                g_owned = False  # handed to the caller: never written into again
+            op = entry[OP]
+            if op is LEAF:
+                leaves.append((store.leaves[slot], g, g_owned))
+                if not pending:
+                    break
+                continue
+            ins = entry[INS]
+            meta = entry[META]
+            saved = _dual_saved(store, entry, slot)
+            params = entry[PARAMS] or _EMPTY
+            if op.vjp_all is not None:
+                for i, s, ct, fresh in _rule_cotangents(op, ins, meta, saved, params, g, False):
+                    adj.add(s, ct, meta[i], fresh, op, i)
+            else:  # `_rule_cotangents` and `Adjoints.add`'s first case, inline, per input
+                vjp = op.vjp
+                i = -1
+                for s in ins:
+                    i += 1
+                    if s < 0:
+                        continue
+                    rule = vjp[i]
+                    m = meta[i]
+                    if rule is None:
+                        adj.add(s, _zero_cotangent(m, g), m, False, op, i)
+                        continue
+                    ct = rule(g, *saved, **params) if params else rule(g, *saved)
+                    fresh = type(ct) is _ndarray and ct.base is None and ct is not g
+                    if m is not None and s not in pending:
+                        v = ct._a if isinstance(ct, Tensor) else ct
+                        if v.shape == m[0] and v.dtype == m[1]:
+                            pending[s] = ct
+                            if fresh and ct.size >= IN_PLACE_MIN_SIZE:
+                                owned.add(s)
+                            continue
+                    adj.add(s, ct, m, fresh, op, i)
+            saved = None  # the lifted values die with the entry's, not at the next entry
+            if free:  # Pass.done, inline
+                flags = entry[FLAGS]
+                if not flags:
+                    entry[SAVED] = None
+                    entry[FLAGS] = CONSUMED
+                    consumed += 1
+                elif not flags & PERSISTENT:
+                    entry[SAVED] = None
+                    if not flags & CONSUMED:
+                        entry[FLAGS] = flags | CONSUMED
+                        consumed += 1
+            if not pending:
+                break
+    finally:
+        store.n_consumed += consumed
+    return leaves, captured
 
 
 def _refuse(entry, slot):
