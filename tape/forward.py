@@ -93,15 +93,8 @@ def apply_dual(op, args, params, apply, st=None):
             raise op_error(op.name, (x,), exc) from exc
         if type(out) is not _ndarray and type(out) is not _f64 and isinstance(out, (np.generic, list)):
             out = np.asarray(out)
-        if st.recording and type(p0) is Tensor and p0._role:
-            primal = st.store.append1(op, p0, x, out, params)
-        else:
-            primal = _new(Tensor)  # _new_tensor, inline
-            primal._a = out
-            primal._slot = -1
-            primal._store = None
-            primal._role = CONSTANT
-            primal.grad = None
+        # the primal: a recorded Tensor, else the raw value (as the sweep's lifted saved values have)
+        primal = st.store.append1(op, p0, x, out, params) if st.recording and type(p0) is Tensor and p0._role else out
         tangent = jvp(tangents, out, x, **params) if params else jvp(tangents, out, x)
     else:
         a, b = args
@@ -160,17 +153,12 @@ def apply_dual(op, args, params, apply, st=None):
         if st.recording and ((tp0 is Tensor and p0._role) or (tp1 is Tensor and p1._role)):
             primal = st.store.append2(op, p0, p1, x, y, out, params)
         else:
-            primal = _new(Tensor)  # _new_tensor, inline
-            primal._a = out
-            primal._slot = -1
-            primal._store = None
-            primal._role = CONSTANT
-            primal.grad = None
+            primal = out
         tangent = jvp(tangents, out, x, y, **params) if params else jvp(tangents, out, x, y)
     if type(tangent) not in _RAW or tangent.dtype is not getattr(out, "dtype", None):
         tangent = _raw_tangent(tangent, out)
-    if primal._role is RESULT:  # recorded for reverse mode inside this jvp: forward over reverse
-        primal._store.tangents.setdefault(primal._slot, {})[level] = (tangent, tangents)
+    if primal is not out:  # recorded for reverse mode inside this jvp: forward over reverse (a new slot)
+        primal._store.tangents[primal._slot] = {level: (tangent, tangents)}
     d = _new(DualTensor)  # make_dual, inline
     d._a = out
     d._slot = -1
