@@ -25,7 +25,7 @@ from .ops import reshape, sum
 from .ops.registry import apply
 from .ops.shape import IDENTITY
 from .record import record
-from .sweep import grads
+from .sweep import _seed, gradients, grads
 from .tape import state
 from .tensor import TRACKED_LEAF, Tensor, _new_tensor, tensor
 from .tree import flatten, tree_map
@@ -400,7 +400,8 @@ def _hvp_forward_over_reverse(f, primals, tangents):
         if out_t.size != 1:
             raise TypeError(f"hvp: f must return a scalar, got shape {out_t.shape}")
         target = _on_tape(out_t)
-        gs = grads(target, leaves, allow_unused=True) if target._role else [None] * len(leaves)
+        # (tp.grads' steps for a scalar Tensor target and leaf sources, none of its checks)
+        gs = gradients([target], leaves, [_seed(target, None, "hvp")], False) if target._role else [None] * len(leaves)
         hv = []
         for g, x in zip(gs, xs):
             if type(g) is DualTensor and g._level == level:

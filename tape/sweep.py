@@ -24,7 +24,7 @@ import numpy as np
 
 from . import devices
 from .errors import check_finite
-from .forward import ForwardModeError, make_dual
+from .forward import ForwardModeError
 from .tape import (
     ADJ,
     CONSUMED,
@@ -45,9 +45,10 @@ from .tape import (
     enable_grad,
     state,
 )
-from .tensor import CONSTANT, RESULT, TRACKED_LEAF, Tensor, _new_tensor
+from .tensor import CONSTANT, RESULT, TRACKED_LEAF, DualTensor, Tensor, _new_tensor
 
 _EMPTY: dict = {}
+_new = object.__new__
 _ndarray = np.ndarray
 _f64 = np.float64
 #: Adjoints this large are accumulated in place when the sweep owns them (a fresh large array costs
@@ -565,13 +566,20 @@ def _dual_saved(store, entry, slot):
     level = max(known)
     t_out, t_ins = known[level]
     lifted = list(saved)
-    if t_out is not None and saved[0] is not None:
-        lifted[0] = make_dual(saved[0], t_out, level)
     i = 0
-    for v, t in zip(saved[1:], t_ins):
-        i += 1
+    for v, t in zip(saved, (t_out, *t_ins)):
         if t is not None and v is not None:
-            lifted[i] = make_dual(v, t, level)
+            d = _new(DualTensor)  # forward.make_dual, inline
+            d._a = v._a if isinstance(v, Tensor) else v
+            d._slot = -1
+            d._store = None
+            d._role = CONSTANT
+            d.grad = None
+            d._primal = v
+            d._tangent = t
+            d._level = level
+            lifted[i] = d
+        i += 1
     return lifted
 
 
@@ -580,14 +588,15 @@ def _sweep_dual(adj: Adjoints, how: Pass):
 
     The general loop's steps with what it calls per entry written out inline, as `_sweep_plain`
     does for a plain pass: `Adjoints.pop`, `cotangents` (the rules run on the saved values lifted
-    to duals, `_dual_saved`), the first add into an adjoint of the input's shape and dtype, and
-    `Pass.done`. Sums of adjoints go through `Adjoints.add`, which adds duals without writing into
-    them (the adjoints are `differentiable`). A rule here costs a few dual ops, each about the
-    bookkeeping of a plain entry, so the per-entry calls this saves are a third of the sweep.
+    to duals, `_dual_saved`), `Adjoints.add` for cotangents of the input's shape and dtype (the
+    adjoints are `differentiable`: a sum is a new dual, never written into), and `Pass.done`. A
+    rule here costs a few dual ops, each about the bookkeeping of a plain entry, so the per-entry
+    calls this saves are a third of the sweep.
     """
     store = how.store
     entries = store.entries
     pending, owned = adj.adj, adj.owned
+    get = pending.get
     wanted = how.wanted
     free = not how.retain
     leaves, captured = [], {}
@@ -640,13 +649,18 @@ def _sweep_dual(adj: Adjoints, how: Pass):
                         continue
                     ct = rule(g, *saved, **params) if params else rule(g, *saved)
                     fresh = type(ct) is _ndarray and ct.base is None and ct is not g
-                    if m is not None and s not in pending:
+                    if m is not None:
                         v = ct._a if isinstance(ct, Tensor) else ct
                         if v.shape == m[0] and v.dtype == m[1]:
-                            pending[s] = ct
-                            if fresh and ct.size >= IN_PLACE_MIN_SIZE:
-                                owned.add(s)
-                            continue
+                            prev = get(s)
+                            if prev is None:
+                                pending[s] = ct
+                                if fresh and ct.size >= IN_PLACE_MIN_SIZE:
+                                    owned.add(s)
+                                continue
+                            if type(prev) is not LowRank and type(ct) is not LowRank:
+                                pending[s] = prev + ct  # adjoints with tangents: never added in place
+                                continue
                     adj.add(s, ct, m, fresh, op, i)
             saved = None  # the lifted values die with the entry's, not at the next entry
             if free:  # Pass.done, inline
