@@ -140,8 +140,9 @@ def apply_dual(op, args, params, apply, st=None):
             y = p1
         tangents = (t0, t1)
         scalar = op.scalar
-        tx, ty = type(x), type(y)
-        if scalar is not None and ((tx is _f64 and (ty is _f64 or ty is float)) or (tx is float and ty is _f64)):
+        if scalar is not None and (
+            (type(x) is _f64 and (type(y) is _f64 or type(y) is float)) or (type(x) is float and type(y) is _f64)
+        ):
             out = scalar(x, y)  # as `_binary_function`: the same bits as the ufunc
         else:
             try:
