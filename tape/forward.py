@@ -156,7 +156,7 @@ def apply_dual(op, args, params, apply, st=None):
         else:
             primal = out
         tangent = jvp(tangents, out, x, y, **params) if params else jvp(tangents, out, x, y)
-    if type(tangent) not in _RAW or tangent.dtype is not getattr(out, "dtype", None):
+    if type(tangent) is not type(out) or tangent.dtype is not out.dtype:  # else an array, or a scalar, of out's dtype
         tangent = _raw_tangent(tangent, out)
     if primal is not out:  # recorded for reverse mode inside this jvp: forward over reverse (a new slot)
         primal._store.tangents[primal._slot] = {level: (tangent, tangents)}

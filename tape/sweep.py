@@ -559,7 +559,9 @@ def _differentiable_saved(store, entry, slot):
 
 def _dual_saved(store, entry, slot):
     """The entry's saved values as dual numbers, with the tangents recorded inside `tp.jvp`."""
-    saved = entry[SAVED] or entry[OP].no_saved
+    saved = entry[SAVED]
+    if not saved:  # nothing saved (add, sum, getitem): nothing to lift
+        return entry[OP].no_saved
     known = store.tangents.get(slot)
     if not known:
         return saved
