@@ -212,3 +212,18 @@ def test_jvp_of_zero_d_float64_leaves():
     np.testing.assert_allclose(float(out), np.sin(0.4) * 0.16, rtol=1e-15)
     np.testing.assert_allclose(float(t), 2.0 * (np.cos(0.4) * 0.16 + 2 * 0.4 * np.sin(0.4)), rtol=1e-14)
     assert float(x) == 0.4
+
+
+def test_dual_sweep_fills_the_adjoint_column_of_logged_entries():
+    # forward over reverse inside a (paused) record block: tp.grad's entries are in the block's
+    # log, and the dual sweep writes their adjoints as the other sweeps do
+    x = np.array([0.5, 0.3])
+    with tp.record() as t:
+        with tp.no_grad():
+            _, tangent = tp.jvp(tp.grad(lambda z: tp.sum(tp.sin(z) * z)), (tp.tensor(x),), (tp.tensor([1.0, -1.0]),))
+    rows = {r.expr: r for r in t.trace()}
+    np.testing.assert_allclose(rows["x1"].adjoint, np.sin(x) + x * np.cos(x), rtol=1e-15)  # ∂f/∂x
+    np.testing.assert_allclose(rows["sin(v0)"].adjoint, x, rtol=1e-15)  # ∂f/∂sin(x) = x
+    np.testing.assert_allclose(rows["sum(v4)"].adjoint, 1.0)
+    # d²f/dx² = 2 cos x - x sin x, along (1, -1)
+    np.testing.assert_allclose(tangent.numpy(), (2 * np.cos(x) - x * np.sin(x)) * [1.0, -1.0], rtol=1e-13)
