@@ -25,7 +25,7 @@ from .ops import reshape, sum
 from .ops.registry import apply
 from .ops.shape import IDENTITY
 from .record import record
-from .sweep import grads
+from .sweep import _seed, gradients, grads
 from .tape import state
 from .tensor import TRACKED_LEAF, Tensor, _new_tensor, tensor
 from .tree import flatten, tree_map
@@ -73,10 +73,12 @@ def _unshared(value: Tensor, watched) -> Tensor:
 
 
 def _on_tape(x):
-    """What the tape recorded for `x`: the primal of a dual number (forward over reverse), else x."""
+    """What the tape recorded for `x`: the primal of a dual number (forward over reverse), else x.
+
+    (A Tensor: a dual computed without recording, under `no_grad`, may hold its primal raw.)"""
     while type(x) is DualTensor:
         x = x._primal
-    return x
+    return x if isinstance(x, Tensor) else _new_tensor(x)
 
 
 def _argnums(argnums, nargs):
@@ -380,17 +382,26 @@ def _hvp_forward_over_reverse(f, primals, tangents):
         leaves.append(leaf)
         ts.append(t)
     st = state()
+    store = st.store
     st.dual_depth += 1
     st.dual_levels += 1
     level = st.dual_levels
+    # Recording on, as in a record() block, without the block's Tape and log: nobody sees them (and
+    # an enclosing block paused by no_grad does not log these entries either).
+    paused = (st.recording, store.log_until)
+    out = out_t = target = gs = g = None
     try:
-        with record():
+        st.recording, store.log_until = True, 0
+        try:
             out = f(*[make_dual(leaf, t, level) for leaf, t in zip(leaves, ts)])
+        finally:
+            st.recording, store.log_until = paused
         out_t = out if isinstance(out, Tensor) else tensor(out)
         if out_t.size != 1:
             raise TypeError(f"hvp: f must return a scalar, got shape {out_t.shape}")
         target = _on_tape(out_t)
-        gs = grads(target, leaves, allow_unused=True) if target._role else [None] * len(leaves)
+        # (tp.grads' steps for a scalar Tensor target and leaf sources, none of its checks)
+        gs = gradients([target], leaves, [_seed(target, None, "hvp")], False) if target._role else [None] * len(leaves)
         hv = []
         for g, x in zip(gs, xs):
             if type(g) is DualTensor and g._level == level:
@@ -400,7 +411,10 @@ def _hvp_forward_over_reverse(f, primals, tangents):
                 hv.append(_zeros_like(x))
     finally:
         st.dual_depth -= 1
-        forget_tangents(st.store, level)
+        # the last handles on the recording: it is released here, its noted tangents with it, which
+        # leaves forget_tangents nothing to look through
+        out = out_t = target = gs = g = None
+        forget_tangents(store, level)
     if plain:
         return _to_numpy(tuple(hv), primals) if len(primals) > 1 else _to_numpy(hv[0], primals[0])
     return hv[0] if len(primals) == 1 else tuple(hv)
@@ -438,7 +452,8 @@ def jvp(f, primals, tangents):
 
     def split(o):
         if type(o) is DualTensor and o._level == level:
-            return o._primal, o._tangent
+            p = o._primal  # a raw value where forward mode ran a jvp rule on arrays unrecorded
+            return (p if isinstance(p, Tensor) else _new_tensor(p)), o._tangent
         o = o if isinstance(o, Tensor) else tensor(o)
         return o, _zeros_like(o)
 

@@ -284,9 +284,16 @@ def use_kernels(kernels: dict) -> None:
 
 
 def derived_jvp(op):
+    """The jvp rule of a row that gives none, or None where its shape does not allow one."""
     if op.code in GroupOp.ELEMENTWISE and op.vjp is not None:
+        if op.nin == 1:
+            return _elementwise_jvp1(op)
+        if op.nin == 2:
+            return _elementwise_jvp2(op)
         return lambda tangents, out, *inputs, **params: _elementwise_jvp(op, tangents, out, inputs, params)
     if op.linearity == "linear":
+        if op.nin == 1:
+            return _linear_jvp1(op)
         return lambda tangents, out, *inputs, **params: _linear_jvp(op, tangents, inputs, params)
     if op.linearity == "multilinear":
         return lambda tangents, out, *inputs, **params: _multilinear_jvp(op, tangents, inputs, params)
@@ -305,10 +312,64 @@ def _elementwise_jvp(op, tangents, out, inputs, params):
     return np.broadcast_to(total, out.shape)
 
 
+# The jvp rules of one- and two-input rows, with their arguments spelled out: no tuple of inputs, no
+# zip, no second call (forward over reverse runs one per op of f and one per op of f's vjp rules).
+# They read op.vjp when called, as `_elementwise_jvp` does.
+
+
+def _elementwise_jvp1(op):
+    """`_elementwise_jvp` of a one-input row."""
+
+    def jvp(tangents, out, x, **params):
+        t = tangents[0]
+        rule = op.vjp[0]
+        if t is None or rule is None:
+            return None
+        c = rule(t, out, x, **params) if params else rule(t, out, x)
+        if c.shape == out.shape:
+            return c
+        return np.broadcast_to(c, out.shape)
+
+    return jvp
+
+
+def _elementwise_jvp2(op):
+    """`_elementwise_jvp` of a two-input row: the two rules' terms, broadcast to the output."""
+
+    def jvp(tangents, out, x, y, **params):
+        t0, t1 = tangents
+        r0, r1 = op.vjp
+        total = None
+        if t0 is not None and r0 is not None:
+            total = r0(t0, out, x, y, **params) if params else r0(t0, out, x, y)
+        if t1 is not None and r1 is not None:
+            c = r1(t1, out, x, y, **params) if params else r1(t1, out, x, y)
+            total = c if total is None else total + c
+        if total is None or total.shape == out.shape:
+            return total
+        return np.broadcast_to(total, out.shape)
+
+    return jvp
+
+
 def _linear_jvp(op, tangents, inputs, params):
     if all(t is None for t in tangents):
         return None
     return call(op, *[np.zeros_like(x) if t is None else t for t, x in zip(tangents, inputs)], **params)
+
+
+def _linear_jvp1(op):
+    """`_linear_jvp` of a one-input row: the op on the tangent (`call`, inline)."""
+
+    def jvp(tangents, out, x, **params):
+        t = tangents[0]
+        if t is None:
+            return None
+        if isinstance(t, Tensor):
+            return apply(op, (t,), params or None)
+        return op.forward(t, **params) if params else op.forward(t)
+
+    return jvp
 
 
 def _multilinear_jvp(op, tangents, inputs, params):
@@ -348,7 +409,7 @@ def apply(op: OpDef, args: tuple, params: dict | None = None):
     if state.dual_depth:
         for a in args:
             if type(a) is DualTensor:
-                return apply_dual(op, args, params, apply)
+                return apply_dual(op, args, params, apply, state)
     n = len(args)
     if n == 1:  # the common arities without a comprehension's frame (it is a function in 3.11)
         a = args[0]
