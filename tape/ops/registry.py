@@ -452,6 +452,8 @@ def _unary_function(op):
     def fn(x):
         state = _STATE.get(None) or _new_state()
         if type(x) is not Tensor or state.dual_depth or state.anomaly:
+            if state.dual_depth and type(x) is DualTensor:  # apply's first step, without its frame
+                return apply_dual(op, (x,), None, apply, state)
             return apply(op, (x,))
         a = x._a
         try:
@@ -487,6 +489,8 @@ def _binary_function(op):
         tx = type(x)
         ty = type(y)
         if state.dual_depth or state.anomaly:
+            if state.dual_depth and (tx is DualTensor or ty is DualTensor):  # as in the unary fn
+                return apply_dual(op, (x, y), None, apply, state)
             return apply(op, (x, y))
         if tx is Tensor:
             a = x._a
