@@ -471,11 +471,26 @@ def _sweep_plain(adj: Adjoints, how: Pass):
                 for s in ins:
                     i += 1
                     c = cts[i]
-                    if s >= 0 and c is not None:  # a saved value or a view a kernel returns is not fresh
+                    if s < 0 or c is None:
+                        continue
+                    if c is g:  # a kernel hands g back only when the sweep owns it
+                        fresh = g_owned
+                    else:  # a saved value or a view a kernel returns is not fresh
                         fresh = type(c) is _ndarray and c.base is None and not any(c is v for v in saved)
-                        adj.add(s, c, meta[i], fresh, op, i)
-            elif op.vjp_all is not None or (g_owned and len(ins) > 1):
-                # vjp_all, or an owned g that may pass on to one input (`_hand_on`)
+                    m = meta[i]
+                    if (
+                        type(c) is _ndarray
+                        and m is not None
+                        and s not in pending
+                        and c.shape == m[0]
+                        and c.dtype == m[1]
+                    ):
+                        pending[s] = c
+                        if fresh and c.size >= IN_PLACE_MIN_SIZE:
+                            owned.add(s)
+                    else:
+                        adj.add(s, c, m, fresh, op, i)
+            elif op.vjp_all is not None:
                 for i, s, ct, fresh in _rule_cotangents(op, ins, meta, saved, entry[PARAMS] or _EMPTY, g, g_owned):
                     adj.add(s, ct, meta[i], fresh, op, i)
             else:  # cotangents' last branch and Adjoints.add's first cases, inline, per input
@@ -484,6 +499,10 @@ def _sweep_plain(adj: Adjoints, how: Pass):
                 params = entry[PARAMS]
                 n = 0 if params else len(saved)  # 0: through **params
                 vjp = op.vjp
+                # An owned g that a rule hands back as is, to several inputs (add's), passes on to
+                # one of them at most: those inputs wait in `keep` until every cotangent is known.
+                multi = g_owned and len(ins) > 1
+                keep = None
                 i = -1
                 for s in ins:
                     i += 1
@@ -511,13 +530,43 @@ def _sweep_plain(adj: Adjoints, how: Pass):
                         else:
                             adj.add(s, ct, m, False, op, i)
                         continue
-                    fresh = g_owned if ct is g else type(ct) is _ndarray and ct.base is None
+                    if ct is g:
+                        if not multi:
+                            fresh = g_owned
+                        elif m is None or (ct.shape == m[0] and ct.dtype == m[1]):
+                            if m is not None and s in owned:  # into an adjoint the sweep owns: g not held
+                                pending[s] += ct
+                            elif keep is None:
+                                keep = [i]
+                            else:
+                                keep.append(i)
+                            continue
+                        else:
+                            fresh = False  # summed or cast by Adjoints.add, into a new array
+                    else:
+                        fresh = type(ct) is _ndarray and ct.base is None
+                        if multi and not fresh and type(ct) is _ndarray:
+                            g_owned = False  # a view, which might be of g: g is never written into
                     if m is not None and s not in pending and ct.shape == m[0] and ct.dtype == m[1]:
                         pending[s] = ct
                         if fresh and ct.size >= IN_PLACE_MIN_SIZE:
                             owned.add(s)
                     else:
                         adj.add(s, ct, m, fresh, op, i)
+                if keep is not None:  # g passes on when exactly one input may hold it (`_hand_on`)
+                    if len(keep) == 1 and g_owned:
+                        i = keep[0]
+                        s = ins[i]
+                        m = meta[i]
+                        if m is not None and s not in pending:
+                            pending[s] = g
+                            if g.size >= IN_PLACE_MIN_SIZE:
+                                owned.add(s)
+                        else:
+                            adj.add(s, g, m, True, op, i)
+                    else:
+                        for i in keep:
+                            adj.add(ins[i], g, meta[i], False, op, i)
             if free:  # Pass.done, inline (flags 0: the common case, one test)
                 flags = entry[FLAGS]
                 if not flags:
