@@ -68,6 +68,39 @@ def test_numpy_tanh_kernel_matches_the_rule(shape, dtype, owned):
         assert numpy_backend.VJP_KERNELS[Op.TANH](g, (o, None), (0,), owned) is None
 
 
+@pytest.mark.parametrize("owned", [False, True])
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda t: np.dtype(t).name)
+@pytest.mark.parametrize("shape", [(), (1,), (100,), (7, 9), (2, 3, 5)], ids=str)
+def test_numba_tanh_kernel_below_min_size_matches_the_rule(shape, dtype, owned):
+    # one one-thread loop for the rule's three NumPy calls: into g when owned, else a new array
+    rng = np.random.default_rng(11)
+    o = np.asarray(np.tanh(rng.uniform(-2, 2, shape))).astype(dtype)
+    g = np.asarray(rng.standard_normal(shape)).astype(dtype)
+    g_before = g.copy()
+    expected = OPS[Op.TANH].vjp[0](g_before, o, None)
+    tanh = numba_backend.VJP_KERNELS[Op.TANH]
+    assert tanh.min_size == 0  # the sweep asks it at every size
+    (got,) = tanh(g, (o, None), (0,), owned)
+    assert (got is g) == owned and got.dtype == dtype and got.shape == shape
+    if not owned:
+        np.testing.assert_array_equal(g, g_before)
+    tol = 1e-6 if dtype == np.float32 else 1e-15
+    np.testing.assert_allclose(got, expected, rtol=tol, atol=tol)
+
+
+def test_numba_tanh_kernel_below_min_size_reads_strides_and_declines_what_it_cannot():
+    rng = np.random.default_rng(12)
+    tanh = numba_backend.VJP_KERNELS[Op.TANH]
+    o, g = np.tanh(rng.uniform(-2, 2, 60)), rng.standard_normal(60)
+    (got,) = tanh(g[::3], (o[::3], None), (0,), False)  # 1-D strided views: the loop indexes them
+    np.testing.assert_allclose(got, g[::3] * (1 - o[::3] ** 2), rtol=1e-15)
+    o2, g2 = o.reshape(6, 10), g.reshape(6, 10)
+    assert tanh(g2.T, (o2.T, None), (0,), True) is None  # n-d, not C-contiguous: the rule
+    assert tanh(g2, (o, None), (0,), True) is None  # o of another shape
+    assert tanh(g.astype(np.float32), (o, None), (0,), True) is None  # mixed dtypes
+    assert tanh(g.astype(np.int64), (o.astype(np.int64), None), (0,), True) is None  # not float
+
+
 def test_mul_kernel_reads_a_broadcast_scalar_cotangent():
     x, y = (np.random.default_rng(k).uniform(-1, 1, numba_backend.MIN_SIZE) for k in (1, 2))
     g = np.broadcast_to(np.float64(0.75), x.shape)  # what sum's rule hands on

@@ -207,12 +207,40 @@ def div_vjp(g, saved, ins, g_owned=False):
     return _two_outputs(_div_both, g, g, y, o)
 
 
+@njit(cache=True)
+def _tanh_small(g, o, gx):
+    for i in range(g.size):
+        gx[i] = g[i] * (1.0 - o[i] * o[i])
+
+
 def tanh_vjp(g, saved, ins, g_owned=False):
     o = saved[0]
+    if g.size < MIN_SIZE:
+        return _tanh_small_vjp(g, o, g_owned)
     if not _fits(g, o):
         return None
     gx = g if g_owned else np.empty_like(g)  # each element is read before it is written
     _tanh(_flat(g), _flat(o), _flat(gx))
+    return (gx,)
+
+
+def _tanh_small_vjp(g, o, g_owned):
+    """tanh's rule below MIN_SIZE: one call of a one-thread loop for the rule's three NumPy calls (and
+    their two temporaries). 100 float64 (W2), median of 7 x 20000 calls: 0.27 µs against 1.1 µs.
+    A 1-D array is passed as it is (a strided one too: the loop indexes it); an n-d one as a 1-D view,
+    so it must be C-contiguous."""
+    if type(o) is not np.ndarray or o.shape != g.shape:
+        return None
+    dtype = g.dtype
+    if o.dtype != dtype or dtype not in _FLOATS:
+        return None
+    gx = g if g_owned else np.empty_like(g)
+    if g.ndim == 1:
+        _tanh_small(g, o, gx)
+    elif g.flags.c_contiguous and o.flags.c_contiguous:
+        _tanh_small(g.reshape(-1), o.reshape(-1), gx.reshape(-1))
+    else:
+        return None
     return (gx,)
 
 
@@ -251,5 +279,6 @@ VJP_KERNELS = {
     Op.MAXIMUM: maximum_vjp,
     Op.MINIMUM: minimum_vjp,
 }
-for _kernel in (mul_vjp, div_vjp, tanh_vjp, where_vjp, maximum_vjp, minimum_vjp):
+for _kernel in (mul_vjp, div_vjp, where_vjp, maximum_vjp, minimum_vjp):
     _kernel.min_size, _kernel.owned_only = MIN_SIZE, False  # what the sweep reads to skip a call (numpy_backend)
+tanh_vjp.min_size, tanh_vjp.owned_only = 0, False  # small arrays too (`_tanh_small_vjp`)
