@@ -158,6 +158,33 @@ def test_numba_mul_by_a_constant_below_min_size_matches_the_rule(shape, dtype, o
         assert mul(g, (None, None, np.float64(0.9)), (0, -1), owned) is None  # promotes: the rule
 
 
+@pytest.mark.parametrize("shape", [(100,), (10, 10)], ids=str)
+def test_small_kernels_read_the_broadcast_cotangent_that_sum_hands_back(shape):
+    # sum's cotangent is a read-only zero-stride view: a 1-D one is read by the loops, an n-d one
+    # (not C-contiguous) goes to the rules; against closed forms
+    xv = np.linspace(-1, 1, 100).reshape(shape)
+    cases = [
+        (tp.tanh, 1 - np.tanh(xv) ** 2),
+        (tp.sin, np.cos(xv)),
+        (tp.cos, -np.sin(xv)),
+        (lambda x: x * 0.9, np.full(shape, 0.9)),
+        (lambda x: -2.5 * x, np.full(shape, -2.5)),
+    ]
+    for f, expected in cases:
+        x = tp.tensor(xv, requires_grad=True)
+        with tp.record():
+            y = tp.sum(f(x))
+        y.backward()
+        np.testing.assert_allclose(x.grad.numpy(), expected, rtol=1e-15)
+    x = tp.tensor(xv, requires_grad=True)
+    w = tp.tensor(xv + 2.0, requires_grad=True)
+    with tp.record():
+        y = tp.sum(x / w)
+    y.backward()
+    np.testing.assert_allclose(x.grad.numpy(), 1 / (xv + 2.0), rtol=1e-15)
+    np.testing.assert_allclose(w.grad.numpy(), -xv / (xv + 2.0) ** 2, rtol=1e-14)
+
+
 def _small_chain(x, w):
     y = x
     for _ in range(3):
