@@ -79,10 +79,11 @@ SMALL_SHAPES = [(), (1,), (100,), (7, 9), (2, 3, 5)]
 @pytest.mark.parametrize("owned", [False, True])
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda t: np.dtype(t).name)
 @pytest.mark.parametrize("shape", SMALL_SHAPES, ids=str)
-@pytest.mark.parametrize("code", [Op.TANH, Op.SIN, Op.COS, Op.DIV], ids=lambda c: Op(c).name.lower())
+@pytest.mark.parametrize("code", [Op.TANH, Op.SIN, Op.COS], ids=lambda c: Op(c).name.lower())
 def test_numba_kernels_below_min_size_match_the_rules(code, shape, dtype, owned):
-    # one one-thread loop for the rules' NumPy calls: a unary op's cotangent into g when the sweep
-    # owns it, else a new array; div's two always new arrays
+    # one one-thread loop for the rules' NumPy calls, into g when the sweep owns it; else tanh's into
+    # a new array, and sin's and cos's decline (the rules' two calls cost less than a new array and
+    # a loop)
     rng = np.random.default_rng(11)
     d = OPS[code]
     xs = [np.asarray(x) for x in _inputs(code, shape, dtype, rng)]
@@ -92,11 +93,14 @@ def test_numba_kernels_below_min_size_match_the_rules(code, shape, dtype, owned)
     slots = tuple(range(len(xs)))
     saved = d.saved(out, xs, slots) or d.no_saved
     kernel = numba_backend.VJP_KERNELS[code]
-    assert kernel.min_size == 0  # the sweep asks it at every size
+    assert kernel.min_size == 0 and kernel.owned_only == (code != Op.TANH)  # what the sweep asks it
     got = kernel(g, saved, slots, owned)
-    assert got is not None and len(got) == len(xs)
-    assert sum(c is g for c in got) == (1 if owned and d.nin == 1 else 0)
-    if not any(c is g for c in got):
+    if not owned and code != Op.TANH:
+        assert got is None
+        return
+    assert got is not None and len(got) == 1
+    assert (got[0] is g) == owned
+    if not owned:
         np.testing.assert_array_equal(g, g_before)
     tol = 1e-6 if dtype == np.float32 else 1e-15
     for rule, c in zip(d.vjp, got):
@@ -110,16 +114,12 @@ def test_numba_kernels_below_min_size_read_strides_and_decline_what_they_cannot(
     o, g = np.tanh(rng.uniform(-2, 2, 60)), rng.standard_normal(60)
     (got,) = tanh(g[::3], (o[::3], None), (0,), False)  # 1-D strided views: the loop indexes them
     np.testing.assert_allclose(got, g[::3] * (1 - o[::3] ** 2), rtol=1e-15)
-    (got,) = sin(g[::3], (None, o[::3]), (0,), False)
-    np.testing.assert_allclose(got, g[::3] * np.cos(o[::3]), rtol=1e-15)
+    assert sin(g[::3], (None, o[::3]), (0,), False) is None  # not owned: the rule
     o2, g2 = o.reshape(6, 10), g.reshape(6, 10)
     assert tanh(g2.T, (o2.T, None), (0,), True) is None  # n-d, not C-contiguous: the rule
     assert tanh(g2, (o, None), (0,), True) is None  # o of another shape
     assert tanh(g.astype(np.float32), (o, None), (0,), True) is None  # mixed dtypes
     assert tanh(g.astype(np.int64), (o.astype(np.int64), None), (0,), True) is None  # not float
-    div = numba_backend.VJP_KERNELS[Op.DIV]
-    assert div(g, (o, None, o), (-1, 0), False) is None  # one tracked input: the rule's one call
-    assert div(g, (o, g, o[:1]), (0, 1), False) is None  # broadcast
     # above MIN_SIZE sin is the NumPy backend's in-place rule: into an owned g, else the rule
     big = rng.uniform(-2, 2, numba_backend.MIN_SIZE)
     gb = rng.standard_normal(big.shape)
@@ -135,7 +135,7 @@ def test_numba_kernels_below_min_size_read_strides_and_decline_what_they_cannot(
 @pytest.mark.parametrize("shape", SMALL_SHAPES, ids=str)
 def test_numba_mul_by_a_constant_below_min_size_matches_the_rule(shape, dtype, owned):
     # W2's y * 0.9: g times a Python float in one loop, in g's precision (NumPy's float32 · float
-    # is float32 arithmetic), into g when the sweep owns it
+    # is float32 arithmetic), into g when the sweep owns it; else the rule (one call, as cheap)
     rng = np.random.default_rng(13)
     mul = numba_backend.VJP_KERNELS[Op.MUL]
     x = np.asarray(rng.standard_normal(shape)).astype(dtype)
@@ -148,8 +148,11 @@ def test_numba_mul_by_a_constant_below_min_size_matches_the_rule(shape, dtype, o
             k = 0 if ins[0] >= 0 else 1
             expected = OPS[Op.MUL].vjp[k](g.copy(), *saved)
             got = mul(g, saved, ins, owned)
+            if not owned:
+                assert got is None
+                continue
             assert got is not None and got[1 - k] is None
-            assert (got[k] is g) == owned and got[k].dtype == dtype
+            assert got[k] is g and got[k].dtype == dtype
             np.testing.assert_array_equal(got[k], expected)
     g = np.asarray(rng.standard_normal(shape)).astype(dtype)
     assert mul(g, (None, x, x), (0, 1), owned) is None  # two tracked factors: the rules

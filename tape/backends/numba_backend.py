@@ -27,10 +27,10 @@ in-place rules come along for the ops not fused here, and its `mul` by a broadca
 g = 1 the cotangents are the saved factors themselves) is tried first.
 
 Below MIN_SIZE the rules' cost is NumPy's per-call overhead (~0.3-0.5 µs a call on 100 elements),
-not the arithmetic, so `tanh`, `sin`, `cos`, `div` and `mul` by a constant Python float run one
-non-parallel loop (one call of ~0.23 µs) where the rules make two to four calls (see the
-measurements above `_tanh_small`); into g when the sweep owns it. Each compiles once per dtype and
-layout (cache=True: later processes load it from disk).
+not the arithmetic, so `tanh` (any g), and `sin`, `cos` and `mul` by a constant Python float (a g
+the sweep owns, written into) run one non-parallel loop where the rules make two or three calls
+(measurements above `_tanh_small`). Each compiles once per dtype and layout (cache=True: later
+processes load it from disk).
 """
 
 from __future__ import annotations
@@ -170,11 +170,11 @@ def _one_value(a):
 
 
 def mul_vjp(g, saved, ins, g_owned=False):
-    if g.size < MIN_SIZE:  # g times a constant, or the rules
+    if g.size < MIN_SIZE:  # g times a constant into an owned g, or the rules
         first = ins[0] >= 0
-        if first == (ins[1] >= 0):
-            return None  # two tracked factors: the rules' two products
-        return _scale_small_vjp(g, saved[2] if first else saved[1], first, g_owned)
+        if not g_owned or first == (ins[1] >= 0):
+            return None  # a new array, or two tracked factors: the rules' products cost no more
+        return _scale_small_vjp(g, saved[2] if first else saved[1], first)
     cts = mul_by_broadcast(g, saved, ins)  # g one value broadcast: no full-size product, when it applies
     if cts is not None:
         return cts
@@ -217,8 +217,6 @@ def _mul_by_one_value(g, a, x, g_owned):
 
 
 def div_vjp(g, saved, ins, g_owned=False):
-    if g.size < MIN_SIZE:
-        return _div_small_vjp(g, saved, ins)
     o, _, y = saved
     if not (ins[0] >= 0 and ins[1] >= 0 and _fits(g, y, o)):
         return None
@@ -234,12 +232,16 @@ def _tanh_large(g, saved, ins, g_owned=False):
     return (gx,)
 
 
-# Below MIN_SIZE: one-thread loops, one call for what the rules do in two or more NumPy calls (each
-# ~0.3-0.5 µs on 100 elements, mostly call overhead). 100 float64 (W2's size), median of 9 x 20000
-# calls on the development machine: tanh's g·(1 − o·o) 0.23 µs against 1.2 µs (three calls, two
-# temporaries); sin's g·cos(x) 1.13 µs against 1.58 µs (NumPy's cos alone is 1.18 µs: the loop's
-# libm cos costs the same, the multiply comes free); g times a Python float 0.22 µs against 0.49
-# µs (a Python float operand is slow in NumPy 2). exp's g·o, one NumPy call, stays with the rules.
+# Below MIN_SIZE: one-thread loops, where one call replaces two or more NumPy calls (each ~0.3-0.5 µs
+# on 100 elements, mostly call overhead). What they save in W2's backward (100 float64, 1000 ops,
+# one process toggling each loop between interleaved passes, median of 40):
+# tanh's g·(1 − o·o) 0.21 µs/op (1 call for 3, and their two temporaries), sin's g·cos(x) into g
+# 0.06 (the loop's libm cos costs what NumPy's does, the multiply comes free), y * 0.9's g·0.9 into g
+# 0.08 (a Python float operand is slow in NumPy 2). Measured per call (median of 7 x 5000, owned
+# g or not): given a g it does not own, a loop needs a new array (np.empty_like, ~0.2 µs) and loses
+# to the rules' one or two calls (sin 1.75 against 1.46 µs, g·0.9 0.79 against 0.54, div's two
+# cotangents 1.57 against 1.22: div has no loop), except tanh's (0.89 against 1.27). So sin's, cos's
+# and mul's loops apply only to an owned g. exp's g·o, one NumPy call, stays with the rules.
 
 
 @njit(cache=True)
@@ -266,24 +268,19 @@ def _scale_small(g, a, gx):
         gx[i] = g[i] * a
 
 
-@njit(cache=True)
-def _div_small(g, y, o, gx, gy):
-    for i in range(g.size):
-        q = g[i] / y[i]
-        gx[i] = q
-        gy[i] = -q * o[i]
-
-
-def _unary(loop, k, large):
+def _unary(loop, k, large, owned_only):
     """A unary op's kernel: below MIN_SIZE `loop(g, saved[k], gx)`, into g when the sweep owns it, else
-    into a new array (a 1-D array is passed as it is, a strided one too: the loop indexes it; an n-d
-    one as a 1-D view, so it must be C-contiguous); from MIN_SIZE on, `large`. The checks are written
+    (unless `owned_only`) into a new array (a 1-D array is passed as it is, a strided one too: the loop
+    indexes it; an n-d one as a 1-D view, so it must be C-contiguous); from MIN_SIZE on, `large`
+    (which declines a g the sweep does not own if `owned_only`). The checks are written
     for speed (identity of dtypes: a dtype equal but not identical declines, and the rules run): on
     100 elements they cost as much as the loop."""
 
     def kernel(g, saved, ins, g_owned=False):
         if g.size >= MIN_SIZE:
             return large(g, saved, ins, g_owned)
+        if owned_only and not g_owned:
+            return None
         a = saved[k]
         dtype = g.dtype
         if type(a) is not _ndarray or a.dtype is not dtype or dtype not in _FLOAT_SET or a.shape != g.shape:
@@ -297,15 +294,16 @@ def _unary(loop, k, large):
             return None
         return (gx,)
 
+    kernel.min_size, kernel.owned_only = 0, owned_only
     return kernel
 
 
-tanh_vjp = _unary(_tanh_small, 0, _tanh_large)
+tanh_vjp = _unary(_tanh_small, 0, _tanh_large, owned_only=False)
 
 
-def _scale_small_vjp(g, c, first, g_owned):
+def _scale_small_vjp(g, c, first):
     """x * c (`first`) or c * x below MIN_SIZE, c a constant Python float (or a float64 scalar, for
-    float64): g·c in one loop, into g when the sweep owns it. None for anything else (the rules)."""
+    float64): g·c in one loop, into g (which the sweep owns). None for anything else (the rules)."""
     dtype = g.dtype
     tc = type(c)
     if dtype is _F64:
@@ -315,32 +313,14 @@ def _scale_small_vjp(g, c, first, g_owned):
         c = np.float32(c)  # what NumPy does with a Python float: float32 arithmetic
     else:
         return None
-    gx = g if g_owned else np.empty_like(g)
     if g.ndim == 1:
-        _scale_small(g, c, gx)
+        _scale_small(g, c, g)
     elif g.flags.c_contiguous:
-        _scale_small(g.reshape(-1), c, gx.reshape(-1))
+        flat = g.reshape(-1)
+        _scale_small(flat, c, flat)
     else:
         return None
-    return (gx, None) if first else (None, gx)
-
-
-def _div_small_vjp(g, saved, ins):
-    """x / y's two cotangents below MIN_SIZE, one loop for the rules' four NumPy calls."""
-    o, _, y = saved
-    if not (ins[0] >= 0 and ins[1] >= 0 and type(y) is np.ndarray and type(o) is np.ndarray):
-        return None
-    dtype = g.dtype
-    if not (y.shape == o.shape == g.shape and y.dtype == o.dtype == dtype and dtype in _FLOATS):
-        return None
-    gx, gy = np.empty_like(g), np.empty_like(g)
-    if g.ndim == 1:
-        _div_small(g, y, o, gx, gy)
-    elif g.flags.c_contiguous and y.flags.c_contiguous and o.flags.c_contiguous:
-        _div_small(g.reshape(-1), y.reshape(-1), o.reshape(-1), gx.reshape(-1), gy.reshape(-1))
-    else:
-        return None
-    return gx, gy
+    return (g, None) if first else (None, g)
 
 
 def where_vjp(g, saved, ins, g_owned=False):
@@ -374,13 +354,12 @@ VJP_KERNELS = {
     Op.MUL: mul_vjp,
     Op.DIV: div_vjp,
     Op.TANH: tanh_vjp,
-    Op.SIN: _unary(_sin_small, 1, NUMPY_KERNELS[Op.SIN]),  # from MIN_SIZE on: into g when owned
-    Op.COS: _unary(_cos_small, 1, NUMPY_KERNELS[Op.COS]),
+    Op.SIN: _unary(_sin_small, 1, NUMPY_KERNELS[Op.SIN], owned_only=True),  # from MIN_SIZE: NumPy's, into g
+    Op.COS: _unary(_cos_small, 1, NUMPY_KERNELS[Op.COS], owned_only=True),
     Op.WHERE: where_vjp,
     Op.MAXIMUM: maximum_vjp,
     Op.MINIMUM: minimum_vjp,
 }
-for _kernel in (where_vjp, maximum_vjp, minimum_vjp):
+for _kernel in (div_vjp, where_vjp, maximum_vjp, minimum_vjp):
     _kernel.min_size, _kernel.owned_only = MIN_SIZE, False  # what the sweep reads to skip a call (numpy_backend)
-for _code in (Op.MUL, Op.DIV, Op.TANH, Op.SIN, Op.COS):  # small arrays too (one-thread loops)
-    VJP_KERNELS[_code].min_size, VJP_KERNELS[_code].owned_only = 0, False
+mul_vjp.min_size, mul_vjp.owned_only = 0, False  # below MIN_SIZE: g times a constant, into an owned g
