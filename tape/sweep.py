@@ -405,10 +405,12 @@ def _sweep_plain(adj: Adjoints, how: Pass):
     The same steps as the general loop, with what it calls per entry written out inline for the
     common cases: `Adjoints.pop`, the kernel's gate, `cotangents` (one rule per input, called with
     the saved values unpacked: a call with ``*saved`` costs more than the rule's arithmetic), the
-    adds of float64 scalars and the first add into an adjoint of the input's shape and dtype, and
+    adds of float64 scalars and the first add into an adjoint of the input's shape and dtype (of a
+    rule's or a kernel's cotangent), an owned g passed on by a rule of several inputs (`_hand_on`'s
+    rule, plus: an input that adds g into an adjoint the sweep owns does not hold it), and
     `Pass.done`. This loop runs once per recorded entry of every backward pass, where a Python call
-    costs as much as the bookkeeping it would do; the rest (`vjp_all`, kernels' results, an owned g
-    passed on, broadcasting, sums of arrays) goes through the general functions.
+    costs as much as the bookkeeping it would do; the rest (`vjp_all`, broadcasting, sums of arrays)
+    goes through the general functions.
     """
     store = how.store
     entries = store.entries
@@ -474,13 +476,81 @@ def _sweep_plain(adj: Adjoints, how: Pass):
                 for s in ins:
                     i += 1
                     c = cts[i]
-                    if s >= 0 and c is not None:  # a saved value or a view a kernel returns is not fresh
+                    if s < 0 or c is None:
+                        continue
+                    if c is g:  # a kernel hands g back only when the sweep owns it
+                        fresh = g_owned
+                    else:  # a saved value or a view a kernel returns is not fresh
                         fresh = type(c) is _ndarray and c.base is None and not any(c is v for v in saved)
-                        adj.add(s, c, meta[i], fresh, op, i)
-            elif op.vjp_all is not None or (g_owned and len(ins) > 1):
-                # vjp_all, or an owned g that may pass on to one input (`_hand_on`)
+                    m = meta[i]
+                    if (
+                        type(c) is _ndarray
+                        and m is not None
+                        and s not in pending
+                        and c.shape == m[0]
+                        and c.dtype == m[1]
+                    ):
+                        pending[s] = c
+                        if fresh and c.size >= IN_PLACE_MIN_SIZE:
+                            owned.add(s)
+                    else:
+                        adj.add(s, c, m, fresh, op, i)
+            elif op.vjp_all is not None:
                 for i, s, ct, fresh in _rule_cotangents(op, ins, meta, saved, entry[PARAMS] or _EMPTY, g, g_owned):
                     adj.add(s, ct, meta[i], fresh, op, i)
+            elif g_owned and len(ins) > 1:
+                # An owned g that rules hand back as is, to several inputs (add's), passes on to one
+                # of them at most (`_hand_on`'s rule, for `cotangents`): g added into an adjoint the
+                # sweep owns is not held, and the inputs that would hold g wait in `keep` until every
+                # cotangent is known. (No float64 scalars here: the sweep never owns one.)
+                params = entry[PARAMS]
+                vjp = op.vjp
+                keep = None
+                i = -1
+                for s in ins:
+                    i += 1
+                    if s < 0:
+                        continue
+                    rule = vjp[i]
+                    if rule is None:
+                        adj.add(s, _zero_cotangent(meta[i], g), meta[i], False, op, i)
+                        continue
+                    ct = rule(g, *saved, **params) if params else rule(g, *saved)
+                    m = meta[i]
+                    if ct is g:
+                        if m is None or (ct.shape == m[0] and ct.dtype == m[1]):
+                            if m is not None and s in owned:  # added in place: g not held
+                                pending[s] += ct
+                            elif keep is None:
+                                keep = [i]
+                            else:
+                                keep.append(i)
+                            continue
+                        fresh = False  # summed or cast by Adjoints.add, into a new array
+                    else:
+                        fresh = type(ct) is _ndarray and ct.base is None
+                        if not fresh and type(ct) is _ndarray:
+                            g_owned = False  # a view, which might be of g: g is never written into
+                    if m is not None and s not in pending and ct.shape == m[0] and ct.dtype == m[1]:
+                        pending[s] = ct
+                        if fresh and ct.size >= IN_PLACE_MIN_SIZE:
+                            owned.add(s)
+                    else:
+                        adj.add(s, ct, m, fresh, op, i)
+                if keep is not None:  # g passes on when exactly one input may hold it
+                    if len(keep) == 1 and g_owned:
+                        i = keep[0]
+                        s = ins[i]
+                        m = meta[i]
+                        if m is not None and s not in pending:
+                            pending[s] = g
+                            if g.size >= IN_PLACE_MIN_SIZE:
+                                owned.add(s)
+                        else:
+                            adj.add(s, g, m, True, op, i)
+                    else:
+                        for i in keep:
+                            adj.add(ins[i], g, meta[i], False, op, i)
             else:  # cotangents' last branch and Adjoints.add's first cases, inline, per input
                 # The saved values are read by index, not unpacked into locals: a local would keep
                 # them alive after the entry is freed, into the next entries' work (memory peaks).

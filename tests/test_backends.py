@@ -11,6 +11,7 @@ import pytest
 import tape as tp
 from tape.backends import numba_backend, numpy_backend
 from tape.ops import OPS, Op
+from tape.testing import check_grads
 
 from .peaks import backward_peak
 
@@ -30,7 +31,11 @@ def _inputs(code, shape, dtype, rng):
     return xs
 
 
-FUSED = sorted(c for c, k in numba_backend.VJP_KERNELS.items() if k is not numpy_backend.VJP_KERNELS.get(c))
+#: Numba kernels that above MIN_SIZE are the NumPy backend's in-place rules (below it, one-thread loops)
+SMALL_ONLY = (Op.SIN, Op.COS)
+FUSED = sorted(
+    c for c, k in numba_backend.VJP_KERNELS.items() if k is not numpy_backend.VJP_KERNELS.get(c) and c not in SMALL_ONLY
+)
 BACKENDS = {"numpy": numpy_backend, "numba": numba_backend}
 
 
@@ -66,6 +71,153 @@ def test_numpy_tanh_kernel_matches_the_rule(shape, dtype, owned):
     g = np.asfortranarray(rng.standard_normal(shape).astype(dtype))
     if owned and g.ndim > 1:  # not C-contiguous: the rule runs
         assert numpy_backend.VJP_KERNELS[Op.TANH](g, (o, None), (0,), owned) is None
+
+
+SMALL_SHAPES = [(), (1,), (100,), (7, 9), (2, 3, 5)]
+
+
+@pytest.mark.parametrize("owned", [False, True])
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda t: np.dtype(t).name)
+@pytest.mark.parametrize("shape", SMALL_SHAPES, ids=str)
+@pytest.mark.parametrize("code", [Op.TANH, Op.SIN, Op.COS], ids=lambda c: Op(c).name.lower())
+def test_numba_kernels_below_min_size_match_the_rules(code, shape, dtype, owned):
+    # one one-thread loop for the rules' NumPy calls, into g when the sweep owns it; else tanh's into
+    # a new array, and sin's and cos's decline (the rules' two calls cost less than a new array and
+    # a loop)
+    rng = np.random.default_rng(11)
+    d = OPS[code]
+    xs = [np.asarray(x) for x in _inputs(code, shape, dtype, rng)]
+    out = np.asarray(d.forward(*xs))
+    g = np.asarray(rng.standard_normal(shape)).astype(dtype)
+    g_before = g.copy()
+    slots = tuple(range(len(xs)))
+    saved = d.saved(out, xs, slots) or d.no_saved
+    kernel = numba_backend.VJP_KERNELS[code]
+    assert kernel.min_size == 0 and kernel.owned_only == (code != Op.TANH)  # what the sweep asks it
+    got = kernel(g, saved, slots, owned)
+    if not owned and code != Op.TANH:
+        assert got is None
+        return
+    assert got is not None and len(got) == 1
+    assert (got[0] is g) == owned
+    if not owned:
+        np.testing.assert_array_equal(g, g_before)
+    tol = 1e-6 if dtype == np.float32 else 1e-15
+    for rule, c in zip(d.vjp, got):
+        assert c.dtype == dtype and c.shape == shape
+        np.testing.assert_allclose(c, rule(g_before, *saved), rtol=tol, atol=tol)
+
+
+def test_numba_kernels_below_min_size_read_strides_and_decline_what_they_cannot():
+    rng = np.random.default_rng(12)
+    tanh, sin = numba_backend.VJP_KERNELS[Op.TANH], numba_backend.VJP_KERNELS[Op.SIN]
+    o, g = np.tanh(rng.uniform(-2, 2, 60)), rng.standard_normal(60)
+    (got,) = tanh(g[::3], (o[::3], None), (0,), False)  # 1-D strided views: the loop indexes them
+    np.testing.assert_allclose(got, g[::3] * (1 - o[::3] ** 2), rtol=1e-15)
+    assert sin(g[::3], (None, o[::3]), (0,), False) is None  # not owned: the rule
+    o2, g2 = o.reshape(6, 10), g.reshape(6, 10)
+    assert tanh(g2.T, (o2.T, None), (0,), True) is None  # n-d, not C-contiguous: the rule
+    assert tanh(g2, (o, None), (0,), True) is None  # o of another shape
+    assert tanh(g.astype(np.float32), (o, None), (0,), True) is None  # mixed dtypes
+    assert tanh(g.astype(np.int64), (o.astype(np.int64), None), (0,), True) is None  # not float
+    # above MIN_SIZE sin is the NumPy backend's in-place rule: into an owned g, else the rule
+    big = rng.uniform(-2, 2, numba_backend.MIN_SIZE)
+    gb = rng.standard_normal(big.shape)
+    expected = gb * np.cos(big)
+    assert sin(gb, (None, big), (0,), False) is None
+    (got,) = sin(gb, (None, big), (0,), True)
+    assert got is gb
+    np.testing.assert_allclose(got, expected, rtol=1e-15)
+
+
+@pytest.mark.parametrize("owned", [False, True])
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda t: np.dtype(t).name)
+@pytest.mark.parametrize("shape", SMALL_SHAPES, ids=str)
+def test_numba_mul_by_a_constant_below_min_size_matches_the_rule(shape, dtype, owned):
+    # W2's y * 0.9: g times a Python float in one loop, in g's precision (NumPy's float32 · float
+    # is float32 arithmetic), into g when the sweep owns it; else the rule (one call, as cheap)
+    rng = np.random.default_rng(13)
+    mul = numba_backend.VJP_KERNELS[Op.MUL]
+    x = np.asarray(rng.standard_normal(shape)).astype(dtype)
+    constants = [0.9, -3.25] + ([np.float64(0.9)] if dtype == np.float64 else [])
+    for c in constants:
+        for ins in [(0, -1), (-1, 0)]:
+            pair = [x, c] if ins[0] >= 0 else [c, x]
+            saved = OPS[Op.MUL].saved(pair[0] * pair[1], pair, ins)
+            g = np.asarray(rng.standard_normal(shape)).astype(dtype)
+            k = 0 if ins[0] >= 0 else 1
+            expected = OPS[Op.MUL].vjp[k](g.copy(), *saved)
+            got = mul(g, saved, ins, owned)
+            if not owned:
+                assert got is None
+                continue
+            assert got is not None and got[1 - k] is None
+            assert got[k] is g and got[k].dtype == dtype
+            np.testing.assert_array_equal(got[k], expected)
+    g = np.asarray(rng.standard_normal(shape)).astype(dtype)
+    assert mul(g, (None, x, x), (0, 1), owned) is None  # two tracked factors: the rules
+    assert mul(g, (None, None, 2), (0, -1), owned) is None  # an int: the rule
+    if dtype == np.float32:
+        assert mul(g, (None, None, np.float64(0.9)), (0, -1), owned) is None  # promotes: the rule
+
+
+@pytest.mark.parametrize("shape", [(100,), (10, 10)], ids=str)
+def test_small_kernels_read_the_broadcast_cotangent_that_sum_hands_back(shape):
+    # sum's cotangent is a read-only zero-stride view: a 1-D one is read by the loops, an n-d one
+    # (not C-contiguous) goes to the rules; against closed forms
+    xv = np.linspace(-1, 1, 100).reshape(shape)
+    cases = [
+        (tp.tanh, 1 - np.tanh(xv) ** 2),
+        (tp.sin, np.cos(xv)),
+        (tp.cos, -np.sin(xv)),
+        (lambda x: x * 0.9, np.full(shape, 0.9)),
+        (lambda x: -2.5 * x, np.full(shape, -2.5)),
+    ]
+    for f, expected in cases:
+        x = tp.tensor(xv, requires_grad=True)
+        with tp.record():
+            y = tp.sum(f(x))
+        y.backward()
+        np.testing.assert_allclose(x.grad.numpy(), expected, rtol=1e-15)
+    x = tp.tensor(xv, requires_grad=True)
+    w = tp.tensor(xv + 2.0, requires_grad=True)
+    with tp.record():
+        y = tp.sum(x / w)
+    y.backward()
+    np.testing.assert_allclose(x.grad.numpy(), 1 / (xv + 2.0), rtol=1e-15)
+    np.testing.assert_allclose(w.grad.numpy(), -xv / (xv + 2.0) ** 2, rtol=1e-14)
+
+
+def _small_chain(x, w):
+    y = x
+    for _ in range(3):
+        y = tp.cos(tp.sin(tp.tanh(y * 0.9 + x)) / w) * 1.5
+    return tp.sum(y * y)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda t: np.dtype(t).name)
+def test_small_array_kernels_give_the_gradients_of_finite_differences(dtype):
+    # every one-thread loop on a W2-like chain, in the sweep (owned and not owned g), against
+    # central differences (float64) and the NumPy backend (both dtypes)
+    rng = np.random.default_rng(14)
+    x0, w0 = rng.uniform(-1, 1, (4, 5)), rng.uniform(0.5, 2.0, (4, 5))
+    check_grads(_small_chain, [x0, w0], dtype=np.float64)
+    results = {}
+    try:
+        for name in ("numpy", "numba"):
+            tp.set_backend(name)
+            x = tp.tensor(x0.astype(dtype), requires_grad=True)
+            w = tp.tensor(w0.astype(dtype), requires_grad=True)
+            with tp.record():
+                loss = _small_chain(x, w)
+            loss.backward()
+            results[name] = (x.grad.numpy(), w.grad.numpy())
+    finally:
+        tp.set_backend("numba")
+    tol = 1e-4 if dtype == np.float32 else 1e-13
+    for a, b in zip(results["numpy"], results["numba"]):
+        assert b.dtype == dtype
+        np.testing.assert_allclose(b, a, rtol=tol, atol=tol)
 
 
 def test_mul_kernel_reads_a_broadcast_scalar_cotangent():

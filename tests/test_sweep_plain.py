@@ -124,3 +124,84 @@ def test_every_installed_kernel_says_what_it_declines():
                 assert isinstance(k.min_size, int) and isinstance(k.owned_only, bool)
         finally:
             tp.set_backend(active)
+
+
+class _Owned:
+    """A kernel that declines every call and records whether the sweep owned the g it was given."""
+
+    min_size, owned_only = 0, False
+
+    def __init__(self):
+        self.owned = []
+
+    def __call__(self, g, saved, ins, g_owned=False):
+        self.owned.append(g_owned)
+        return None
+
+
+def test_an_owned_cotangent_that_add_hands_to_both_inputs_passes_on_when_the_other_adds_in_place(monkeypatch):
+    # sum((exp(x) + x) * 3 + x * x): the sweep reaches x * x first (x's adjoint: a fresh array it
+    # owns), then the add, whose rule hands g (3, owned) to both exp(x) and x. x's adjoint grows by g
+    # in place, so exp(x)'s adjoint may take g itself, and exp's rule may write into it.
+    kernel = _Owned()
+    monkeypatch.setattr(OPS[Op.EXP], "kernel_vjp", kernel)
+    xv = np.linspace(-1, 1, 100)
+    x = tp.tensor(xv, requires_grad=True)
+    with tp.record():
+        y = tp.sum((tp.exp(x) + x) * 3.0 + x * x)
+    y.backward()
+    np.testing.assert_allclose(x.grad.numpy(), 3 * np.exp(xv) + 3 + 2 * xv, rtol=1e-14)
+    assert kernel.owned == [True]
+
+
+def test_an_owned_cotangent_held_by_two_adjoints_is_never_written_into(monkeypatch):
+    # sum((exp(x) + x) * 3): x has no adjoint yet when the add hands g to exp(x) and x, so both hold
+    # g: neither may own it (exp's in-place rule would change x's adjoint too).
+    kernel = _Owned()
+    monkeypatch.setattr(OPS[Op.EXP], "kernel_vjp", kernel)
+    xv = np.linspace(-1, 1, 100)
+    x = tp.tensor(xv, requires_grad=True)
+    with tp.record():
+        y = tp.sum((tp.exp(x) + x) * 3.0)
+    y.backward()
+    np.testing.assert_allclose(x.grad.numpy(), 3 * np.exp(xv) + 3, rtol=1e-14)
+    assert kernel.owned == [False]
+    monkeypatch.undo()  # the real kernels: exp's writes into an owned g
+    x.grad = None
+    with tp.record():
+        y = tp.sum((tp.exp(x) + x) * 3.0 + 0.0 * x)  # x's adjoint: 0·3, owned, added into in place
+        z = tp.sum((tp.exp(x) + x) * 3.0)  # x's adjoint: g itself, shared
+    y.backward()
+    z.backward()
+    np.testing.assert_allclose(x.grad.numpy(), 2 * (3 * np.exp(xv) + 3), rtol=1e-14)
+
+
+def test_a_bias_summed_from_an_owned_cotangent_leaves_it_to_the_other_input(monkeypatch):
+    # exp(x) + b with b of shape (1,): b's cotangent is g summed, a new array; exp(x) keeps g itself
+    kernel = _Owned()
+    monkeypatch.setattr(OPS[Op.EXP], "kernel_vjp", kernel)
+    xv = np.linspace(-1, 1, 100)
+    x = tp.tensor(xv, requires_grad=True)
+    b = tp.tensor([0.5], requires_grad=True)
+    with tp.record():
+        y = tp.sum((tp.exp(x) + b) * 3.0)
+    y.backward()
+    np.testing.assert_allclose(x.grad.numpy(), 3 * np.exp(xv), rtol=1e-14)
+    np.testing.assert_allclose(b.grad.numpy(), [300.0], rtol=1e-14)
+    assert kernel.owned == [True]
+
+
+def test_an_owned_cotangent_with_a_view_beside_it_stays_unowned(monkeypatch):
+    # an add whose rule for its second input returns a view of g: exp(x) keeps g, but may not
+    # write into it, or sin(w)'s adjoint (the view) would change with it.
+    rules = (lambda g, o, x, y: g, lambda g, o, x, y: g.reshape(g.shape))
+    monkeypatch.setattr(OPS[Op.ADD], "vjp", rules)
+    xv = np.linspace(-1, 1, 100)
+    w = tp.tensor(xv, requires_grad=True)
+    x = tp.tensor(xv, requires_grad=True)
+    with tp.record():
+        s = tp.sin(w)  # recorded first: reached after exp(x), which would write into g
+        y = tp.sum((tp.exp(x) + s) * 3.0)
+    y.backward()
+    np.testing.assert_allclose(x.grad.numpy(), 3 * np.exp(xv), rtol=1e-14)
+    np.testing.assert_allclose(w.grad.numpy(), 3 * np.cos(xv), rtol=1e-14)

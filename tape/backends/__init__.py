@@ -1,7 +1,8 @@
 """Backends: which kernels run the CPU ops.
 
 ``tp.set_backend("numba")`` (the default) installs fused Numba kernels for the backward rules where
-they beat NumPy on large arrays; ``tp.set_backend("numpy")`` runs the op table's NumPy rules, and
+they beat NumPy on large arrays, and one-thread loops where one call replaces several NumPy calls on
+small ones; ``tp.set_backend("numpy")`` runs the op table's NumPy rules, and
 writes a unary op's cotangent into the incoming one when the sweep owns it (both backends do).
 The environment variable ``TAPE_BACKEND`` picks the backend at import. Both give equal results
 (to rounding), which tests/test_backends.py checks kernel by kernel. CUDA arrays always run NumPy's

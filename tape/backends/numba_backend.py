@@ -1,4 +1,4 @@
-"""Numba kernels: fused backward rules for large arrays.
+"""Numba kernels: fused backward rules for large arrays, and one-thread loops for small ones.
 
 What is fused, and why, measured on the 2-core development machine (2**22 float64, medians):
 
@@ -25,9 +25,17 @@ full-size product to sum, in the same pass as g·a) and a constant one-value fac
 Kernels are tested against those rules, one by one (tests/test_backends.py). The NumPy backend's
 in-place rules come along for the ops not fused here, and its `mul` by a broadcast cotangent (with
 g = 1 the cotangents are the saved factors themselves) is tried first.
+
+Below MIN_SIZE the rules' cost is NumPy's per-call overhead (~0.3-0.5 µs a call on 100 elements),
+not the arithmetic, so `tanh` (any g), and `sin`, `cos` and `mul` by a constant Python float (a g
+the sweep owns, written into) run one non-parallel loop where the rules make two or three calls
+(measurements above `_tanh_small`). Each compiles once per dtype and layout (cache=True: later
+processes load it from disk).
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 from numba import njit, prange
@@ -39,6 +47,9 @@ from .numpy_backend import mul_by_broadcast
 #: Below this many elements a kernel call costs more than it saves; the rules run instead.
 MIN_SIZE = 1 << 15
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+_F32, _F64 = _FLOATS
+_FLOAT_SET = frozenset(_FLOATS)
+_ndarray = np.ndarray
 
 
 def _flat(a):
@@ -159,6 +170,11 @@ def _one_value(a):
 
 
 def mul_vjp(g, saved, ins, g_owned=False):
+    if g.size < MIN_SIZE:  # g times a constant into an owned g, or the rules
+        first = ins[0] >= 0
+        if not g_owned or first == (ins[1] >= 0):
+            return None  # a new array, or two tracked factors: the rules' products cost no more
+        return _scale_small_vjp(g, saved[2] if first else saved[1], first)
     cts = mul_by_broadcast(g, saved, ins)  # g one value broadcast: no full-size product, when it applies
     if cts is not None:
         return cts
@@ -207,13 +223,104 @@ def div_vjp(g, saved, ins, g_owned=False):
     return _two_outputs(_div_both, g, g, y, o)
 
 
-def tanh_vjp(g, saved, ins, g_owned=False):
+def _tanh_large(g, saved, ins, g_owned=False):
     o = saved[0]
     if not _fits(g, o):
         return None
     gx = g if g_owned else np.empty_like(g)  # each element is read before it is written
     _tanh(_flat(g), _flat(o), _flat(gx))
     return (gx,)
+
+
+# Below MIN_SIZE: one-thread loops, where one call replaces two or more NumPy calls (each ~0.3-0.5 µs
+# on 100 elements, mostly call overhead). What they save in W2's backward (100 float64, 1000 ops,
+# one process toggling each loop between interleaved passes, median of 40):
+# tanh's g·(1 − o·o) 0.21 µs/op (1 call for 3, and their two temporaries), sin's g·cos(x) into g
+# 0.06 (the loop's libm cos costs what NumPy's does, the multiply comes free), y * 0.9's g·0.9 into g
+# 0.08 (a Python float operand is slow in NumPy 2). Measured per call (median of 7 x 5000, owned
+# g or not): given a g it does not own, a loop needs a new array (np.empty_like, ~0.2 µs) and loses
+# to the rules' one or two calls (sin 1.75 against 1.46 µs, g·0.9 0.79 against 0.54, div's two
+# cotangents 1.57 against 1.22: div has no loop), except tanh's (0.89 against 1.27). So sin's, cos's
+# and mul's loops apply only to an owned g. exp's g·o, one NumPy call, stays with the rules.
+
+
+@njit(cache=True)
+def _tanh_small(g, o, gx):
+    for i in range(g.size):
+        gx[i] = g[i] * (1.0 - o[i] * o[i])
+
+
+@njit(cache=True)
+def _sin_small(g, x, gx):
+    for i in range(g.size):
+        gx[i] = g[i] * math.cos(x[i])
+
+
+@njit(cache=True)
+def _cos_small(g, x, gx):
+    for i in range(g.size):
+        gx[i] = -g[i] * math.sin(x[i])
+
+
+@njit(cache=True)
+def _scale_small(g, a, gx):
+    for i in range(g.size):
+        gx[i] = g[i] * a
+
+
+def _unary(loop, k, large, owned_only):
+    """A unary op's kernel: below MIN_SIZE `loop(g, saved[k], gx)`, into g when the sweep owns it, else
+    (unless `owned_only`) into a new array (a 1-D array is passed as it is, a strided one too: the loop
+    indexes it; an n-d one as a 1-D view, so it must be C-contiguous); from MIN_SIZE on, `large`
+    (which declines a g the sweep does not own if `owned_only`). The checks are written
+    for speed (identity of dtypes: a dtype equal but not identical declines, and the rules run): on
+    100 elements they cost as much as the loop."""
+
+    def kernel(g, saved, ins, g_owned=False):
+        if g.size >= MIN_SIZE:
+            return large(g, saved, ins, g_owned)
+        if owned_only and not g_owned:
+            return None
+        a = saved[k]
+        dtype = g.dtype
+        if type(a) is not _ndarray or a.dtype is not dtype or dtype not in _FLOAT_SET or a.shape != g.shape:
+            return None
+        gx = g if g_owned else np.empty_like(g)  # each element is read before it is written
+        if g.ndim == 1:
+            loop(g, a, gx)
+        elif g.flags.c_contiguous and a.flags.c_contiguous:
+            loop(g.reshape(-1), a.reshape(-1), gx.reshape(-1))
+        else:
+            return None
+        return (gx,)
+
+    kernel.min_size, kernel.owned_only = 0, owned_only
+    return kernel
+
+
+tanh_vjp = _unary(_tanh_small, 0, _tanh_large, owned_only=False)
+
+
+def _scale_small_vjp(g, c, first):
+    """x * c (`first`) or c * x below MIN_SIZE, c a constant Python float (or a float64 scalar, for
+    float64): g·c in one loop, into g (which the sweep owns). None for anything else (the rules)."""
+    dtype = g.dtype
+    tc = type(c)
+    if dtype is _F64:
+        if tc is not float and tc is not np.float64:
+            return None
+    elif dtype is _F32 and tc is float:
+        c = np.float32(c)  # what NumPy does with a Python float: float32 arithmetic
+    else:
+        return None
+    if g.ndim == 1:
+        _scale_small(g, c, g)
+    elif g.flags.c_contiguous:
+        flat = g.reshape(-1)
+        _scale_small(flat, c, flat)
+    else:
+        return None
+    return (g, None) if first else (None, g)
 
 
 def where_vjp(g, saved, ins, g_owned=False):
@@ -247,9 +354,12 @@ VJP_KERNELS = {
     Op.MUL: mul_vjp,
     Op.DIV: div_vjp,
     Op.TANH: tanh_vjp,
+    Op.SIN: _unary(_sin_small, 1, NUMPY_KERNELS[Op.SIN], owned_only=True),  # from MIN_SIZE: NumPy's, into g
+    Op.COS: _unary(_cos_small, 1, NUMPY_KERNELS[Op.COS], owned_only=True),
     Op.WHERE: where_vjp,
     Op.MAXIMUM: maximum_vjp,
     Op.MINIMUM: minimum_vjp,
 }
-for _kernel in (mul_vjp, div_vjp, tanh_vjp, where_vjp, maximum_vjp, minimum_vjp):
+for _kernel in (div_vjp, where_vjp, maximum_vjp, minimum_vjp):
     _kernel.min_size, _kernel.owned_only = MIN_SIZE, False  # what the sweep reads to skip a call (numpy_backend)
+mul_vjp.min_size, mul_vjp.owned_only = 0, False  # below MIN_SIZE: g times a constant, into an owned g

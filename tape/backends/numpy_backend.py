@@ -167,13 +167,17 @@ def matvec_vjp(g, saved, ins, g_owned=False):
     return None
 
 
+# The in-place rules pass `out` by position, to ufuncs bound here: on 100 elements the keyword and
+# the attribute lookups cost ~15% of the call (np.multiply(g, o, out=g) 335 ns, _multiply(g, o, g) 243).
+_negative, _multiply, _divide, _cos = np.negative, np.multiply, np.divide, np.cos
+
 #: In-place backward rules by opcode, for a cotangent the sweep owns (unary ops; `g` keeps its dtype,
 #: which is the output's, which for these ops is the input's).
 IN_PLACE = {
-    Op.NEG: into_g(lambda g, o, x: np.negative(g, out=g)),
-    Op.EXP: into_g(lambda g, o, x: np.multiply(g, o, out=g)),
-    Op.LOG: into_g(lambda g, o, x: np.divide(g, x, out=g)),
-    Op.SIN: into_g(lambda g, o, x: np.multiply(g, np.cos(x), out=g)),
+    Op.NEG: into_g(lambda g, o, x: _negative(g, g)),
+    Op.EXP: into_g(lambda g, o, x: _multiply(g, o, g)),
+    Op.LOG: into_g(lambda g, o, x: _divide(g, x, g)),
+    Op.SIN: into_g(lambda g, o, x: _multiply(g, _cos(x), g)),
     Op.COS: into_g(_cos_rule),
     Op.SQRT: into_g(lambda g, o, x: np.multiply(np.divide(g, o, out=g), 0.5, out=g)),
 }
