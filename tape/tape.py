@@ -261,22 +261,31 @@ class Store:
         whose values are `x`, `y`."""
         entries = self.entries
         if isinstance(a, Tensor) and a._role:
+            # a float64 scalar's meta is F64_META; a result's is in its producer's VALUE column when it
+            # has more than TRACE_MAX_SIZE elements (as in append1); else it is looked up
             if a._role is RESULT and a._store is self:
                 s0 = a._slot
                 e0 = entries[s0]
-                m0 = e0[VALUE]  # as in append1
+                e0[RC] += 1
+                if type(x) is _F64:
+                    m0 = F64_META
+                else:
+                    m0 = e0[VALUE]
+                    if type(m0) is not _Meta:
+                        try:
+                            m0 = _METAS.get((x.shape, x.dtype)) or meta_of(x)
+                        except AttributeError:
+                            m0 = None
             else:
                 s0 = self.leaf_slots.get(id(a)) or self._tracked_slot(a)
-                e0 = entries[s0]
-                m0 = None
-            e0[RC] += 1
-            if type(x) is _F64:
-                m0 = F64_META
-            elif type(m0) is not _Meta:
-                try:
-                    m0 = _METAS.get((x.shape, x.dtype)) or meta_of(x)
-                except AttributeError:
-                    m0 = None
+                entries[s0][RC] += 1
+                if type(x) is _F64:
+                    m0 = F64_META
+                else:
+                    try:
+                        m0 = _METAS.get((x.shape, x.dtype)) or meta_of(x)
+                    except AttributeError:
+                        m0 = None
             consts = None
         else:
             s0 = -1
@@ -286,19 +295,26 @@ class Store:
             if b._role is RESULT and b._store is self:
                 s1 = b._slot
                 e1 = entries[s1]
-                m1 = e1[VALUE]
+                e1[RC] += 1
+                if type(y) is _F64:
+                    m1 = F64_META
+                else:
+                    m1 = e1[VALUE]
+                    if type(m1) is not _Meta:
+                        try:
+                            m1 = _METAS.get((y.shape, y.dtype)) or meta_of(y)
+                        except AttributeError:
+                            m1 = None
             else:
                 s1 = self.leaf_slots.get(id(b)) or self._tracked_slot(b)
-                e1 = entries[s1]
-                m1 = None
-            e1[RC] += 1
-            if type(y) is _F64:
-                m1 = F64_META
-            elif type(m1) is not _Meta:
-                try:
-                    m1 = _METAS.get((y.shape, y.dtype)) or meta_of(y)
-                except AttributeError:
-                    m1 = None
+                entries[s1][RC] += 1
+                if type(y) is _F64:
+                    m1 = F64_META
+                else:
+                    try:
+                        m1 = _METAS.get((y.shape, y.dtype)) or meta_of(y)
+                    except AttributeError:
+                        m1 = None
         else:
             s1 = -1
             m1 = None
