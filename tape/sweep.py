@@ -424,6 +424,9 @@ def _sweep_plain(adj: Adjoints, how: Pass):
     if slots and slots[-1] > top:
         slots = [s for s in slots if s <= top]
     consumed = 0  # Pass.done's count of newly consumed entries, written to the store once
+    # Only a live Tape (a record() block's handle) can print a trace, and only of the entries below
+    # logged_below: the adjoint column is written for those alone.
+    logged = store.logged_below if store.tapes else 0
     try:
         for slot in reversed(slots):
             g = pop(slot, None)
@@ -435,20 +438,19 @@ def _sweep_plain(adj: Adjoints, how: Pass):
             else:
                 g_owned = False
             entry = entries[slot]
-            # the trace's adjoint column: a small value itself, else its value's (shape, dtype)
             tg = type(g)
-            if tg is _f64:
-                entry[ADJ] = g
-            elif tg is _ndarray:
-                entry[ADJ] = g if g.size <= TRACE_MAX_SIZE else entry[VALUE]
-            elif tg is LowRank:  # a weight's adjoint held as outer products: an array from here on
+            if tg is LowRank:  # a weight's adjoint held as outer products: an array from here on
                 g, g_owned = g.dense()
                 tg = type(g)
-                entry[ADJ] = g if g.size <= TRACE_MAX_SIZE else entry[VALUE]
-            elif isinstance(g, Tensor):
-                entry[ADJ] = _small(g)
-            else:
-                entry[ADJ] = g if getattr(g, "size", 1) <= TRACE_MAX_SIZE else entry[VALUE]
+            if slot < logged:  # the trace's adjoint column: a small value itself, else its value's meta
+                if tg is _f64:
+                    entry[ADJ] = g
+                elif tg is _ndarray:
+                    entry[ADJ] = g if g.size <= TRACE_MAX_SIZE else entry[VALUE]
+                elif isinstance(g, Tensor):
+                    entry[ADJ] = _small(g)
+                else:
+                    entry[ADJ] = g if getattr(g, "size", 1) <= TRACE_MAX_SIZE else entry[VALUE]
             if wanted and slot in wanted:
                 captured[slot] = (g, g_owned)
                 g_owned = False  # handed to the caller: never written into again
@@ -483,18 +485,24 @@ def _sweep_plain(adj: Adjoints, how: Pass):
                     else:  # a saved value or a view a kernel returns is not fresh
                         fresh = type(c) is _ndarray and c.base is None and not any(c is v for v in saved)
                     m = meta[i]
-                    if (
-                        type(c) is _ndarray
-                        and m is not None
-                        and s not in pending
-                        and c.shape == m[0]
-                        and c.dtype == m[1]
-                    ):
-                        pending[s] = c
-                        if fresh and c.size >= IN_PLACE_MIN_SIZE:
-                            owned.add(s)
-                    else:
-                        adj.add(s, c, m, fresh, op, i)
+                    tc = type(c)
+                    if tc is _ndarray and m is not None and c.shape == m[0] and c.dtype == m[1]:
+                        # Adjoints.add's common cases, inline: the first add, and an add into an
+                        # adjoint the sweep owns (which has the input's shape and dtype)
+                        if s not in pending:
+                            pending[s] = c
+                            if fresh and c.size >= IN_PLACE_MIN_SIZE:
+                                owned.add(s)
+                            continue
+                        if s in owned:
+                            pending[s] += c
+                            continue
+                    elif tc is LowRank:
+                        prev = get(s)
+                        if type(prev) is LowRank:  # outer products added to outer products
+                            prev.extend(c)
+                            continue
+                    adj.add(s, c, m, fresh, op, i)
             elif op.vjp_all is not None:
                 for i, s, ct, fresh in _rule_cotangents(op, ins, meta, saved, entry[PARAMS] or _EMPTY, g, g_owned):
                     adj.add(s, ct, meta[i], fresh, op, i)
