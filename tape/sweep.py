@@ -149,7 +149,8 @@ class LowRank:
         if len(us) == 1:  # one pair (a sweep of one step, as tp.checkpoint_loop's are): no stacking
             prod = np.multiply(us[0][:, None], vs[0], out=out)
         else:
-            prod = np.matmul(np.stack(us).T, np.stack(vs), out=out)  # (m x k) @ (k x n)
+            # (m x k) @ (k x n); np.array stacks the NumPy vectors as np.stack does, without its Python
+            prod = np.matmul(np.array(us).T, np.array(vs), out=out)
         if part is None:
             self.part, self.owned = prod, True
         elif self.owned:
@@ -483,7 +484,12 @@ def _sweep_plain(adj: Adjoints, how: Pass):
                     if c is g:  # a kernel hands g back only when the sweep owns it
                         fresh = g_owned
                     else:  # a saved value or a view a kernel returns is not fresh
-                        fresh = type(c) is _ndarray and c.base is None and not any(c is v for v in saved)
+                        fresh = type(c) is _ndarray and c.base is None
+                        if fresh:
+                            for v in saved:  # (a loop, not any(): no generator per cotangent)
+                                if v is c:
+                                    fresh = False
+                                    break
                     m = meta[i]
                     tc = type(c)
                     if tc is _ndarray and m is not None and c.shape == m[0] and c.dtype == m[1]:
