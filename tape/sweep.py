@@ -551,8 +551,11 @@ def _sweep_plain(adj: Adjoints, how: Pass):
                             owned.add(s)
                     else:
                         adj.add(s, ct, m, fresh, op, i)
-                if keep is not None:  # g passes on when exactly one input may hold it
-                    if len(keep) == 1 and g_owned:
+                if keep is not None:
+                    # g passes on to one input that holds it; each other one gets a copy of its own (made
+                    # before anything is added into g), which the sweep owns too: the copy is the array
+                    # an add or a rule would otherwise have allocated for that input later.
+                    if g_owned and len(keep) == 1:
                         i = keep[0]
                         s = ins[i]
                         m = meta[i]
@@ -562,6 +565,18 @@ def _sweep_plain(adj: Adjoints, how: Pass):
                                 owned.add(s)
                         else:
                             adj.add(s, g, m, True, op, i)
+                    elif g_owned and g.size >= IN_PLACE_MIN_SIZE:
+                        copies = [g.copy() for _ in range(len(keep) - 1)]
+                        for i in keep:
+                            c = copies.pop() if copies else g
+                            s = ins[i]
+                            m = meta[i]
+                            if m is not None and s not in pending:
+                                pending[s] = c
+                                if c.size >= IN_PLACE_MIN_SIZE:
+                                    owned.add(s)
+                            else:
+                                adj.add(s, c, m, True, op, i)
                     else:
                         for i in keep:
                             adj.add(ins[i], g, meta[i], False, op, i)
