@@ -24,7 +24,7 @@ import numpy as np
 
 from . import devices
 from .errors import check_finite
-from .forward import ForwardModeError
+from .forward import ForwardModeError, make_dual
 from .tape import (
     ADJ,
     CONSUMED,
@@ -45,10 +45,9 @@ from .tape import (
     enable_grad,
     state,
 )
-from .tensor import CONSTANT, RESULT, TRACKED_LEAF, DualTensor, Tensor, _new_tensor
+from .tensor import CONSTANT, RESULT, TRACKED_LEAF, Tensor, _new_tensor
 
 _EMPTY: dict = {}
-_new = object.__new__
 _ndarray = np.ndarray
 _f64 = np.float64
 #: Adjoints this large are accumulated in place when the sweep owns them (a fresh large array costs
@@ -666,22 +665,7 @@ def _dual_saved(store, entry, slot):
         return saved
     level = max(known)
     t_out, t_ins = known[level]
-    lifted = list(saved)
-    i = 0
-    for v, t in zip(saved, (t_out, *t_ins)):
-        if t is not None and v is not None:
-            d = _new(DualTensor)  # forward.make_dual, inline
-            d._a = v._a if isinstance(v, Tensor) else v
-            d._slot = -1
-            d._store = None
-            d._role = CONSTANT
-            d.grad = None
-            d._primal = v
-            d._tangent = t
-            d._level = level
-            lifted[i] = d
-        i += 1
-    return lifted
+    return [v if v is None or t is None else make_dual(v, t, level) for v, t in zip(saved, (t_out, *t_ins))]
 
 
 def _sweep_dual(adj: Adjoints, how: Pass):
@@ -701,86 +685,71 @@ def _sweep_dual(adj: Adjoints, how: Pass):
     pending, owned = adj.adj, adj.owned
     get = pending.get
     wanted = how.wanted
-    free = not how.retain
     leaves, captured = [], {}
     top = how.top
     slots = [s for s in entries if s <= top]
-    consumed = 0  # Pass.done's count of newly consumed entries, written to the store once
-    try:
-        for slot in reversed(slots):
-            g = pending.pop(slot, None)
-            if g is None:
-                continue
-            if slot in owned:
-                owned.discard(slot)
-                g_owned = True
-            elif type(g) is LowRank:
-                g, g_owned = g.dense()
-            else:
-                g_owned = False
-            entry = entries[slot]
-            if slot < logged:  # the trace's adjoint column: a small value itself, else its value's (shape, dtype)
-                value = g._a if isinstance(g, Tensor) else g
-                entry[ADJ] = value if getattr(value, "size", 1) <= TRACE_MAX_SIZE else entry[VALUE]
-            if wanted and slot in wanted:
-                captured[slot] = (g, g_owned)
-                g_owned = False  # handed to the caller: never written into again
-            op = entry[OP]
-            if op is LEAF:
-                leaves.append((store.leaves[slot], g, g_owned))
-                if not pending:
-                    break
-                continue
-            ins = entry[INS]
-            meta = entry[META]
-            saved = _dual_saved(store, entry, slot)
-            params = entry[PARAMS] or _EMPTY
-            if op.vjp_all is not None:
-                for i, s, ct, fresh in _rule_cotangents(op, ins, meta, saved, params, g, False):
-                    adj.add(s, ct, meta[i], fresh, op, i)
-            else:  # `_rule_cotangents` and `Adjoints.add`'s first case, inline, per input
-                vjp = op.vjp
-                i = -1
-                for s in ins:
-                    i += 1
-                    if s < 0:
-                        continue
-                    rule = vjp[i]
-                    m = meta[i]
-                    if rule is None:
-                        adj.add(s, _zero_cotangent(m, g), m, False, op, i)
-                        continue
-                    ct = rule(g, *saved, **params) if params else rule(g, *saved)
-                    fresh = type(ct) is _ndarray and ct.base is None and ct is not g
-                    if m is not None:
-                        v = ct._a if isinstance(ct, Tensor) else ct
-                        if v.shape == m[0] and v.dtype == m[1]:
-                            prev = get(s)
-                            if prev is None:
-                                pending[s] = ct
-                                if fresh and ct.size >= IN_PLACE_MIN_SIZE:
-                                    owned.add(s)
-                                continue
-                            if type(prev) is not LowRank and type(ct) is not LowRank:
-                                pending[s] = prev + ct  # adjoints with tangents: never added in place
-                                continue
-                    adj.add(s, ct, m, fresh, op, i)
-            saved = None  # the lifted values die with the entry's, not at the next entry
-            if free:  # Pass.done, inline
-                flags = entry[FLAGS]
-                if not flags:
-                    entry[SAVED] = None
-                    entry[FLAGS] = CONSUMED
-                    consumed += 1
-                elif not flags & PERSISTENT:
-                    entry[SAVED] = None
-                    if not flags & CONSUMED:
-                        entry[FLAGS] = flags | CONSUMED
-                        consumed += 1
+    for slot in reversed(slots):
+        g = pending.pop(slot, None)
+        if g is None:
+            continue
+        if slot in owned:
+            owned.discard(slot)
+            g_owned = True
+        elif type(g) is LowRank:
+            g, g_owned = g.dense()
+        else:
+            g_owned = False
+        entry = entries[slot]
+        if slot < logged:  # the trace's adjoint column: a small value itself, else its value's (shape, dtype)
+            value = g._a if isinstance(g, Tensor) else g
+            entry[ADJ] = value if getattr(value, "size", 1) <= TRACE_MAX_SIZE else entry[VALUE]
+        if wanted and slot in wanted:
+            captured[slot] = (g, g_owned)
+            g_owned = False  # handed to the caller: never written into again
+        op = entry[OP]
+        if op is LEAF:
+            leaves.append((store.leaves[slot], g, g_owned))
             if not pending:
                 break
-    finally:
-        store.n_consumed += consumed
+            continue
+        ins = entry[INS]
+        meta = entry[META]
+        saved = _dual_saved(store, entry, slot)
+        params = entry[PARAMS] or _EMPTY
+        if op.vjp_all is not None:
+            for i, s, ct, fresh in _rule_cotangents(op, ins, meta, saved, params, g, False):
+                adj.add(s, ct, meta[i], fresh, op, i)
+        else:  # `_rule_cotangents` and `Adjoints.add`'s first case, inline, per input
+            vjp = op.vjp
+            i = -1
+            for s in ins:
+                i += 1
+                if s < 0:
+                    continue
+                rule = vjp[i]
+                m = meta[i]
+                if rule is None:
+                    adj.add(s, _zero_cotangent(m, g), m, False, op, i)
+                    continue
+                ct = rule(g, *saved, **params) if params else rule(g, *saved)
+                fresh = type(ct) is _ndarray and ct.base is None and ct is not g
+                if m is not None:
+                    v = ct._a if isinstance(ct, Tensor) else ct
+                    if v.shape == m[0] and v.dtype == m[1]:
+                        prev = get(s)
+                        if prev is None:
+                            pending[s] = ct
+                            if fresh and ct.size >= IN_PLACE_MIN_SIZE:
+                                owned.add(s)
+                            continue
+                        if type(prev) is not LowRank and type(ct) is not LowRank:
+                            pending[s] = prev + ct  # adjoints with tangents: never added in place
+                            continue
+                adj.add(s, ct, m, fresh, op, i)
+        saved = None  # the lifted values die with the entry's, not at the next entry
+        how.done(entry)
+        if not pending:
+            break
     return leaves, captured
 
 
