@@ -159,17 +159,8 @@ def apply_dual(op, args, params, apply, st=None):
     if type(tangent) is not type(out) or tangent.dtype is not out.dtype:  # else an array, or a scalar, of out's dtype
         tangent = _raw_tangent(tangent, out)
     if primal is not out:  # recorded for reverse mode inside this jvp: forward over reverse (a new slot)
-        primal._store.tangents[primal._slot] = {level: (tangent, tangents)}
-    d = _new(DualTensor)  # make_dual, inline
-    d._a = out
-    d._slot = -1
-    d._store = None
-    d._role = CONSTANT
-    d.grad = None
-    d._primal = primal
-    d._tangent = tangent
-    d._level = level
-    return d
+        _note_tangents(primal, tangents, tangent, level)
+    return make_dual(primal, tangent, level)
 
 
 def _raw_tangent(tangent, value):
@@ -218,7 +209,7 @@ def _apply_dual(op, args, params, apply):
         elif tangent.dtype != out.dtype:  # one place, as sweep.fit for cotangents: float32 stays float32
             tangent = tangent.astype(out.dtype)
     if out._role is RESULT:  # recorded for reverse mode inside this jvp: forward over reverse
-        _note_tangents(out, primals, tangents, tangent, level)
+        _note_tangents(out, tangents, tangent, level)
     d = object.__new__(DualTensor)  # make_dual, inline
     d.array = out.array
     d._slot, d._store, d._role, d.grad = -1, None, CONSTANT, None
@@ -248,18 +239,10 @@ def _apply_raw(op, primals, tangents, params, plain, apply):
             value = np.asarray(value)
         out = _new_tensor(value)
     tangent = op.jvp(tangents, value, *arrays, **(params or _EMPTY))
-    if tangent is None:
-        return out, np.zeros_like(value)
-    if isinstance(tangent, Tensor):
-        tangent = tangent.array
-    elif isinstance(tangent, (np.generic, float, int)):
-        tangent = np.asarray(tangent)
-    if tangent.dtype != value.dtype:
-        tangent = tangent.astype(value.dtype)
-    return out, tangent
+    return out, _raw_tangent(tangent, value)
 
 
-def _note_tangents(out, primals, tangents, tangent, level):
+def _note_tangents(out, tangents, tangent, level):
     """Remember the tangents of an entry's output and inputs (constants included), by the entry's
     slot, for a reverse sweep run inside this jvp: its rules then run on dual numbers, and the
     gradient gets a tangent too."""

@@ -320,27 +320,29 @@ def _rule_cotangents(op, ins, meta, saved, params, g, g_owned):
 
 
 def _hand_on(out, g, meta):
-    """Pass the sweep's ownership of `g` on to the one input that keeps `g` itself as its cotangent.
+    """Pass the sweep's ownership of `g` on to an input that keeps `g` itself as its cotangent.
 
     A rule may return g for several inputs (add's): an input whose shape or dtype differs gets a
-    new array from `Adjoints.add` (g summed or cast), the rest would share g, and two adjoints
-    sharing one array must never be added into in place. So g passes on when exactly one input
-    keeps it and no other cotangent may be a view of it (`a + b` with b a broadcast bias: a's
-    adjoint takes g, b's is g summed).
+    new array from `Adjoints.add` (g summed or cast), and two adjoints sharing one array must never
+    be added into in place. So g passes on to one input that keeps it, and each other one gets a copy
+    of its own (the array a later add or rule would allocate for it anyway), unless a cotangent may
+    be a view of g (then g stays unowned and shared), or g is too small for the sweep to own.
+    `_sweep_plain` applies the same rule inline, and also counts an input that adds g into an
+    adjoint it owns (in place) as not keeping g.
     """
-    keeper = None
+    keepers = []
     for k, (i, _s, ct, fresh) in enumerate(out):
         if ct is g:
             m = meta[i]
             if m is None or (m[0] == g.shape and m[1] == g.dtype):
-                if keeper is not None:
-                    return out
-                keeper = k
+                keepers.append(k)
         elif not fresh and isinstance(ct, np.ndarray) and ct.base is not None:
             return out  # a view, which might be of g: keep g unowned
-    if keeper is not None:
-        i, s, ct, _ = out[keeper]
-        out[keeper] = (i, s, ct, True)
+    if len(keepers) > 1 and g.size < IN_PLACE_MIN_SIZE:
+        return out
+    for n, k in enumerate(keepers):  # copies made before anything is added into g
+        i, s, _ct, _ = out[k]
+        out[k] = (i, s, g if n == 0 else g.copy(), True)
     return out
 
 

@@ -106,6 +106,14 @@ def meta_of(a) -> tuple:
     return meta
 
 
+def _meta_or_none(x):
+    """`meta_of(x)`, or None for a value that is not an array (the core works on Python floats too)."""
+    try:
+        return meta_of(x)
+    except AttributeError:
+        return None
+
+
 # An entry's META column, (meta,) or (meta0, meta1), shared the same way (None metas included).
 _ONE_META: dict = {}
 _TWO_METAS: dict = {}
@@ -225,11 +233,8 @@ class Store:
         if type(x) is _F64:
             meta = _F64_METAS
         else:
-            if type(m0) is not _Meta:
-                try:
-                    m0 = _METAS.get((x.shape, x.dtype)) or meta_of(x)
-                except AttributeError:  # a non-array value (the core works on Python floats too)
-                    m0 = None
+            if type(m0) is not _Meta:  # a leaf, or a result of TRACE_MAX_SIZE elements or fewer
+                m0 = _meta_or_none(x)
             meta = _ONE_META.get(m0) or _metas(m0)
         if type(out) is _F64:
             value = out
@@ -272,20 +277,11 @@ class Store:
                 else:
                     m0 = e0[VALUE]
                     if type(m0) is not _Meta:
-                        try:
-                            m0 = _METAS.get((x.shape, x.dtype)) or meta_of(x)
-                        except AttributeError:
-                            m0 = None
+                        m0 = _meta_or_none(x)
             else:
                 s0 = self.leaf_slots.get(id(a)) or self._tracked_slot(a)
                 entries[s0][RC] += 1
-                if type(x) is _F64:
-                    m0 = F64_META
-                else:
-                    try:
-                        m0 = _METAS.get((x.shape, x.dtype)) or meta_of(x)
-                    except AttributeError:
-                        m0 = None
+                m0 = F64_META if type(x) is _F64 else _meta_or_none(x)
             consts = None
         else:
             s0 = -1
@@ -301,20 +297,11 @@ class Store:
                 else:
                     m1 = e1[VALUE]
                     if type(m1) is not _Meta:
-                        try:
-                            m1 = _METAS.get((y.shape, y.dtype)) or meta_of(y)
-                        except AttributeError:
-                            m1 = None
+                        m1 = _meta_or_none(y)
             else:
                 s1 = self.leaf_slots.get(id(b)) or self._tracked_slot(b)
                 entries[s1][RC] += 1
-                if type(y) is _F64:
-                    m1 = F64_META
-                else:
-                    try:
-                        m1 = _METAS.get((y.shape, y.dtype)) or meta_of(y)
-                    except AttributeError:
-                        m1 = None
+                m1 = F64_META if type(y) is _F64 else _meta_or_none(y)
         else:
             s1 = -1
             m1 = None
@@ -384,10 +371,7 @@ class Store:
                 s = a._slot if a._role is RESULT and a._store is self else self._tracked_slot(a)
                 self.entries[s][RC] += 1
                 ins.append(s)
-                try:
-                    meta.append(meta_of(arr))
-                except AttributeError:
-                    meta.append(None)
+                meta.append(_meta_or_none(arr))
             else:
                 ins.append(-1)
                 meta.append(None)

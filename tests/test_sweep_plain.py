@@ -177,6 +177,27 @@ def test_an_owned_cotangent_wanted_by_two_adjoints_is_copied_for_one(monkeypatch
     np.testing.assert_allclose(x.grad.numpy(), 2 * (3 * np.exp(xv) + 3), rtol=1e-14)
 
 
+def test_the_general_loop_copies_an_owned_cotangent_wanted_by_two_adjoints_too(monkeypatch):
+    # detect_anomaly sweeps through the general loop (`_hand_on`): the add's owned g goes to one of
+    # exp(x) and x, a copy to the other, both owned; exp's in-place rule then writes into its own.
+    kernel = _Owned()
+    monkeypatch.setattr(OPS[Op.EXP], "kernel_vjp", kernel)
+    xv = np.linspace(-1, 1, 100)
+    x = tp.tensor(xv, requires_grad=True)
+    with tp.detect_anomaly():
+        with tp.record():
+            y = tp.sum((tp.exp(x) + x) * 3.0)
+        y.backward()
+    assert kernel.owned == [True]
+    monkeypatch.undo()  # the real kernels: exp's writes into the g it owns
+    x.grad = None
+    with tp.detect_anomaly():
+        with tp.record():
+            y = tp.sum((tp.exp(x) + x) * 3.0)
+        y.backward()
+    np.testing.assert_allclose(x.grad.numpy(), 3 * np.exp(xv) + 3, rtol=1e-14)
+
+
 def test_a_bias_summed_from_an_owned_cotangent_leaves_it_to_the_other_input(monkeypatch):
     # exp(x) + b with b of shape (1,): b's cotangent is g summed, a new array; exp(x) keeps g itself
     kernel = _Owned()
