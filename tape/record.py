@@ -13,9 +13,10 @@ block is open, the store appends each new entry itself to the block's log: the e
 and CONSTS columns are what the trace prints, so the sweep's adjoints show up in it, and releasing
 an entry empties its SAVED and PARAMS columns, so the log keeps no arrays but the trace's values of
 at most 16 elements. (One list per entry, not a separate trace record: each object per op is work
-for the cyclic garbage collector.) Only the first LOG_ENTRIES entries of a block are logged (the
-store compares each new slot with `log_until`, nothing more); the rest are counted from the slot
-numbers, so a block of any length runs in bounded memory. The log lives as long as the handle.
+for the cyclic garbage collector, until the store takes it off the collector's lists, as
+tape/untrack.py explains.) Only the first LOG_ENTRIES entries of a block are logged (the store
+compares each new slot with `log_until`, nothing more); the rest are counted from the slot numbers,
+so a block of any length runs in bounded memory. The log lives as long as the handle.
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ LAZY_ALLOWED = {
     ("tape.backends", "tape.backends.numba_backend"): "numba is compiled only when that backend is chosen",
     ("tape.backends", "tape.backends.numpy_backend"): "symmetry with the numba backend",
     ("tape.testing", "tape"): "check_grads is for users' own ops: it uses the whole public API",
+    ("tape.untrack", "tape.backends.numba_untrack"): "Numba's loop only where the numba backend loaded Numba",
 }
 
 
