@@ -6,6 +6,7 @@ the collector's lists must still be freed, by the store's reference counts, with
 """
 
 import gc
+import sys
 import weakref
 
 import numpy as np
@@ -107,11 +108,14 @@ def test_a_history_dropped_without_backward_is_freed_by_reference_counts():
     assert kept() is None
 
 
-def test_both_untrack_paths_take_containers_off_the_lists():
-    objects = [[i, [i]] for i in range(10)]
-    untrack_module.untrack(objects[:5])
-    untrack_module._by_ctypes(objects[5:])
+def test_both_untrack_paths_take_containers_off_the_lists(monkeypatch):
+    chosen = untrack_module._load()  # the Numba loop where it links, else ctypes: either must work
+    objects = [[i, [i]] for i in range(12)]
+    chosen(iter(objects[:4]))
+    untrack_module.untrack(objects[4:8])
+    untrack_module._by_ctypes(objects[8:])
     assert not any(gc.is_tracked(o) for o in objects)
     assert all(gc.is_tracked(o[1]) for o in objects)  # what they hold is not touched
-    # this platform links the Numba loop (the ctypes path is the fallback)
-    assert untrack_module._untrack_many is not untrack_module._by_ctypes
+    # without Numba loaded (the numpy backend alone), the ctypes call, and no import of Numba for it
+    monkeypatch.delitem(sys.modules, "numba")
+    assert untrack_module._load() is untrack_module._by_ctypes
