@@ -172,8 +172,16 @@ def softmax(x, axis=-1):
 
 @exported()
 def log_softmax(x, axis=-1):
-    """x - logsumexp(x) along `axis`."""
-    return x - logsumexp(x, axis=axis, keepdims=True)
+    """x - logsumexp(x) along `axis`, as (x - m) - log(sum(exp(x - m))) with m the max (PyTorch's and
+    JAX's form): x - (log(sum) + m) would round log(sum) + m to m's precision, an absolute error of
+    half an ulp of m in every result (~3e-5 for float32 logits near 1000), and records one op more.
+
+    >>> import numpy as np, tape as tp
+    >>> tp.log_softmax(tp.tensor(np.float32([1000.0, 1000.0]))).numpy()
+    array([-0.6931472, -0.6931472], dtype=float32)
+    """
+    shifted = x - max_shift(x, axis=axis)
+    return shifted - log(sum(exp(shifted), axis=axis, keepdims=True))
 
 
 @exported(method=True)
