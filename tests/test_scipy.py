@@ -87,6 +87,18 @@ def test_logsumexp_return_sign_matches_scipy():
     check_grads(lambda a: special.logsumexp(a, b=b, return_sign=True)[0], [a], modes=("rev", "fwd"))
 
 
+@pytest.mark.parametrize("axis", [None, 1])
+def test_log_softmax_keeps_float32_precision_for_large_logits(axis):
+    # as tp.log_softmax: the shift is exact and the result rounded once, at its own scale (x - (log(sum)
+    # + m) rounds at m's: half an ulp of 1000, ~250 float32 ulps of a value near 1)
+    x = (1000.0 + np.random.default_rng(2).uniform(-3, 3, (4, 5))).astype(np.float32)
+    expected = sc.log_softmax(x.astype(np.float64), axis=axis)
+    got = special.log_softmax(tp.tensor(x), axis=axis).numpy()
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, expected, rtol=4 * np.finfo(np.float32).eps, atol=0)
+    check_grads(lambda v: special.log_softmax(v, axis=axis), [x.astype(np.float64) - 998.0])
+
+
 def test_scipy_special_ufuncs_dispatch_to_tape():
     x = tp.tensor([0.3, 0.7], requires_grad=True)
     with tp.record() as t:

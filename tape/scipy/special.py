@@ -80,8 +80,19 @@ def softmax(x, axis=None):
 
 
 def log_softmax(x, axis=None):
-    """x - logsumexp(x) over `axis` (scipy.special.log_softmax: all of x by default)."""
-    return x - logsumexp(x, axis=axis, keepdims=True)
+    """x - logsumexp(x) over `axis` (scipy.special.log_softmax: all of x by default), as
+    (x - m) - log(sum(exp(x - m))) with m the max, as `tp.log_softmax` does: x - (log(sum) + m)
+    would round every result at m's scale.
+
+    >>> import numpy as np, tape as tp
+    >>> from tape.scipy.special import log_softmax
+    >>> log_softmax(tp.tensor(np.float32([1000.0, 1000.0]))).numpy()
+    array([-0.6931472, -0.6931472], dtype=float32)
+    """
+    m = np.max(_arr(x), axis=axis, keepdims=True)
+    m = stop_gradient(np.where(np.isfinite(m), m, 0.0))  # all -inf slices: shift by 0 instead of nan
+    shifted = x - m
+    return shifted - log(sum(exp(shifted), axis=axis, keepdims=True))
 
 
 def multigammaln(a, d):
