@@ -12,7 +12,7 @@ from tape.testing import check_grads
 
 @pytest.mark.parametrize("owned", [False, True])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda t: np.dtype(t).name)
-@pytest.mark.parametrize("shape", [(numba_backend.MIN_SIZE,), (256, 1024)], ids=str)
+@pytest.mark.parametrize("shape", [(100,), (10, 10), (numba_backend.MIN_SIZE,), (256, 1024)], ids=str)
 def test_numba_tanh_kernel_computes_in_the_arrays_dtype(shape, dtype, owned):
     # The fused kernel does the rule's arithmetic, g·(1 − o·o), in g's dtype, so for float32 it gives
     # the rule's bits exactly (it used to compute in float64 and round once: other bits, and slower)

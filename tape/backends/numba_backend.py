@@ -249,8 +249,9 @@ def _tanh_large(g, saved, ins, g_owned=False):
 
 @njit(cache=True)
 def _tanh_small(g, o, gx):
+    one = g.dtype.type(1)  # as in _tanh: a literal 1.0 would make float32 arithmetic float64
     for i in range(g.size):
-        gx[i] = g[i] * (1.0 - o[i] * o[i])
+        gx[i] = g[i] * (one - o[i] * o[i])
 
 
 @njit(cache=True)
