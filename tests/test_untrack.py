@@ -13,7 +13,7 @@ import numpy as np
 
 import tape as tp
 from tape import untrack as untrack_module
-from tape.tape import UNTRACK_BATCH, state
+from tape.tape import LEAF, OP, SLOT, UNTRACK_BATCH, state
 
 
 def _long_loop(x, W, steps):
@@ -44,7 +44,7 @@ def test_a_long_recording_leaves_at_most_one_batch_of_entries_tracked():
     # without untracking, every one of the 12,000 entries stays tracked
     assert grown < UNTRACK_BATCH + 100, grown
     assert 0 < len(tracked) <= UNTRACK_BATCH
-    assert all(e[-1] >= store.untracked_below for e in tracked)  # the SLOT column: only the newest
+    assert all(e[SLOT] >= store.untracked_below for e in tracked)  # only the newest
     assert len(entries) - len(tracked) >= 4 * steps - UNTRACK_BATCH
     del y
 
@@ -86,7 +86,7 @@ def test_untracked_entries_give_exact_gradients_and_are_freed_with_what_they_sav
 
     assert first() is None  # consumed by the backward pass: freed though its entry is untracked
     del loss, y, h
-    assert not [s for s, e in store.entries.items() if s >= store.untracked_below - 4 * steps and e[0].code != 0]
+    assert not [s for s, e in store.entries.items() if s >= store.untracked_below - 4 * steps and e[OP] is not LEAF]
 
 
 def test_a_history_dropped_without_backward_is_freed_by_reference_counts():
