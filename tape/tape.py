@@ -235,7 +235,7 @@ class Store:
     def append1(self, op, a, x, out, params=None, src=None):
         """`append` for an op of one input: `a` (a tracked Tensor) whose value is `x`."""
         entries = self.entries
-        if a._role is RESULT and a._store is self:
+        if a._store is self:  # a result of this store (only results hold a store)
             s0 = a._slot
             e0 = entries[s0]
             m0 = e0[VALUE]  # a result's meta, when it has more than TRACE_MAX_SIZE elements
@@ -260,9 +260,16 @@ class Store:
                 value = out
         slot = self.next
         self.next = slot + 1
-        entry = entries[slot] = [
-            op, ins, params, op.saved(out, (x,), ins), meta, value, 1, self.new_flags, src, None, None, slot
-        ]  # fmt: skip
+        k = op.save1  # op.saved(out, (x,), ins), inline (registry._save_flags)
+        if k == 1:
+            saved = (out, None)
+        elif k == 2:
+            saved = (None, x)
+        elif not k:
+            saved = None
+        else:
+            saved = op.saved(out, (x,), ins)
+        entry = entries[slot] = [op, ins, params, saved, meta, value, 1, self.new_flags, src, None, None, slot]
         if slot < self.log_until:  # _log_entry, inline
             if value is out and type(out) is _ndarray and out.base is not None:
                 entry[VALUE] = out.copy()
@@ -285,7 +292,7 @@ class Store:
         if isinstance(a, Tensor) and a._role:
             # a float64 scalar's meta is F64_META; a result's is in its producer's VALUE column when it
             # has more than TRACE_MAX_SIZE elements (as in append1); else it is looked up
-            if a._role is RESULT and a._store is self:
+            if a._store is self:
                 s0 = a._slot
                 e0 = entries[s0]
                 e0[RC] += 1
@@ -305,7 +312,7 @@ class Store:
             m0 = None
             consts = (x if isinstance(x, _SCALARS) else None, None)
         if isinstance(b, Tensor) and b._role:
-            if b._role is RESULT and b._store is self:
+            if b._store is self:
                 s1 = b._slot
                 e1 = entries[s1]
                 e1[RC] += 1
@@ -334,9 +341,13 @@ class Store:
                 value = out
         slot = self.next
         self.next = slot + 1
-        entry = entries[slot] = [
-            op, ins, params, op.saved(out, (x, y), ins), meta, value, 1, self.new_flags, src, None, consts, slot
-        ]  # fmt: skip
+        keep = op.save2  # op.saved(out, (x, y), ins), inline (registry._save_flags)
+        if keep is None:
+            saved = op.saved(out, (x, y), ins)
+        else:
+            keep = keep[(s0 >= 0) + 2 * (s1 >= 0)]
+            saved = keep and (out if keep[0] else None, x if keep[1] else None, y if keep[2] else None)
+        entry = entries[slot] = [op, ins, params, saved, meta, value, 1, self.new_flags, src, None, consts, slot]
         if slot < self.log_until:  # _log_entry, inline
             if value is out and type(out) is _ndarray and out.base is not None:
                 entry[VALUE] = out.copy()

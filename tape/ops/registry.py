@@ -97,6 +97,8 @@ class OpDef:
         "samples",
         "dtypes",
         "scalar",
+        "save1",
+        "save2",
     )
 
     def __init__(
@@ -131,6 +133,7 @@ class OpDef:
         # What the rules receive when the entry saved nothing: out and one None per input.
         self.no_saved = (None,) * (1 + (self.nin or 0))
         self.saved = _saver(save, self.nin or 0)
+        self.save1, self.save2 = _save_flags(self.saved)
         self.kernel_vjp = None  # a backend's fused kernel(g, saved, input slots) -> cotangents or None
         self.numpy = None  # the NumPy function this row stands for
         self.function = None  # the public function generated from this row
@@ -186,6 +189,35 @@ def _saver(save, n: int):
         return saver
     pickers = [None] + [_pick(k[0], k[1:]) for k in keep[1:]]
     return lambda out, arrays, ins: pickers[sum(1 << i for i, s in enumerate(ins) if s >= 0)](out, arrays, ins)
+
+
+_PROBE_OUT, _PROBE_X, _PROBE_Y = object(), object(), object()
+
+
+def _save_flags(saved):
+    """What `saved` keeps for a call of one input and of two, as flags that Store.append1 and
+    Store.append2 read inline instead of calling it once per recorded op.
+
+    save1: 0 nothing, 1 the output, 2 the input, 3 both; -1 where its result has another shape
+    (call `saved`). save2[mask], for the set `mask` of tracked inputs (bit i: input i): None (nothing)
+    or (keep the output?, keep x?, keep y?); save2 is None where `saved` returns another shape.
+    """
+    o, x, y = _PROBE_OUT, _PROBE_X, _PROBE_Y
+    try:
+        one = saved(o, (x,), (0,))
+        save1 = {None: 0, (o, None): 1, (None, x): 2, (o, x): 3}.get(one, -1) if one is None or len(one) == 2 else -1
+    except Exception:  # a saver for rows of more inputs
+        save1 = -1
+    save2 = [None]
+    try:
+        for mask in (1, 2, 3):
+            two = saved(o, (x, y), (0 if mask & 1 else -1, 0 if mask & 2 else -1))
+            if two is not None and (len(two) != 3 or any(v is not None and v is not k for v, k in zip(two, (o, x, y)))):
+                raise ValueError("another shape")
+            save2.append(None if two is None else (two[0] is o, two[1] is x, two[2] is y))
+    except Exception:
+        return save1, None
+    return save1, tuple(save2)
 
 
 # The tables every layer above reads: rows by opcode, public functions by name, NumPy functions and
