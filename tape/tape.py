@@ -271,8 +271,8 @@ class Store:
             saved = op.saved(out, (x,), ins)
         entry = entries[slot] = [op, ins, params, saved, meta, value, 1, self.new_flags, src, None, None, slot]
         if slot < self.log_until:  # _log_entry, inline
-            if value is out and type(out) is _ndarray and out.base is not None:
-                entry[VALUE] = out.copy()
+            if type(value) is _ndarray and value.base is not None:  # (value is out, or its meta)
+                entry[VALUE] = value.copy()
             self.log.append(entry)
         if not slot & UNTRACK_BATCH_MASK:
             self.untrack_entries(slot)
@@ -349,8 +349,8 @@ class Store:
             saved = keep and (out if keep[0] else None, x if keep[1] else None, y if keep[2] else None)
         entry = entries[slot] = [op, ins, params, saved, meta, value, 1, self.new_flags, src, None, consts, slot]
         if slot < self.log_until:  # _log_entry, inline
-            if value is out and type(out) is _ndarray and out.base is not None:
-                entry[VALUE] = out.copy()
+            if type(value) is _ndarray and value.base is not None:  # (value is out, or its meta)
+                entry[VALUE] = value.copy()
             self.log.append(entry)
         if not slot & UNTRACK_BATCH_MASK:
             self.untrack_entries(slot)
