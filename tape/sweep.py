@@ -473,8 +473,9 @@ def _sweep_plain(adj: Adjoints, how: Pass):
                 and (g_owned or not kernel.owned_only)
                 and g.size >= kernel.min_size
             ):
-                # a kernel given an owned g returns it for one input at most (tests/test_backends.py)
-                cts = kernel(g, saved, ins, g_owned)
+                # a kernel given an owned g returns it for one input at most (tests/test_backends.py);
+                # given `adj`, it may add a cotangent into an adjoint the sweep owns (None for that input)
+                cts = kernel(g, saved, ins, g_owned, adj)
             if cts is not None:
                 i = -1
                 for s in ins:

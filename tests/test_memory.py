@@ -199,7 +199,8 @@ def test_the_large_array_backward_allocates_two_arrays_at_most(traced):
     # sum(tanh(a·x + b)·exp(−x·x)) (the harness's W3), a and b 0-d: the backward pass needs two
     # arrays of x's size beyond what the forward saved (the two cotangents of the last product).
     # x·x's cotangent goes into the one it is given (not g·x twice, then their sum), add hands its g
-    # on to a·x (b's is g summed), and a·x's cotangents are a dot product and g·a written into g.
+    # on to a·x (b's is g summed), and a·x's cotangents are a dot product and g·a, added into x's
+    # adjoint (x·x's cotangent) in the same pass.
     n = 1 << 18
     rng = np.random.default_rng(0)
 

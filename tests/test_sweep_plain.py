@@ -89,7 +89,7 @@ class _Counting:
     def __init__(self, min_size, owned_only):
         self.min_size, self.owned_only, self.calls = min_size, owned_only, []
 
-    def __call__(self, g, saved, ins, g_owned=False):
+    def __call__(self, g, saved, ins, g_owned=False, adj=None):
         self.calls.append((g.size, g_owned))
         return None
 
@@ -134,7 +134,7 @@ class _Owned:
     def __init__(self):
         self.owned = []
 
-    def __call__(self, g, saved, ins, g_owned=False):
+    def __call__(self, g, saved, ins, g_owned=False, adj=None):
         self.owned.append(g_owned)
         return None
 

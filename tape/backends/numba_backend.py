@@ -15,13 +15,16 @@ allocating the result either way. Matrix products stay on BLAS (through NumPy), 
 written here beats.
 
 Each kernel takes g, the entry's saved values, its input slots (-1: a constant, no cotangent
-needed) and whether the sweep owns g (then g may be written into, and returned for one input at
-most), and returns one cotangent per input (None: none for that input), or None when it does not
-apply (small, broadcast, non-contiguous or non-float arrays), in which case the sweep uses the op
-table's rules. A g that is a broadcast scalar (the cotangent `sum` hands back) is read as that
-scalar. `mul` has three more cases, none of which allocates when g is owned: `x * x` (one slot
-twice: 2·g·x for it, once), a product with one value (`a * x`, a 0-d weight: Σ g·x, with no
-full-size product to sum, in the same pass as g·a) and a constant one-value factor (`2.0 * x`).
+needed), whether the sweep owns g (then g may be written into, and returned for one input at
+most) and the sweep's adjoints (None outside the eager sweep; see numpy_backend: an input's owned
+adjoint may be added into, its cotangent then None), and returns one cotangent per input (None: none
+for, or already added into the adjoint of, that input), or None when it does not apply (small,
+broadcast, non-contiguous or non-float arrays), in which case the sweep uses the op table's rules.
+A g that is a broadcast scalar (the cotangent `sum` hands back) is read as that scalar. `mul` has
+three more cases, none of which allocates when g is owned: `x * x` (one slot twice: 2·g·x for it,
+once), a product with one value (`a * x`, a 0-d weight: Σ g·x, with no full-size product to sum, in
+the same pass as g·a, which goes straight into x's adjoint when the sweep owns one) and a constant
+one-value factor (`2.0 * x`).
 Kernels are tested against those rules, one by one (tests/test_backends.py). The NumPy backend's
 in-place rules come along for the ops not fused here, and its `mul` by a broadcast cotangent (with
 g = 1 the cotangents are the saved factors themselves) is tried first.
@@ -42,7 +45,7 @@ from numba import njit, prange
 
 from ..opcodes import Op
 from .numpy_backend import VJP_KERNELS as NUMPY_KERNELS
-from .numpy_backend import mul_by_broadcast
+from .numpy_backend import mul_by_broadcast, owned_adjoint
 
 #: Below this many elements a kernel call costs more than it saves; the rules run instead.
 MIN_SIZE = 1 << 15
@@ -166,13 +169,37 @@ def _dot_scale(g, x, a, gx):
     return (s0 + s1) + (s2 + s3)
 
 
+@njit(cache=True)
+def _dot_axpy(g, x, a, acc):
+    # Σ g·x and acc += g·a in one pass over g: what _dot_scale does, with g·a added into x's adjoint
+    # (which the sweep owns) instead of written into g, which the sweep then added into the adjoint in
+    # a pass of its own (reading both, writing one).
+    n = g.size
+    quad = n // 4 * 4
+    s0 = s1 = s2 = s3 = 0.0
+    for i in range(0, quad, 4):
+        g0, g1, g2, g3 = g[i], g[i + 1], g[i + 2], g[i + 3]
+        s0 += g0 * x[i]
+        s1 += g1 * x[i + 1]
+        s2 += g2 * x[i + 2]
+        s3 += g3 * x[i + 3]
+        acc[i] += g0 * a
+        acc[i + 1] += g1 * a
+        acc[i + 2] += g2 * a
+        acc[i + 3] += g3 * a
+    for i in range(quad, n):
+        s0 += g[i] * x[i]
+        acc[i] += g[i] * a
+    return (s0 + s1) + (s2 + s3)
+
+
 def _one_value(a):
     """True for an array of one element (a 0-d weight, a (1, 1) scale) or a float64 scalar (how the
     engine holds a 0-d float64 value)."""
     return (type(a) is np.ndarray or type(a) is np.float64) and a.size == 1 and a.dtype in _FLOATS
 
 
-def mul_vjp(g, saved, ins, g_owned=False):
+def mul_vjp(g, saved, ins, g_owned=False, adj=None):
     if g.size < MIN_SIZE:  # g times a constant into an owned g, or the rules
         first = ins[0] >= 0
         if not g_owned or first == (ins[1] >= 0):
@@ -197,8 +224,8 @@ def mul_vjp(g, saved, ins, g_owned=False):
         return gx, None
     if _one_value(x) != _one_value(y) and not _scalar_g(g):
         if _one_value(x):
-            return _mul_by_one_value(g, x, y, g_owned)
-        cts = _mul_by_one_value(g, y, x, g_owned)
+            return _mul_by_one_value(g, x, y, g_owned, owned_adjoint(adj, ins[1], g))
+        cts = _mul_by_one_value(g, y, x, g_owned, owned_adjoint(adj, ins[0], g))
         return None if cts is None else cts[::-1]
     if _scalar_g(g) and _fits(x, y):
         gx, gy = np.empty_like(x), np.empty_like(x)
@@ -209,24 +236,29 @@ def mul_vjp(g, saved, ins, g_owned=False):
     return _two_outputs(_mul_both, g, g, x, y)
 
 
-def _mul_by_one_value(g, a, x, g_owned):
+def _mul_by_one_value(g, a, x, g_owned, acc=None):
     """(cotangent of a, cotangent of x) for a · x with `a` one value: Σ g·x (no full-size product to
-    sum) and g·a, into g when the sweep owns it, both in one pass over g."""
+    sum) and g·a, both in one pass over g; g·a is added into `acc` (x's adjoint, which the sweep owns:
+    x's cotangent is then None, already counted), else written into g when the sweep owns it."""
     if not _fits(g, x) or a.dtype != g.dtype:
         return None
+    a0 = g.dtype.type(a.reshape(()))
+    if acc is not None:
+        total = _dot_axpy(_flat(g), _flat(x), a0, _flat(acc))
+        return np.asarray(total, dtype=g.dtype).reshape(a.shape), None
     gx = g if g_owned else np.empty_like(g)
-    total = _dot_scale(_flat(g), _flat(x), g.dtype.type(a.reshape(())), _flat(gx))
+    total = _dot_scale(_flat(g), _flat(x), a0, _flat(gx))
     return np.asarray(total, dtype=g.dtype).reshape(a.shape), gx
 
 
-def div_vjp(g, saved, ins, g_owned=False):
+def div_vjp(g, saved, ins, g_owned=False, adj=None):
     o, _, y = saved
     if not (ins[0] >= 0 and ins[1] >= 0 and _fits(g, y, o)):
         return None
     return _two_outputs(_div_both, g, g, y, o)
 
 
-def _tanh_large(g, saved, ins, g_owned=False):
+def _tanh_large(g, saved, ins, g_owned=False, adj=None):
     o = saved[0]
     if not _fits(g, o):
         return None
@@ -280,7 +312,7 @@ def _unary(loop, k, large, owned_only):
     for speed (identity of dtypes: a dtype equal but not identical declines, and the rules run): on
     100 elements they cost as much as the loop."""
 
-    def kernel(g, saved, ins, g_owned=False):
+    def kernel(g, saved, ins, g_owned=False, adj=None):
         if g.size >= MIN_SIZE:
             return large(g, saved, ins, g_owned)
         if owned_only and not g_owned:
@@ -327,7 +359,7 @@ def _scale_small_vjp(g, c, first):
     return (g, None) if first else (None, g)
 
 
-def where_vjp(g, saved, ins, g_owned=False):
+def where_vjp(g, saved, ins, g_owned=False, adj=None):
     c = saved[1]
     if not (ins[1] >= 0 and ins[2] >= 0 and _fits(g) and type(c) is np.ndarray and c.shape == g.shape):
         return None
@@ -337,14 +369,14 @@ def where_vjp(g, saved, ins, g_owned=False):
     return None, gx, gy
 
 
-def maximum_vjp(g, saved, ins, g_owned=False):
+def maximum_vjp(g, saved, ins, g_owned=False, adj=None):
     _, x, y = saved
     if not (ins[0] >= 0 and ins[1] >= 0 and _fits(g, x, y)):
         return None
     return _two_outputs(_tie_share_both, g, g, x, y)
 
 
-def minimum_vjp(g, saved, ins, g_owned=False):
+def minimum_vjp(g, saved, ins, g_owned=False, adj=None):
     _, x, y = saved
     if not (ins[0] >= 0 and ins[1] >= 0 and _fits(g, x, y)):
         return None

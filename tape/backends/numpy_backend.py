@@ -20,9 +20,13 @@ the weight's cotangent, the outer product g xᵀ, is handed to the sweep as the 
 array per step). Consumers of kernels turn a `LowRank` into an array with `.dense()` where they
 want one (the compiled replay does).
 
-A kernel is ``kernel(g, saved, input slots, g_owned) -> cotangents, or None`` (None: the rules run).
-It returns new arrays, g itself (only when the sweep owns g, for one input at most), or a saved
-value (which the sweep then treats as held by others).
+A kernel is ``kernel(g, saved, input slots, g_owned, adj) -> cotangents, or None`` (None: the rules
+run). It returns new arrays, g itself (only when the sweep owns g, for one input at most), or a saved
+value (which the sweep then treats as held by others). `adj` is the sweep's `Adjoints` (None outside
+the eager sweep: a compiled replay, a differentiable pass): a kernel may add its cotangent for an
+input into that input's adjoint where the sweep owns it (`owned_adjoint`), and then returns None for
+that input, its cotangent already counted. `mul` does, for a product with one value (W3's a · x: x's
+adjoint gets g·a added in the pass that sums g·x, instead of g·a into g and then a pass adding g).
 It carries two attributes, which the sweep reads to skip a call that would only decline: `min_size`
 (it declines a g with fewer elements) and `owned_only` (it declines a g the sweep does not own).
 """
@@ -38,7 +42,7 @@ from ..sweep import LowRank
 def into_g(rule):
     """A kernel that runs `rule(g, out, x)`, which writes its result into `g`, when the sweep owns g."""
 
-    def kernel(g, saved, ins, g_owned=False):
+    def kernel(g, saved, ins, g_owned=False, adj=None):
         if not g_owned or type(g) is not np.ndarray:
             return None
         return (rule(g, *saved),)
@@ -47,7 +51,7 @@ def into_g(rule):
     return kernel
 
 
-def mul_by_broadcast(g, saved, ins, g_owned=False):
+def mul_by_broadcast(g, saved, ins, g_owned=False, adj=None):
     """x * y's cotangents when g is one value broadcast (every stride 0: what sum's rule hands back),
     without a full-size product: with g = 1 (a `backward()` seed), a factor of g's shape is the
     other input's cotangent itself; a factor of one value `a` makes the other's cotangent g·a
@@ -90,7 +94,7 @@ def _one_value(a, g) -> bool:
     return (type(a) is np.ndarray or type(a) is np.float64) and a.size == 1 and a.dtype == g.dtype
 
 
-def tanh_vjp(g, saved, ins, g_owned=False):
+def tanh_vjp(g, saved, ins, g_owned=False, adj=None):
     """g·(1 − o·o) with one new array and no temporary when g is not owned (the rule makes three), and
     into g with one block-sized temporary when it is."""
     o = saved[0]
@@ -113,12 +117,39 @@ def tanh_vjp(g, saved, ins, g_owned=False):
     return (g,)
 
 
-def mul_vjp(g, saved, ins, g_owned=False):
+def owned_adjoint(adj, slot, g):
+    """The adjoint of input `slot` when the sweep owns it (allocated it, nobody else holds it) and it is
+    a C-contiguous array of g's shape and dtype, which a kernel may add into; else None."""
+    if adj is None or slot not in adj.owned:
+        return None
+    acc = adj.adj.get(slot)
+    if type(acc) is not np.ndarray or acc is g or acc.shape != g.shape or acc.dtype != g.dtype:
+        return None
+    return acc if acc.flags.c_contiguous else None
+
+
+def _dot_axpy(g, x, a, acc):
+    """Σ g·x, and acc += g·a, a block at a time: the product g·a is one block-sized temporary (kept in
+    cache), not a full-size array or a pass writing into g."""
+    fg, fx, fa = g.reshape(-1), x.reshape(-1), acc.reshape(-1)
+    total = np.dot(fg, fx)
+    tmp = np.empty(min(_BLOCK, fg.size), g.dtype)
+    for start in range(0, fg.size, _BLOCK):
+        gb = fg[start : start + _BLOCK]
+        t = tmp[: gb.size]
+        np.multiply(gb, a, out=t)
+        ab = fa[start : start + _BLOCK]
+        np.add(ab, t, out=ab)
+    return total
+
+
+def mul_vjp(g, saved, ins, g_owned=False, adj=None):
     """x * y's cotangents where the rules would allocate more than needed: a broadcast g
     (`mul_by_broadcast`);
     `x * x`, one slot twice, 2·g·x once (the rules' g·x twice, then their sum); a product with one
-    value `a` (a 0-d weight), Σ g·x as a dot product (no full-size product to sum) and g·a; and a
-    one-value constant factor; each written into g when the sweep owns it. None elsewhere."""
+    value `a` (a 0-d weight), Σ g·x as a dot product (no full-size product to sum) and g·a, added into
+    x's adjoint when the sweep owns one (`owned_adjoint`: None for x), else written into g when the
+    sweep owns g; and a one-value constant factor, into an owned g. None elsewhere."""
     cts = mul_by_broadcast(g, saved, ins)
     if cts is not None or type(g) is not np.ndarray or g.size < MIN_SIZE:
         return cts
@@ -136,8 +167,12 @@ def mul_vjp(g, saved, ins, g_owned=False):
         return np.multiply(gx, 2, out=gx), None
     for a, other, k in ((x, y, 0), (y, x, 1)):
         if _one_value(a, g) and _same(other, g) and g.flags.c_contiguous and other.flags.c_contiguous:
-            ga = np.asarray(np.dot(g.reshape(-1), other.reshape(-1)), dtype=g.dtype).reshape(a.shape)
-            gx = np.multiply(g, a.reshape(()), out=out)
+            acc = owned_adjoint(adj, ins[1 - k], g)
+            if acc is not None:
+                ga, gx = np.asarray(_dot_axpy(g, other, a.reshape(()), acc), dtype=g.dtype).reshape(a.shape), None
+            else:
+                ga = np.asarray(np.dot(g.reshape(-1), other.reshape(-1)), dtype=g.dtype).reshape(a.shape)
+                gx = np.multiply(g, a.reshape(()), out=out)
             return (ga, gx) if k == 0 else (gx, ga)
     return None
 
@@ -150,7 +185,7 @@ def _cos_rule(g, o, x):
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
-def matvec_vjp(g, saved, ins, g_owned=False):
+def matvec_vjp(g, saved, ins, g_owned=False, adj=None):
     """matmul / dot of a matrix and a vector, either way round: the matrix's cotangent as the pair
     (g, x) (a `LowRank`), the vector's as the matrix-vector product of the rules. None (the rules
     run) for anything else: batched or matrix-matrix products, mixed dtypes, a constant matrix."""
