@@ -444,6 +444,8 @@ def _sweep_plain(adj: Adjoints, how: Pass):
             if tg is LowRank:  # a weight's adjoint held as outer products: an array from here on
                 g, g_owned = g.dense()
                 tg = type(g)
+                if g_owned and g.size < IN_PLACE_MIN_SIZE:
+                    g_owned = False  # as for every adjoint: a small one is never written into
             if slot < logged:  # the trace's adjoint column: a small value itself, else its value's meta
                 if tg is _f64:
                     entry[ADJ] = g
@@ -484,6 +486,19 @@ def _sweep_plain(adj: Adjoints, how: Pass):
                     if s < 0 or c is None:
                         continue
                     if c is g:  # a kernel hands g back only when the sweep owns it
+                        if meta[i] is entry[VALUE]:
+                            # An adjoint has its value's shape and dtype, so g has the output's: where
+                            # the input's meta is the output's (the one shared tuple of meta_of, as for
+                            # every elementwise op), g fits the input as it is. The cases below, less
+                            # their shape and dtype tests (g_owned: g has IN_PLACE_MIN_SIZE elements).
+                            if s not in pending:
+                                pending[s] = g
+                                if g_owned:
+                                    owned.add(s)
+                                continue
+                            if s in owned:
+                                pending[s] += g
+                                continue
                         fresh = g_owned
                     else:  # a saved value or a view a kernel returns is not fresh
                         fresh = type(c) is _ndarray and c.base is None
@@ -520,7 +535,9 @@ def _sweep_plain(adj: Adjoints, how: Pass):
                 # sweep owns is not held, and the inputs that would hold g wait in `keep` until every
                 # cotangent is known. (No float64 scalars here: the sweep never owns one.)
                 params = entry[PARAMS]
+                n = 0 if params else len(saved)  # 3: a binary op's rule, called with its saved values unpacked
                 vjp = op.vjp
+                value = entry[VALUE]  # the output's meta when it has more than TRACE_MAX_SIZE elements
                 keep = None
                 i = -1
                 for s in ins:
@@ -531,10 +548,15 @@ def _sweep_plain(adj: Adjoints, how: Pass):
                     if rule is None:
                         adj.add(s, _zero_cotangent(meta[i], g), meta[i], False, op, i)
                         continue
-                    ct = rule(g, *saved, **params) if params else rule(g, *saved)
+                    if n == 3:  # (*saved builds a tuple per call: twice the cost of add's rule itself)
+                        ct = rule(g, saved[0], saved[1], saved[2])
+                    elif params:
+                        ct = rule(g, *saved, **params)
+                    else:
+                        ct = rule(g, *saved)
                     m = meta[i]
-                    if ct is g:
-                        if m is None or (ct.shape == m[0] and ct.dtype == m[1]):
+                    if ct is g:  # g has the output's shape and dtype: the input's, if its meta is the output's
+                        if m is value or m is None or (ct.shape == m[0] and ct.dtype == m[1]):
                             if m is not None and s in owned:  # added in place: g not held
                                 pending[s] += ct
                             elif keep is None:
