@@ -67,8 +67,8 @@ class _Spy:
         self.kernel, self.calls = kernel, []
         self.min_size, self.owned_only = kernel.min_size, kernel.owned_only
 
-    def __call__(self, g, saved, ins, g_owned=False):
-        cts = self.kernel(g, saved, ins, g_owned)
+    def __call__(self, g, saved, ins, g_owned=False, adj=None):
+        cts = self.kernel(g, saved, ins, g_owned, adj)
         self.calls.append((g_owned, id(g), cts is not None and any(c is g for c in cts)))
         return cts
 
