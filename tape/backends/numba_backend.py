@@ -145,11 +145,13 @@ def _square_vjp(g, x, gx):
 
 
 @njit(cache=True)
-def _dot_scale(g, x, a, gx):
-    # Σ g·x and gx = g·a in one pass over g (gx may be g: each element is read before it is written).
-    # Four running sums, so that the loop is not one chain of dependent additions (which is what
-    # makes it beat np.dot followed by np.multiply: 2.4 against 3.6 ms at 2**22 float64, one core).
-    # One thread: a parallel loop with a reduction measured slower on one core (4.7 ms).
+def _dot_scale(g, x, a, out, accumulate):
+    # Σ g·x, and out = g·a (out may be g: each element is read before it is written) or, with
+    # `accumulate`, out += g·a (out: x's adjoint, which the sweep owns, so that g·a is not written
+    # into g for the sweep to add in a pass of its own), in one pass over g. Four running sums, so
+    # that the loop is not one chain of dependent additions (which is what makes it beat np.dot
+    # followed by np.multiply: 2.4 against 3.6 ms at 2**22 float64, one core). One thread: a
+    # parallel loop with a reduction measured slower on one core (4.7 ms).
     n = g.size
     quad = n // 4 * 4
     s0 = s1 = s2 = s3 = 0.0
@@ -159,37 +161,22 @@ def _dot_scale(g, x, a, gx):
         s1 += g1 * x[i + 1]
         s2 += g2 * x[i + 2]
         s3 += g3 * x[i + 3]
-        gx[i] = g0 * a
-        gx[i + 1] = g1 * a
-        gx[i + 2] = g2 * a
-        gx[i + 3] = g3 * a
+        if accumulate:
+            out[i] += g0 * a
+            out[i + 1] += g1 * a
+            out[i + 2] += g2 * a
+            out[i + 3] += g3 * a
+        else:
+            out[i] = g0 * a
+            out[i + 1] = g1 * a
+            out[i + 2] = g2 * a
+            out[i + 3] = g3 * a
     for i in range(quad, n):
         s0 += g[i] * x[i]
-        gx[i] = g[i] * a
-    return (s0 + s1) + (s2 + s3)
-
-
-@njit(cache=True)
-def _dot_axpy(g, x, a, acc):
-    # Σ g·x and acc += g·a in one pass over g: what _dot_scale does, with g·a added into x's adjoint
-    # (which the sweep owns) instead of written into g, which the sweep then added into the adjoint in
-    # a pass of its own (reading both, writing one).
-    n = g.size
-    quad = n // 4 * 4
-    s0 = s1 = s2 = s3 = 0.0
-    for i in range(0, quad, 4):
-        g0, g1, g2, g3 = g[i], g[i + 1], g[i + 2], g[i + 3]
-        s0 += g0 * x[i]
-        s1 += g1 * x[i + 1]
-        s2 += g2 * x[i + 2]
-        s3 += g3 * x[i + 3]
-        acc[i] += g0 * a
-        acc[i + 1] += g1 * a
-        acc[i + 2] += g2 * a
-        acc[i + 3] += g3 * a
-    for i in range(quad, n):
-        s0 += g[i] * x[i]
-        acc[i] += g[i] * a
+        if accumulate:
+            out[i] += g[i] * a
+        else:
+            out[i] = g[i] * a
     return (s0 + s1) + (s2 + s3)
 
 
@@ -268,10 +255,10 @@ def _mul_by_one_value(g, a, x, g_owned, acc=None):
         return None
     a0 = g.dtype.type(a.reshape(()))
     if acc is not None:
-        total = _dot_axpy(_flat(g), _flat(x), a0, _flat(acc))
+        total = _dot_scale(_flat(g), _flat(x), a0, _flat(acc), True)
         return np.asarray(total, dtype=g.dtype).reshape(a.shape), None
     gx = g if g_owned else np.empty_like(g)
-    total = _dot_scale(_flat(g), _flat(x), a0, _flat(gx))
+    total = _dot_scale(_flat(g), _flat(x), a0, _flat(gx), False)
     return np.asarray(total, dtype=g.dtype).reshape(a.shape), gx
 
 
