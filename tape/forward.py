@@ -210,11 +210,7 @@ def _apply_dual(op, args, params, apply):
             tangent = tangent.astype(out.dtype)
     if out._role is RESULT:  # recorded for reverse mode inside this jvp: forward over reverse
         _note_tangents(out, tangents, tangent, level)
-    d = object.__new__(DualTensor)  # make_dual, inline
-    d.array = out.array
-    d._slot, d._store, d._role, d.grad = -1, None, CONSTANT, None
-    d._primal, d._tangent, d._level = out, tangent, level
-    return d
+    return make_dual(out, tangent, level)
 
 
 def _apply_raw(op, primals, tangents, params, plain, apply):

@@ -158,10 +158,14 @@ class LowRank:
             self.part, self.owned = part + prod, True
 
     def dense(self):
-        """(the cotangent as an array, whether this adjoint owns that array); the object is spent."""
+        """(the cotangent as an array, whether the sweep may own that array); the object is spent.
+
+        A small array is never owned, as for every adjoint (`IN_PLACE_MIN_SIZE`): an owned cotangent
+        always has that many elements, which the sweep's in-place paths rely on."""
         self.flush()
         self.tmp = None
-        return self.part, self.owned
+        part = self.part
+        return part, self.owned and part.size >= IN_PLACE_MIN_SIZE
 
 
 class Adjoints:
@@ -444,8 +448,6 @@ def _sweep_plain(adj: Adjoints, how: Pass):
             if tg is LowRank:  # a weight's adjoint held as outer products: an array from here on
                 g, g_owned = g.dense()
                 tg = type(g)
-                if g_owned and g.size < IN_PLACE_MIN_SIZE:
-                    g_owned = False  # as for every adjoint: a small one is never written into
             if slot < logged:  # the trace's adjoint column: a small value itself, else its value's meta
                 if tg is _f64:
                     entry[ADJ] = g
@@ -576,29 +578,19 @@ def _sweep_plain(adj: Adjoints, how: Pass):
                     else:
                         adj.add(s, ct, m, fresh, op, i)
                 if keep is not None:
-                    # g passes on to one input that holds it; each other one gets a copy of its own (made
-                    # before anything is added into g), which the sweep owns too: the copy is the array
-                    # an add or a rule would otherwise have allocated for that input later.
-                    if g_owned and len(keep) == 1:
-                        i = keep[0]
-                        s = ins[i]
-                        m = meta[i]
-                        if m is not None and s not in pending:
-                            pending[s] = g
-                            if g.size >= IN_PLACE_MIN_SIZE:
-                                owned.add(s)
-                        else:
-                            adj.add(s, g, m, True, op, i)
-                    elif g_owned and g.size >= IN_PLACE_MIN_SIZE:
-                        copies = [g.copy() for _ in range(len(keep) - 1)]
+                    # g passes on to the last input that holds it; each other one gets a copy of its own,
+                    # made before g is handed on (so before anything is added into g), which the sweep
+                    # owns too: the copy is the array an add or a rule would otherwise have allocated
+                    # for that input later. (An owned g has IN_PLACE_MIN_SIZE elements.)
+                    if g_owned:
+                        last = keep[-1]
                         for i in keep:
-                            c = copies.pop() if copies else g
+                            c = g if i == last else g.copy()
                             s = ins[i]
                             m = meta[i]
                             if m is not None and s not in pending:
                                 pending[s] = c
-                                if c.size >= IN_PLACE_MIN_SIZE:
-                                    owned.add(s)
+                                owned.add(s)
                             else:
                                 adj.add(s, c, m, True, op, i)
                     else:

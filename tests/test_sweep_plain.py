@@ -4,6 +4,8 @@ Each shortcut of the plain loop is checked against what the general loop does: g
 closed forms, which entries a failed pass marks, which kernels it asks, the seed of a scalar result.
 """
 
+import contextlib
+
 import numpy as np
 import pytest
 
@@ -154,48 +156,38 @@ def test_an_owned_cotangent_that_add_hands_to_both_inputs_passes_on_when_the_oth
     assert kernel.owned == [True]
 
 
-def test_an_owned_cotangent_wanted_by_two_adjoints_is_copied_for_one(monkeypatch):
+@pytest.mark.parametrize("anomaly", [False, True], ids=["plain loop", "general loop"])
+def test_an_owned_cotangent_wanted_by_two_adjoints_is_copied_for_one(monkeypatch, anomaly):
     # sum((exp(x) + x) * 3): x has no adjoint yet when the add hands g to exp(x) and x, so both would
     # hold g: one gets a copy, and each owns its array (exp's in-place rule may write into its own,
-    # which must not change x's adjoint).
+    # which must not change x's adjoint). detect_anomaly sweeps through the general loop (`_hand_on`),
+    # which follows the same rule.
+    mode = tp.detect_anomaly if anomaly else contextlib.nullcontext
     kernel = _Owned()
     monkeypatch.setattr(OPS[Op.EXP], "kernel_vjp", kernel)
     xv = np.linspace(-1, 1, 100)
     x = tp.tensor(xv, requires_grad=True)
-    with tp.record():
-        y = tp.sum((tp.exp(x) + x) * 3.0)
-    y.backward()
-    np.testing.assert_allclose(x.grad.numpy(), 3 * np.exp(xv) + 3, rtol=1e-14)
-    assert kernel.owned == [True]
-    monkeypatch.undo()  # the real kernels: exp's writes into an owned g
-    x.grad = None
-    with tp.record():
-        y = tp.sum((tp.exp(x) + x) * 3.0 + 0.0 * x)  # x's adjoint: 0·3, owned, added into in place
-        z = tp.sum((tp.exp(x) + x) * 3.0)  # x's adjoint: g itself, shared
-    y.backward()
-    z.backward()
-    np.testing.assert_allclose(x.grad.numpy(), 2 * (3 * np.exp(xv) + 3), rtol=1e-14)
-
-
-def test_the_general_loop_copies_an_owned_cotangent_wanted_by_two_adjoints_too(monkeypatch):
-    # detect_anomaly sweeps through the general loop (`_hand_on`): the add's owned g goes to one of
-    # exp(x) and x, a copy to the other, both owned; exp's in-place rule then writes into its own.
-    kernel = _Owned()
-    monkeypatch.setattr(OPS[Op.EXP], "kernel_vjp", kernel)
-    xv = np.linspace(-1, 1, 100)
-    x = tp.tensor(xv, requires_grad=True)
-    with tp.detect_anomaly():
+    with mode():
         with tp.record():
             y = tp.sum((tp.exp(x) + x) * 3.0)
         y.backward()
+    np.testing.assert_allclose(x.grad.numpy(), 3 * np.exp(xv) + 3, rtol=1e-14)
     assert kernel.owned == [True]
     monkeypatch.undo()  # the real kernels: exp's writes into the g it owns
     x.grad = None
-    with tp.detect_anomaly():
+    with mode():
         with tp.record():
             y = tp.sum((tp.exp(x) + x) * 3.0)
         y.backward()
     np.testing.assert_allclose(x.grad.numpy(), 3 * np.exp(xv) + 3, rtol=1e-14)
+    x.grad = None
+    with mode():
+        with tp.record():
+            y = tp.sum((tp.exp(x) + x) * 3.0 + 0.0 * x)  # x's adjoint: 0·3, owned, added into in place
+            z = tp.sum((tp.exp(x) + x) * 3.0)  # x's adjoint: g itself, shared
+        y.backward()
+        z.backward()
+    np.testing.assert_allclose(x.grad.numpy(), 2 * (3 * np.exp(xv) + 3), rtol=1e-14)
 
 
 def test_a_bias_summed_from_an_owned_cotangent_leaves_it_to_the_other_input(monkeypatch):
