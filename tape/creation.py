@@ -14,6 +14,12 @@ from . import tensor as _tensor
 from .tensor import CONSTANT, TRACKED_LEAF, Tensor, _check_grad_dtype, _new_tensor
 
 _rng = np.random.default_rng()
+#: Bumped by every draw, seed and state change: an unchanged count means an unchanged generator.
+_changes = 0
+#: (_changes, state) when `get_rng_state` or `set_rng_state` last saw the state: reading NumPy's state
+#: builds a dict, and setting it costs microseconds, which a checkpointed loop pays at every snapshot
+#: and every restore although most steps draw nothing.
+_known = (-1, None)
 
 
 def manual_seed(seed: int) -> None:
@@ -24,17 +30,29 @@ def manual_seed(seed: int) -> None:
     >>> bool((tp.rand(3) == a).all())
     True
     """
-    global _rng
+    global _rng, _changes
     _rng = np.random.default_rng(seed)
+    _changes += 1
 
 
 def get_rng_state():
-    """The generator's state (for re-running code that draws random numbers, e.g. checkpoints)."""
-    return _rng.bit_generator.state
+    """The generator's state (for re-running code that draws random numbers, e.g. checkpoints).
+
+    Treat it as read-only: while nothing is drawn, the same object is handed out again."""
+    global _known
+    if _known[0] != _changes:
+        _known = (_changes, _rng.bit_generator.state)
+    return _known[1]
 
 
 def set_rng_state(state) -> None:
+    """Put the generator back to a `get_rng_state` (nothing to do if it is there already)."""
+    global _known, _changes
+    if _known[0] == _changes and _known[1] is state:
+        return
     _rng.bit_generator.state = state
+    _changes += 1
+    _known = (_changes, state)
 
 
 def _shape(shape) -> tuple:
@@ -79,6 +97,8 @@ randn = _made(lambda s, dt: draw("randn", s, dt), "randn", "Standard normal samp
 
 def draw(kind: str, shape, dtype=None):
     """`shape` samples from the package generator: "rand" uniform on [0, 1), "randn" standard normal."""
+    global _changes
+    _changes += 1
     a = _rng.random(shape) if kind == "rand" else _rng.standard_normal(shape)
     return a.astype(dtype or np.float64)
 

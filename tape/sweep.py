@@ -245,17 +245,19 @@ class Adjoints:
 class Pass:
     """How one sweep runs: where it starts, what it hands back, what it frees.
 
-    `wanted`: slots whose adjoints the caller wants (`tp.grads`, `Tape.gradient`); `retain`: keep
+    `wanted`: slots whose adjoints the caller wants (`tp.grads`, `Tape.gradient`); `low_rank`: a
+    wanted leaf's adjoint that is a `LowRank` is handed back as it is, not as an array (a
+    checkpointed loop adds its steps' weight cotangents as outer products, `segment.pull_back`); `retain`: keep
     the saved values (retain_graph); `differentiable`: rules run on Tensors under recording
     (create_graph); `dual`: rules run on dual numbers whose tangents were recorded inside `tp.jvp`,
     so the adjoints carry tangents (forward over reverse); `anomaly`: check every cotangent, and
     free nothing until the sweep succeeded.
     """
 
-    __slots__ = ("store", "top", "wanted", "retain", "differentiable", "dual", "anomaly", "deferred")
+    __slots__ = ("store", "top", "wanted", "retain", "differentiable", "dual", "anomaly", "deferred", "low_rank")
 
-    def __init__(self, store, top, wanted, retain, differentiable, anomaly, dual=False):
-        self.store, self.top, self.wanted = store, top, wanted
+    def __init__(self, store, top, wanted, retain, differentiable, anomaly, dual=False, low_rank=False):
+        self.store, self.top, self.wanted, self.low_rank = store, top, wanted, low_rank
         self.retain, self.differentiable, self.anomaly = retain, differentiable, anomaly
         self.dual = dual  # inside tp.jvp: rules run on dual numbers (forward over reverse)
         self.deferred: list = []  # entries to free after the loop (under detect_anomaly)
@@ -446,6 +448,11 @@ def _sweep_plain(adj: Adjoints, how: Pass):
             entry = entries[slot]
             tg = type(g)
             if tg is LowRank:  # a weight's adjoint held as outer products: an array from here on
+                if how.low_rank and slot in wanted and entries[slot][OP] is LEAF:
+                    captured[slot] = (g, False)  # the caller goes on adding outer products to it
+                    if not pending:
+                        break
+                    continue
                 g, g_owned = g.dense()
                 tg = type(g)
             if slot < logged:  # the trace's adjoint column: a small value itself, else its value's meta
@@ -824,13 +831,14 @@ def _mark_failed(entries, seeds):
             entry[FLAGS] |= FAILED
 
 
-def sweep(store, seeds: dict, retain: bool, wanted=frozenset(), create_graph: bool = False):
+def sweep(store, seeds: dict, retain: bool, wanted=frozenset(), create_graph: bool = False, low_rank=False):
     """Run the reverse sweep from `seeds` (slot -> cotangent).
 
     Returns (leaves, captured): the adjoint of every leaf reached, as (leaf tensor, adjoint,
     whether the sweep allocated that array and nobody else holds it), and the adjoint of every
     slot in `wanted`. With `create_graph` the rules run on Tensors under recording (through NumPy
-    dispatch), so the adjoints have history of their own.
+    dispatch), so the adjoints have history of their own. With `low_rank`, a wanted leaf's adjoint
+    may be a `LowRank` (see `Pass`).
     """
     st = state()
     dual = bool(st.dual_depth and store.tangents)
@@ -843,7 +851,7 @@ def sweep(store, seeds: dict, retain: bool, wanted=frozenset(), create_graph: bo
         _precheck(store.entries, seeds)
     if create_graph:
         seeds = {s: g if isinstance(g, Tensor) else _new_tensor(g) for s, g in seeds.items()}
-    how = Pass(store, max(seeds), wanted, retain, create_graph, st.anomaly, dual)
+    how = Pass(store, max(seeds), wanted, retain, create_graph, st.anomaly, dual, low_rank)
     try:
         if create_graph:
             with enable_grad():

@@ -212,6 +212,126 @@ def test_random_numbers_are_drawn_again_the_same():
     np.testing.assert_array_equal(rand_bwd_c, rand_bwd)
 
 
+class _SpyBitGenerator:
+    """Counts reads and writes of the generator's state, the costly part of saving and restoring it."""
+
+    def __init__(self, bit_generator):
+        self._bit_generator = bit_generator
+        self.gets = self.sets = 0
+
+    @property
+    def state(self):
+        self.gets += 1
+        return self._bit_generator.state
+
+    @state.setter
+    def state(self, value):
+        self.sets += 1
+        self._bit_generator.state = value
+
+
+class _SpyGenerator:
+    def __init__(self, seed):
+        self._generator = np.random.default_rng(seed)
+        self.bit_generator = _SpyBitGenerator(self._generator.bit_generator)
+
+    def random(self, shape):
+        return self._generator.random(shape)
+
+    def standard_normal(self, shape):
+        return self._generator.standard_normal(shape)
+
+
+@pytest.mark.parametrize("draws", [False, True])
+def test_the_generator_state_is_read_and_set_only_when_something_was_drawn(monkeypatch, draws):
+    from tape import creation
+
+    spy = _SpyGenerator(3)
+    monkeypatch.setattr(creation, "_rng", spy)
+    W, x0 = _problem(seed=14)
+
+    def step(x):
+        y = x + 0.1 * tp.tanh(W @ x)
+        return y + 0.01 * tp.randn(4) if draws else y
+
+    _, gx, gW = _reference(W, x0, 40) if not draws else (None, None, None)
+    tp.manual_seed(8)  # a new generator: the spy is gone, and the first read is a real one
+    monkeypatch.setattr(creation, "_rng", spy)
+    stats = tp.CheckpointStats()
+    with tp.record():
+        loss = _loss(tp.checkpoint_loop(step, x0, 40, snapshots=4, stats=stats))
+    gx_c, gW_c = tp.grads(loss, [x0, W])
+    transfers = stats.rerun_steps  # (more than the snapshots restored: a bound, not a count)
+    if not draws:
+        np.testing.assert_allclose(gx_c.numpy(), gx, rtol=1e-10)
+        np.testing.assert_allclose(gW_c.numpy(), gW, rtol=1e-10)
+        # one read when the loop starts; every snapshot and every restore then finds it unchanged
+        assert (spy.bit_generator.gets, spy.bit_generator.sets) == (1, 0)
+    else:  # each snapshot reads the state, each restore sets it (test_random_numbers_... checks the values)
+        assert spy.bit_generator.gets > 4 and 4 < spy.bit_generator.sets <= transfers + 1
+
+
+def test_rng_state_round_trip_and_its_cache():
+    from tape.creation import get_rng_state, set_rng_state
+
+    tp.manual_seed(21)
+    start = get_rng_state()
+    assert get_rng_state() is start  # nothing drawn: the same state
+    first = tp.rand(3).numpy()
+    assert get_rng_state() is not start and get_rng_state() != start
+    set_rng_state(start)
+    np.testing.assert_array_equal(tp.rand(3).numpy(), first)
+    set_rng_state(start)
+    set_rng_state(start)  # already there: a no-op that changes nothing
+    np.testing.assert_array_equal(tp.rand(3).numpy(), first)
+    tp.manual_seed(21)
+    assert get_rng_state() == start and get_rng_state() is not start
+
+
+@pytest.mark.parametrize("orientation", ["W @ x", "x @ W", "W @ x and sum(W)"])
+def test_a_loop_adds_its_weight_cotangents_with_one_product_per_32_steps(monkeypatch, orientation):
+    """W's cotangent through a matrix-vector product is a pair (g, x) per step: the loop collects
+    LOW_RANK_FLUSH of them before adding them with one matrix product (sweep.LowRank), as the
+    plain tape does, rather than one outer product and one add per reversed step."""
+    from tape import sweep
+
+    flushes = [0]
+    flush = sweep.LowRank.flush
+
+    def counted(self):
+        flushes[0] += bool(self.us)
+        return flush(self)
+
+    W, x0 = _problem(dim=6, seed=15)
+
+    def step(x):
+        if orientation == "x @ W":
+            return x + 0.1 * tp.tanh(x @ W)
+        y = x + 0.1 * tp.tanh(W @ x)
+        return y + 0.001 * tp.sum(W) if orientation == "W @ x and sum(W)" else y
+
+    n = 100
+    with tp.record():
+        loss = _loss(_plain_loop(step, x0, n))
+    gx, gW = tp.grads(loss, [x0, W])
+    monkeypatch.setattr(sweep.LowRank, "flush", counted)
+    with tp.record():
+        loss = _loss(tp.checkpoint_loop(step, x0, n, snapshots=5))
+    gx_c, gW_c = tp.grads(loss, [x0, W])
+    np.testing.assert_allclose(gx_c.numpy(), gx.numpy(), rtol=1e-10)
+    np.testing.assert_allclose(gW_c.numpy(), gW.numpy(), rtol=1e-10)
+    assert flushes[0] == -(-n // sweep.LOW_RANK_FLUSH)
+
+
+def test_a_loop_under_detect_anomaly_gives_the_same_gradients():
+    W, x0 = _problem(seed=16)
+    _, gx, gW = _reference(W, x0, 30)
+    with tp.detect_anomaly():
+        _, gx_c, gW_c, _ = _checkpointed(W, x0, 30, snapshots=3)
+    np.testing.assert_allclose(gx_c, gx, rtol=1e-10)
+    np.testing.assert_allclose(gW_c, gW, rtol=1e-10)
+
+
 def test_peak_memory_is_a_few_percent_of_the_plain_loop():
     n, size = 2000, 10**4
     rng = np.random.default_rng(6)

@@ -29,12 +29,14 @@ from math import comb
 
 from ..creation import get_rng_state, set_rng_state
 from ..ops.registry import apply, defop, new_opcode
+from ..sweep import LowRank
 from ..tape import no_grad
 from ..tape import state as _recording_state
 from ..tensor import TRACKED_LEAF, Tensor, _new_tensor
 from .segment import (
     Layout,
     SegmentStore,
+    dense,
     flatten,
     is_float_tensor,
     pull_back,
@@ -192,15 +194,28 @@ class _LoopRun:
             self.stats.forward_steps += 1
         if self.bar is not None:
             self.bar.update()
-        out = self.step(self.tree.unflatten(leaves))
+        if self.tree.kind is None:  # the state is one value (the common case): no tree to walk
+            out = self.step(leaves[0])
+            if not isinstance(out, (dict, tuple, list)):
+                return [out]
+        else:
+            out = self.step(self.tree.unflatten(leaves))
         out_leaves, tree = flatten(out)
         if tree != self.tree:
             raise TypeError(f"{self.name}: step must return a state shaped like its input {self.tree}, got {tree}")
         return out_leaves
 
-    def _plain_step(self):
+    def _plain_steps(self, k0, n1, stop):
+        """Steps k0 .. n1-1 without recording (one no_grad block for all); k if `stop(k)` for k > k0
+        (the caller asked for k0)."""
         with no_grad():
-            self.work = [_detached(x) for x in self._call(self.work)]
+            for k in range(k0, n1):
+                if stop is not None and k > k0 and stop(k):
+                    return k
+                # a result made under no_grad is a constant already: only what step passed through
+                # (an input, a closed-over tensor) needs a handle of its own without history
+                self.work = [x if type(x) is Tensor and not x._role else _detached(x) for x in self._call(self.work)]
+        return None
 
     def _recorded_step(self, k, keep):
         store = SegmentStore(self.externals)
@@ -231,8 +246,8 @@ class _LoopRun:
                     self.storage.clear()
             elif action.write_adj_deps and self.tracked:
                 self._recorded_step(k, keep=True)
-            else:
-                self._plain_step()
+            else:  # the rest of this action's steps are plain ones
+                return self._plain_steps(k, n1, stop)
         return None
 
     def _transfer(self, action):
@@ -260,13 +275,21 @@ class _LoopRun:
         for k, ct in enumerate(cts[len(inputs) :]):
             if ct is None:
                 continue
-            if totals[k] is None:
-                totals[k] = ct
-            elif owned[k] and totals[k].shape == ct.shape:
-                totals[k] += ct  # a sum this loop allocated: add in place, no new weight-sized array
+            total = totals[k]
+            if total is None:
+                totals[k] = ct  # (a LowRank: this loop's own from here on, added to below)
+            elif type(ct) is LowRank and type(total) is LowRank:
+                # a weight's cotangent through W @ x, as outer products: LOW_RANK_FLUSH steps' of them
+                # are added with one matrix product, not one outer product and one add a step
+                total.extend(ct)
             else:
-                totals[k] = totals[k] + ct
-                owned[k] = True
+                total, ct = dense(total), dense(ct)
+                if owned[k] and total.shape == ct.shape:
+                    total += ct  # a sum this loop allocated: add in place, no new weight-sized array
+                else:
+                    total = total + ct
+                    owned[k] = True
+                totals[k] = total
         self.storage.discard_step(action.n0)  # the backward pass is past it
 
     # -- forward ----------------------------------------------------------------------------------
@@ -420,7 +443,7 @@ class _LoopRun:
                 break
             elif isinstance(action, EndForward):
                 raise RuntimeError(f"{self.name}: unexpected {action!r} in the backward pass")
-        return tuple(self.adjoint[i] for i in self.arg_positions) + tuple(self.external_cts)
+        return tuple(dense(self.adjoint[i]) for i in self.arg_positions) + tuple(map(dense, self.external_cts))
 
     def total_backward(self):
         return self.total_rerun + self.n_steps if self.total_rerun is not None else None

@@ -23,15 +23,13 @@ that the backward pass leaves the user's random stream where it was.
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-
 import numpy as np
 
 from .. import devices
 from ..creation import get_rng_state, set_rng_state
 from ..ops import astype, reshape
 from ..ops.registry import apply, defop, new_opcode
-from ..sweep import grads
+from ..sweep import LowRank, _seed, grads, sweep
 from ..tape import Store, state
 from ..tensor import RESULT, TRACKED_LEAF, Tensor, _new_tensor
 from ..tree import Tree, flatten  # noqa: F401  (re-exported for loop.py)
@@ -149,16 +147,27 @@ class SegmentStore(Store):
         return self.leaf_slot(a if id(a) in self._own else self.local(a))
 
 
-@contextmanager
-def recording_into(store: Store):
-    """Record on `store` (recording on) inside the block, whatever the surrounding mode was."""
-    st = state()
-    saved = st.store, st.recording
-    st.store, st.recording = store, True
-    try:
-        yield store
-    finally:
-        st.store, st.recording = saved
+class recording_into:
+    """Record on `store` (recording on) inside the block, whatever the surrounding mode was.
+
+    (A class, not a generator context: a checkpointed loop enters one per reversed step.)
+    """
+
+    __slots__ = ("store", "_saved")
+
+    def __init__(self, store: Store):
+        self.store = store
+
+    def __enter__(self):
+        st = state()
+        self._saved = st.store, st.recording
+        st.store, st.recording = self.store, True
+        return self.store
+
+    def __exit__(self, *exc):
+        st = state()
+        st.store, st.recording = self._saved
+        return False
 
 
 def pull_back(outputs, cotangents, sources):
@@ -166,30 +175,49 @@ def pull_back(outputs, cotangents, sources):
 
     An output that is itself a source (the function passed an input through unchanged) hands its
     cotangent over directly; untracked outputs and None cotangents (zero) take no part. The result
-    has one array or None (zero) per source.
+    has one cotangent or None (zero) per source: an array, a float64 scalar for a 0-d float64
+    source, or a `sweep.LowRank` (outer products: a weight's cotangent through a matrix-vector
+    product, which a checkpointed loop goes on adding to, `LowRank.extend`, and turns into an array
+    once at the end, `LowRank.dense`).
+
+    The result may share arrays with `cotangents` and with itself: callers never write into it.
+    This sweeps the segment's store directly, as `tp.grads` would (without that function's checks
+    of its arguments and its copies), since a checkpointed loop runs this once per step.
     """
     result: list = [None] * len(sources)
     where = {id(s): k for k, s in enumerate(sources) if s is not None}
-    outs, seeds = [], []
+    seeds: dict = {}
+    store = None
     for t, g in zip(outputs, cotangents):
         if g is None or not isinstance(t, Tensor) or not t._role:
             continue
         k = where.get(id(t))
         if k is not None:
-            result[k] = g if result[k] is None else result[k] + g
+            result[k] = g if result[k] is None else dense(result[k]) + dense(g)
         elif t._role is RESULT:
-            outs.append(t)
-            seeds.append(g)
-    live = [s for s in sources if s is not None]
-    if outs and live:
-        got = iter(grads(outs, live, grad_outputs=seeds, allow_unused=True))
-        for k, s in enumerate(sources):
-            if s is None:
-                continue
-            g = next(got)
+            store = t._store
+            g = _seed(t, g, "checkpoint")
+            slot = t._slot
+            seeds[slot] = seeds[slot] + g if slot in seeds else g
+    if not seeds:
+        return result
+    slots = [-1 if s is None else store.leaf_slots.get(id(s), -1) for s in sources]
+    wanted = {s for s in slots if s >= 0}
+    if wanted:
+        _, captured = sweep(store, seeds, False, wanted, low_rank=True)
+        for k, slot in enumerate(slots):
+            g = captured.get(slot, _NONE)[0]
             if g is not None:
-                result[k] = g.array if result[k] is None else result[k] + g.array
+                result[k] = g if result[k] is None else dense(result[k]) + dense(g)
     return result
+
+
+_NONE = (None, False)
+
+
+def dense(ct):
+    """A cotangent of `pull_back` as an array (a `LowRank`'s outer products added up)."""
+    return ct.dense()[0] if type(ct) is LowRank else ct
 
 
 def pull_back_differentiably(outputs, cotangents, sources):
@@ -230,7 +258,7 @@ class _Segment:
                         f"checkpoint: the function returned {tree} when re-run, but {self.tree} the first time"
                     )
                 outputs = [store.local(leaves[i]) for i in self.positions]
-            return tuple(pull_back(outputs, cotangents, store.proxies))
+            return tuple(dense(ct) for ct in pull_back(outputs, cotangents, store.proxies))
         finally:
             set_rng_state(user_rng)
 
