@@ -14,8 +14,13 @@ Python object and one row per op: what is left between it and tape is what tape'
 
 Before timing, the minimal tape's gradient is checked against tape's (rtol 1e-12).
 
+With `--parts`, it splits tape's op instead, in µs per op: the whole pass; the forward alone; the
+forward with the store's appends replaced by a stub that makes a constant Tensor (no entry, no
+history to release: what a free append and release would leave); and NumPy's forward calls alone.
+The stubbed forward computes the same values; nothing is differentiated through it.
+
 Run:
-    python benchmarks/w2_floor.py [--ops 1000] [--repeats 15] [--rounds 3]
+    python benchmarks/w2_floor.py [--ops 1000] [--repeats 15] [--rounds 3] [--parts]
 """
 
 from __future__ import annotations
@@ -96,13 +101,57 @@ def _median_us_per_op(run, ops: int, repeats: int) -> float:
     return statistics.median(times) * 1e6 / (ops + 1)
 
 
+def parts(x: np.ndarray, ops: int, repeats: int) -> dict:
+    """µs per op of tape's pass, its forward, its forward without appends, and NumPy's forward."""
+    from tape.tape import Store
+    from tape.tensor import CONSTANT, Tensor
+
+    leaf = tp.tensor(x, requires_grad=True)
+
+    def forward():
+        with tp.record():
+            return workloads.small_array_chain(tp, leaf, ops)
+
+    def whole():
+        leaf.grad = None
+        forward().backward()
+
+    def constant(value):
+        t = object.__new__(Tensor)
+        t._a, t._slot, t._store, t._role, t.grad = value, -1, None, CONSTANT, None
+        return t
+
+    def numpy_forward():
+        y = x
+        for k in range(ops):
+            op = workloads.SMALL_CHAIN_CYCLE[k % len(workloads.SMALL_CHAIN_CYCLE)]
+            y = y * workloads.SMALL_CHAIN_FACTOR if op == "mul" else y + x if op == "add" else getattr(np, op)(y)
+        return y.sum()
+
+    times = {"pass": _median_us_per_op(whole, ops, repeats), "forward": _median_us_per_op(forward, ops, repeats)}
+    append1, append2 = Store.append1, Store.append2
+    Store.append1 = lambda self, op, a, x, out, params=None, src=None: constant(out)
+    Store.append2 = lambda self, op, a, b, x, y, out, params=None, src=None: constant(out)
+    try:
+        times["forward, no append"] = _median_us_per_op(forward, ops, repeats)
+    finally:
+        Store.append1, Store.append2 = append1, append2
+    times["NumPy forward"] = _median_us_per_op(numpy_forward, ops, repeats)
+    return times
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--ops", type=int, default=1000, help="chain length, a multiple of 5 (default 1000)")
     parser.add_argument("--repeats", type=int, default=15, help="timed runs per round (default 15)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds, each timing every engine (default 3)")
+    parser.add_argument("--parts", action="store_true", help="split tape's op into its parts instead")
     args = parser.parse_args()
     x = np.random.default_rng(0).standard_normal(100)
+    if args.parts:
+        for r in range(args.rounds):
+            print(f"round {r + 1}: " + "  ".join(f"{k} {t:.2f}" for k, t in parts(x, args.ops, args.repeats).items()))
+        return
     leaf = tp.tensor(x, requires_grad=True)
 
     def tape_run():

@@ -193,3 +193,28 @@ def test_each_round_runs_its_workers_with_its_own_hash_seed(monkeypatch, tmp_pat
     assert [seed for _, seed in seen] == ["1", "1", "2", "2", "3", "3"]  # round by round
     assert sorted(seen) == sorted((engine, str(k)) for k in (1, 2, 3) for engine in ("numpy", "tape"))
     assert json.loads((tmp_path / "results.json").read_text())["hash_seeds"] == [1, 2, 3]
+
+
+def test_w2_floor_minimal_tape_and_parts_leave_the_store_as_it_was():
+    """benchmarks/w2_floor.py: its hard-wired tape's gradient against central finite differences, and
+    `--parts` (which stubs the store's appends while it times) restores them and times every part."""
+    from benchmarks import w2_floor
+    from tape.tape import Store
+
+    x = np.random.default_rng(3).uniform(-1, 1, 6)
+    ops = 10
+
+    def value(v):
+        y = v
+        for k in range(ops):
+            op = workloads.SMALL_CHAIN_CYCLE[k % len(workloads.SMALL_CHAIN_CYCLE)]
+            y = y * workloads.SMALL_CHAIN_FACTOR if op == "mul" else y + v if op == "add" else getattr(np, op)(y)
+        return y.sum()
+
+    numeric = [(value(x + EPS * e) - value(x - EPS * e)) / (2 * EPS) for e in np.eye(x.size)]
+    np.testing.assert_allclose(w2_floor.minimal_gradient(x, ops), numeric, rtol=1e-6, atol=1e-9)
+    appends = Store.append1, Store.append2
+    times = w2_floor.parts(x, ops, repeats=2)
+    assert (Store.append1, Store.append2) == appends
+    assert set(times) == {"pass", "forward", "forward, no append", "NumPy forward"}
+    assert all(t > 0 for t in times.values())
