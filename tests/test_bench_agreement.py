@@ -11,6 +11,8 @@ the hand-written NumPy reference. This file keeps that check honest in `make tes
 4. the report is produced from results, without timings or matplotlib.
 """
 
+import os
+
 import numpy as np
 import pytest
 
@@ -218,3 +220,26 @@ def test_w2_floor_minimal_tape_and_parts_leave_the_store_as_it_was():
     assert (Store.append1, Store.append2) == appends
     assert set(times) == {"pass", "forward", "forward, no append", "NumPy forward"}
     assert all(t > 0 for t in times.values())
+
+
+def test_interleaved_ratios_in_one_process_and_across_checkouts(capsys):
+    """benchmarks/interleaved.py: tape against its targets' baselines, alternating, after the agreement
+    check; a workload whose baseline engine is not installed (PyTorch, outside the bench extra) is None."""
+    from benchmarks import interleaved
+
+    got = interleaved.ratios(["W3", "W4", "W1"], "tiny", passes=2)
+    assert set(got) == {"W3", "W4", "W1"}
+    assert got["W3"] > 0 and got["W4"] > 0
+    try:
+        import torch  # noqa: F401
+
+        assert got["W1"] > 0
+    except ImportError:
+        assert got["W1"] is None
+    # the driver: one fresh pinned process per checkout (here this one, twice), its ratios parsed back
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    args = ["--workloads", "W3", "--size", "tiny", "--passes", "1", "--processes", "1", "--repo", root, "--repo", root]
+    assert interleaved.main(args) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert sum(line.startswith("process 1") for line in lines) == 2
+    assert sum(line.startswith("median") and "W3 " in line for line in lines) == 2
