@@ -11,7 +11,9 @@ that moves between commits then moved because of the code.
 Why: `make bench` times each engine in a process of its own, as the table should be measured, and a
 shared machine's load differs between those processes: W3's and W4's ratios moved by 10-20% between
 two runs of it half an hour apart, with no change to their code. Here tape and its baseline share
-every moment. This is not the table: both engines' imports and allocators share the process.
+every moment. This is not the table: both engines' imports and allocators share the process, which
+costs tape's Python-bound rows (at 4b68923, W2 0.79× and W6 0.91× PyTorch this way, 0.70× and 0.76×
+in `make bench`). Use it to compare commits, each against the same baseline, not as a target's ratio.
 
 Run (threads pinned as in run.py; PyTorch from the `bench` extra for the PyTorch baselines):
     python benchmarks/interleaved.py --workloads W3,W4
