@@ -247,8 +247,8 @@ class Pass:
 
     `wanted`: slots whose adjoints the caller wants (`tp.grads`, `Tape.gradient`); `low_rank`: a
     wanted leaf's adjoint that is a `LowRank` is handed back as it is, not as an array (a
-    checkpointed loop adds its steps' weight cotangents as outer products, `segment.pull_back`); `retain`: keep
-    the saved values (retain_graph); `differentiable`: rules run on Tensors under recording
+    checkpointed loop adds its steps' weight cotangents as outer products, `segment.pull_back`);
+    `retain`: keep the saved values (retain_graph); `differentiable`: rules run on Tensors under recording
     (create_graph); `dual`: rules run on dual numbers whose tangents were recorded inside `tp.jvp`,
     so the adjoints carry tangents (forward over reverse); `anomaly`: check every cotangent, and
     free nothing until the sweep succeeded.
@@ -448,7 +448,7 @@ def _sweep_plain(adj: Adjoints, how: Pass):
             entry = entries[slot]
             tg = type(g)
             if tg is LowRank:  # a weight's adjoint held as outer products: an array from here on
-                if how.low_rank and slot in wanted and entries[slot][OP] is LEAF:
+                if how.low_rank and slot in wanted and entry[OP] is LEAF:
                     captured[slot] = (g, False)  # the caller goes on adding outer products to it
                     if not pending:
                         break

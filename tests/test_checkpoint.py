@@ -323,6 +323,34 @@ def test_a_loop_adds_its_weight_cotangents_with_one_product_per_32_steps(monkeyp
     assert flushes[0] == -(-n // sweep.LOW_RANK_FLUSH)
 
 
+def test_a_state_matrix_read_through_a_matrix_vector_product():
+    """The state's own matrix gets outer products as its cotangent (sweep.LowRank); they seed the next
+    reversed step, so the loop turns them into an array there (only closed-over tensors stay low rank)."""
+    rng = np.random.default_rng(17)
+
+    def step(state):
+        W, x = state
+        return W * 0.99, x + 0.1 * tp.tanh(W @ x)
+
+    def loss_of(loop, W0, x0):
+        W, x = loop((W0, x0))
+        return tp.sum(x * x) + tp.sum(W)
+
+    W0 = tp.tensor(rng.standard_normal((5, 5)) * 0.3, requires_grad=True)
+    x0 = tp.tensor(rng.standard_normal(5), requires_grad=True)
+    with tp.record():
+        expected = tp.grads(loss_of(lambda s: _plain_loop(step, s, 20), W0, x0), [W0, x0])
+    with tp.record():
+        got = tp.grads(loss_of(lambda s: tp.checkpoint_loop(step, s, 20, snapshots=3), W0, x0), [W0, x0])
+    for g, e in zip(got, expected):
+        np.testing.assert_allclose(g.numpy(), e.numpy(), rtol=1e-10)
+    check_grads(
+        lambda W, x: loss_of(lambda s: tp.checkpoint_loop(step, s, 7, snapshots=2), W, x),
+        [rng.standard_normal((3, 3)) * 0.3, rng.standard_normal(3)],
+        modes=("rev",),
+    )
+
+
 def test_a_loop_under_detect_anomaly_gives_the_same_gradients():
     W, x0 = _problem(seed=16)
     _, gx, gW = _reference(W, x0, 30)

@@ -270,7 +270,9 @@ class _LoopRun:
         self.kept = None
         sources = [x if isinstance(x, Tensor) and x._role is TRACKED_LEAF else None for x in inputs] + store.proxies
         cts = pull_back(outputs, self.adjoint, sources)
-        self.adjoint = cts[: len(inputs)]
+        # the state's cotangents seed the next reversed step: arrays (a state matrix read by W @ x gets
+        # outer products); only the closed-over tensors' cotangents stay low rank, added up over steps
+        self.adjoint = [dense(ct) for ct in cts[: len(inputs)]]
         totals, owned = self.external_cts, self.external_owned
         for k, ct in enumerate(cts[len(inputs) :]):
             if ct is None:
@@ -443,7 +445,7 @@ class _LoopRun:
                 break
             elif isinstance(action, EndForward):
                 raise RuntimeError(f"{self.name}: unexpected {action!r} in the backward pass")
-        return tuple(dense(self.adjoint[i]) for i in self.arg_positions) + tuple(map(dense, self.external_cts))
+        return tuple(self.adjoint[i] for i in self.arg_positions) + tuple(map(dense, self.external_cts))
 
     def total_backward(self):
         return self.total_rerun + self.n_steps if self.total_rerun is not None else None

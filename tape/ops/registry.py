@@ -134,9 +134,8 @@ class OpDef:
         self.no_saved = (None,) * (1 + (self.nin or 0))
         self.saved = _saver(save, self.nin or 0)
         self.save1, self.save2 = _save_flags(self.saved)
-        self.kernel_vjp = (
-            None  # a backend's fused kernel(g, saved, input slots, g_owned, adjoints) -> cotangents or None
-        )
+        # a backend's fused kernel(g, saved, input slots, g_owned, adjoints) -> cotangents, or None
+        self.kernel_vjp = None
         self.numpy = None  # the NumPy function this row stands for
         self.function = None  # the public function generated from this row
 
